@@ -1,0 +1,89 @@
+"""Limits and analysis options, shared by the CLI, the API and the workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from antifake.errors import AntifakeError, ErrorCode
+
+SamplingMode = Literal["all", "fps", "keyframes"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits applied before and during decoding.
+
+    They exist because the files we inspect are attacker-controlled: a 50-byte PNG can
+    declare 100k x 100k pixels, a tiny MP4 can declare hours of frames.
+    """
+
+    max_file_bytes: int = 2 * 1024**3  # 2 GiB
+    max_image_pixels: int = 80_000_000  # per still image or frame (about 9k x 9k)
+    max_video_pixels: int = 16_000_000  # per video frame (4K is 8.3M)
+    max_duration_s: float = 3 * 3600.0
+    max_frames: int = 500_000  # frames decoded from one file, whatever the sampling
+    max_metadata_bytes: int = 4 * 1024**2  # EXIF/XMP/text chunks kept per file
+    timeout_s: float = 600.0  # wall-clock budget for one file
+
+
+@dataclass(frozen=True)
+class FrameSampling:
+    """Which video frames detectors look at.
+
+    ``mode``: ``all`` every decoded frame, ``fps`` about ``fps`` frames per second,
+    ``keyframes`` only key (intra) frames. ``max_frames`` caps the count whatever the
+    mode; with a known duration the frames are then spread over the whole clip instead of
+    taken from its start.
+    """
+
+    mode: SamplingMode = "fps"
+    fps: float = 2.0
+    max_frames: int | None = 64
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("all", "fps", "keyframes"):
+            raise AntifakeError(ErrorCode.INVALID_REQUEST, f"unknown sampling mode {self.mode!r}")
+        if self.mode == "fps" and not (self.fps > 0):
+            raise AntifakeError(ErrorCode.INVALID_REQUEST, "sampling fps must be > 0")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise AntifakeError(ErrorCode.INVALID_REQUEST, "max_frames must be >= 1")
+
+    @classmethod
+    def parse(cls, spec: str) -> FrameSampling:
+        """Parse a CLI/API spec: ``all``, ``keyframes``, ``fps=2``, optionally ``,max=64``.
+
+        >>> FrameSampling.parse("fps=4,max=10")
+        FrameSampling(mode='fps', fps=4.0, max_frames=10)
+        """
+        mode: str = "fps"
+        fps = 2.0
+        max_frames: int | None = None
+        for part in (p.strip() for p in spec.split(",") if p.strip()):
+            key, _, value = part.partition("=")
+            try:
+                if key in ("all", "keyframes") and not value:
+                    mode = key
+                elif key == "fps":
+                    mode, fps = "fps", float(value)
+                elif key == "max":
+                    max_frames = int(value)
+                else:
+                    raise ValueError(part)
+            except ValueError as exc:
+                raise AntifakeError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"bad sampling spec {spec!r}: expected all | keyframes | fps=N, "
+                    "optionally followed by ,max=K",
+                ) from exc
+        return cls(mode=mode, fps=fps, max_frames=max_frames)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Per-request options."""
+
+    detectors: tuple[str, ...] | None = None  # None: the registry's defaults
+    sampling: FrameSampling = field(default_factory=FrameSampling)
+    limits: Limits = field(default_factory=Limits)
+    want_heatmaps: bool = True

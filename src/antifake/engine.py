@@ -1,0 +1,143 @@
+"""The analysis pipeline: open media -> run detectors -> fuse -> :class:`AnalysisResult`.
+
+Free of web and queue code: the CLI, the API and workers all call :meth:`Engine.analyze`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from antifake import __version__
+from antifake.config import AnalysisOptions
+from antifake.detectors.base import AnalysisContext, Detector
+from antifake.detectors.registry import create_detector, default_detector_names
+from antifake.errors import AntifakeError, ErrorCode
+from antifake.fusion import EvidenceFusion, Fusion
+from antifake.media import open_media
+from antifake.results import AnalysisResult, DetectorResult
+
+log = logging.getLogger(__name__)
+
+# Called as progress(file, step, total_steps, label) while a file is analysed.
+ProgressCallback = Callable[[str, int, int, str], None]
+
+# Media-level failures: when a detector hits one of these the file itself is bad, so the
+# whole file is reported as failed rather than one detector.
+_FILE_LEVEL_CODES = {
+    ErrorCode.CORRUPT_MEDIA,
+    ErrorCode.TOO_LARGE,
+    ErrorCode.UNSUPPORTED_MEDIA,
+    ErrorCode.EMPTY_FILE,
+    ErrorCode.NOT_FOUND,
+    ErrorCode.TIMEOUT,
+}
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Engine:
+    """Runs a fixed set of detectors; create once and reuse (models load once)."""
+
+    def __init__(
+        self,
+        detectors: Sequence[str] | None = None,
+        fusion: Fusion | None = None,
+        options: AnalysisOptions | None = None,
+    ) -> None:
+        self.options = options or AnalysisOptions()
+        names = list(detectors or self.options.detectors or default_detector_names())
+        self.detectors: list[Detector] = [create_detector(n) for n in names]
+        self.fusion: Fusion = fusion or EvidenceFusion()
+
+    @property
+    def detector_versions(self) -> dict[str, str]:
+        return {d.name: d.version for d in self.detectors}
+
+    def analyze(
+        self,
+        path: str | Path,
+        progress: ProgressCallback | None = None,
+        display_name: str | None = None,
+    ) -> AnalysisResult:
+        """Analyse one file. Never raises for bad media: the error goes into the result."""
+        name = display_name or str(path)
+        started = time.perf_counter()
+        result = AnalysisResult(
+            file=name,
+            media_type=None,
+            verdict=None,
+            ai_probability=None,
+            engine_version=__version__,
+            analyzed_at=_now_iso(),
+        )
+        try:
+            self._analyze_into(result, Path(path), progress)
+        except AntifakeError as exc:
+            result.error = exc.to_dict()
+        except Exception as exc:  # a bug, but one file must not take down a batch/server
+            log.exception("internal error analysing %s", name)
+            result.error = {"code": ErrorCode.INTERNAL_ERROR.value, "message": repr(exc)}
+        if result.error is not None:
+            result.verdict = None
+            result.ai_probability = None
+            result.generator = None
+        result.elapsed_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def _analyze_into(
+        self, result: AnalysisResult, path: Path, progress: ProgressCallback | None
+    ) -> None:
+        opts = self.options
+        deadline = time.monotonic() + opts.limits.timeout_s
+        media = open_media(path, opts.limits)
+        result.media_type = media.info.media_type
+        result.media = media.info.to_dict()
+        ctx = AnalysisContext(
+            sampling=opts.sampling, limits=opts.limits, want_heatmaps=opts.want_heatmaps
+        )
+        applicable = [d for d in self.detectors if media.info.media_type in d.media_types]
+        for step, detector in enumerate(applicable):
+            if progress:
+                progress(result.file, step, len(applicable), detector.name)
+            if time.monotonic() > deadline:
+                raise AntifakeError(
+                    ErrorCode.TIMEOUT,
+                    f"analysis exceeded {opts.limits.timeout_s:.0f} s before {detector.name}",
+                )
+            result.detectors.append(self._run_detector(detector, media, ctx))
+        if progress:
+            progress(result.file, len(applicable), len(applicable), "fusion")
+        fused = self.fusion.fuse(result.detectors)
+        result.verdict = fused.verdict
+        result.ai_probability = fused.ai_probability
+        result.generator = fused.generator
+        result.fusion = fused.details
+
+    @staticmethod
+    def _run_detector(detector: Detector, media: object, ctx: AnalysisContext) -> DetectorResult:
+        t0 = time.perf_counter()
+        try:
+            out = detector.analyze(media, ctx)  # type: ignore[arg-type]
+        except AntifakeError as exc:
+            if exc.code in _FILE_LEVEL_CODES:
+                raise
+            out = DetectorResult(
+                detector=detector.name, score=None, kind=detector.kind,
+                summary=f"detector failed: {exc.message}", error=exc.to_dict(),
+            )
+        except Exception as exc:
+            log.exception("detector %s failed", detector.name)
+            out = DetectorResult(
+                detector=detector.name, score=None, kind=detector.kind,
+                summary=f"detector failed: {exc!r}",
+                error={"code": ErrorCode.INTERNAL_ERROR.value, "message": repr(exc)},
+            )
+        out.elapsed_ms = (time.perf_counter() - t0) * 1000
+        out.details.setdefault("version", detector.version)
+        return out

@@ -1,0 +1,98 @@
+"""Fusion: many detector outputs -> one verdict, probability and generator attribution.
+
+:class:`EvidenceFusion` is the default. It treats each detector's score as an independent
+posterior under an even prior and adds their log-odds (naive Bayes). A detector with no
+opinion (``score=None``) contributes nothing, so the absence of provenance leaves the
+probability at the prior and the verdict ``uncertain``: a stripped file is not authentic
+just because nothing was found. A *decisive* result (a valid C2PA manifest declaring AI
+generation) settles the verdict on its own.
+
+The thresholds are the operating points reported with each result under ``fusion``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from antifake.results import DetectorResult, GeneratorGuess, Verdict
+
+PRIOR = 0.5
+_EPS = 0.01  # scores are clipped to [eps, 1-eps] so one detector cannot reach infinity
+
+
+def _logit(p: float) -> float:
+    p = min(1 - _EPS, max(_EPS, p))
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+@dataclass(frozen=True)
+class FusedVerdict:
+    verdict: Verdict
+    ai_probability: float
+    generator: GeneratorGuess | None
+    details: dict[str, Any]
+
+
+class Fusion(Protocol):
+    """Combines detector results into a verdict."""
+
+    name: str
+
+    def fuse(self, results: list[DetectorResult]) -> FusedVerdict: ...
+
+
+@dataclass
+class EvidenceFusion:
+    """Log-odds evidence fusion with decisive overrides (see module docstring)."""
+
+    ai_threshold: float = 0.8
+    authentic_threshold: float = 0.2
+    name: str = "evidence-logodds-v1"
+
+    def fuse(self, results: list[DetectorResult]) -> FusedVerdict:
+        usable = [r for r in results if r.error is None and r.score is not None]
+        decisive = [r for r in usable if r.decisive]
+        if decisive:
+            # Decisive evidence overrides: the strongest decisive claim wins.
+            top = max(decisive, key=lambda r: abs((r.score or 0.5) - 0.5))
+            p = float(top.score or 0.5)
+            basis = f"decisive:{top.detector}"
+        else:
+            p = _sigmoid(_logit(PRIOR) + sum(_logit(r.score or PRIOR) for r in usable))
+            basis = "log-odds" if usable else "no-evidence"
+        if p >= self.ai_threshold:
+            verdict: Verdict = "ai_generated"
+        elif p <= self.authentic_threshold:
+            verdict = "authentic"
+        else:
+            verdict = "uncertain"
+        return FusedVerdict(
+            verdict=verdict,
+            ai_probability=p,
+            generator=self._attribute(usable) if verdict != "authentic" else None,
+            details={
+                "method": self.name,
+                "basis": basis,
+                "ai_threshold": self.ai_threshold,
+                "authentic_threshold": self.authentic_threshold,
+                "opinions": len(usable),
+            },
+        )
+
+    @staticmethod
+    def _attribute(results: list[DetectorResult]) -> GeneratorGuess | None:
+        """The attribution backed by the most confident evidence of AI generation."""
+        best: tuple[float, GeneratorGuess] | None = None
+        for r in results:
+            if r.generator is None or (r.score or 0.0) < 0.5:
+                continue
+            weight = (r.score or 0.0) * r.generator.probability + (1.0 if r.decisive else 0.0)
+            if best is None or weight > best[0]:
+                best = (weight, r.generator)
+        return best[1] if best else None

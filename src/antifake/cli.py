@@ -1,0 +1,280 @@
+"""``antifake`` command line: a thin shell around :class:`antifake.engine.Engine`.
+
+Sub-commands that need heavy optional stacks (server, training) are imported lazily so that
+``antifake scan`` starts quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from antifake import __version__
+from antifake.config import AnalysisOptions, FrameSampling, Limits
+from antifake.errors import AntifakeError
+from antifake.results import AnalysisResult
+
+# name -> "module:attribute" of a click command, loaded on first use.
+LAZY_COMMANDS: dict[str, str] = {
+    "train": "antifake.cli_train:train_command",
+    "evaluate": "antifake.cli_train:evaluate_command",
+    "serve": "antifake.service.cli:serve_command",
+    "worker": "antifake.service.cli:worker_command",
+    "keys": "antifake.service.cli:keys_group",
+}
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+
+
+class LazyGroup(click.Group):
+    """A click group whose listed sub-commands are imported only when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._available_lazy()])
+
+    @staticmethod
+    def _available_lazy() -> list[str]:
+        out = []
+        for name, target in LAZY_COMMANDS.items():
+            module = target.split(":")[0]
+            if importlib.util.find_spec(module) is not None:
+                out.append(name)
+        return out
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module_name, attr = LAZY_COMMANDS[cmd_name].split(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                raise click.UsageError(
+                    f"'{cmd_name}' needs an optional component that is not installed ({exc.name})"
+                ) from exc
+            cmd = getattr(module, attr)
+            if not isinstance(cmd, click.Command):
+                raise TypeError(f"{LAZY_COMMANDS[cmd_name]} is not a click command")
+            return cmd
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="antifake")
+def main() -> None:
+    """Detect AI-generated and AI-edited images and video."""
+
+
+def iter_media_paths(paths: tuple[str, ...], recursive: bool = True) -> Iterator[Path]:
+    """Files named directly, and the files inside named folders (sorted, hidden skipped)."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            walker = p.rglob("*") if recursive else p.glob("*")
+            for child in sorted(walker):
+                rel = child.relative_to(p)
+                if child.is_file() and not any(part.startswith(".") for part in rel.parts):
+                    yield child
+        else:
+            # Missing paths are still yielded: the engine reports them as not_found.
+            yield p
+
+
+def _verdict_style(verdict: str | None) -> str:
+    return {"ai_generated": "bold red", "authentic": "bold green", "uncertain": "yellow"}.get(
+        verdict or "", "bold magenta"
+    )
+
+
+def _print_table(results: list[AnalysisResult], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"antifake {__version__}", show_lines=False)
+    table.add_column("file", overflow="fold")
+    table.add_column("type")
+    table.add_column("verdict")
+    table.add_column("P(AI)", justify="right")
+    table.add_column("generator")
+    table.add_column("main evidence", overflow="fold")
+    for r in results:
+        if r.error:
+            table.add_row(r.file, r.media_type or "-", f"[bold magenta]error: {r.error['code']}",
+                          "-", "-", r.error["message"])
+            continue
+        opinions = [d for d in r.detectors if d.score is not None]
+        top = max(opinions, key=lambda d: abs((d.score or 0.5) - 0.5), default=None)
+        gen = f"{r.generator.family} ({r.generator.probability:.0%})" if r.generator else "-"
+        table.add_row(
+            r.file,
+            r.media_type or "-",
+            f"[{_verdict_style(r.verdict)}]{r.verdict}",
+            f"{r.ai_probability:.2f}" if r.ai_probability is not None else "-",
+            gen,
+            f"{top.detector}: {top.summary}" if top else "no provenance or forensic evidence",
+        )
+    console.print(table)
+
+
+@main.command("scan")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per file (JSON Lines).")
+@click.option("--detectors", "detectors", default=None,
+              help="Comma-separated detector names (default: all default detectors; "
+                   "see `antifake detectors`).")
+@click.option("--sampling", default="fps=2,max=64", show_default=True,
+              help="Video frame sampling: all | keyframes | fps=N, optionally ,max=K.")
+@click.option("--heatmap", "heatmap_dir", type=click.Path(file_okay=False), default=None,
+              help="Write heatmap overlays (and timelines for video) as PNG into this folder.")
+@click.option("--no-recursive", is_flag=True, help="Do not descend into sub-folders.")
+@click.option("--max-file-mb", type=float, default=None, help="Reject files larger than this.")
+@click.option("--max-pixels", type=int, default=None, help="Reject images with more pixels.")
+@click.option("--max-duration", type=float, default=None, help="Reject longer videos (seconds).")
+@click.option("--timeout", type=float, default=None, help="Per-file time budget in seconds.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def scan_command(
+    paths: tuple[str, ...],
+    as_json: bool,
+    detectors: str | None,
+    sampling: str,
+    heatmap_dir: str | None,
+    no_recursive: bool,
+    max_file_mb: float | None,
+    max_pixels: int | None,
+    max_duration: float | None,
+    timeout: float | None,
+    quiet: bool,
+) -> None:
+    """Scan image and video FILES or FOLDERS (recursively) for AI generation.
+
+    Exit status: 0 when every file was analysed, 1 when any file could not be, 2 on bad
+    options.
+    """
+    from rich.console import Console
+
+    from antifake.engine import Engine
+
+    try:
+        limits = _limits_from_options(max_file_mb, max_pixels, max_duration, timeout)
+        options = AnalysisOptions(
+            detectors=tuple(d.strip() for d in detectors.split(",") if d.strip())
+            if detectors else None,
+            sampling=FrameSampling.parse(sampling),
+            limits=limits,
+            want_heatmaps=True,
+        )
+        engine = Engine(options=options)
+    except AntifakeError as exc:
+        raise click.UsageError(exc.message) from exc
+
+    files = list(iter_media_paths(paths, recursive=not no_recursive))
+    err_console = Console(stderr=True)
+    out_console = Console()
+    results: list[AnalysisResult] = []
+    # Progress goes to stderr so that --json output stays clean JSON Lines on stdout.
+    show_progress = not quiet and (
+        err_console.is_terminal or bool(os.environ.get("ANTIFAKE_PROGRESS"))
+    )
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not show_progress,
+        transient=True,
+    ) as progress:
+        overall = progress.add_task("scanning", total=len(files))
+        for path in files:
+            def on_step(file: str, step: int, total: int, label: str) -> None:
+                progress.update(overall, description=f"{Path(file).name}: {label} ({step}/{total})")
+
+            result = engine.analyze(path, progress=on_step)
+            results.append(result)
+            if heatmap_dir and result.ok:
+                _write_artifacts(result, path, Path(heatmap_dir), err_console)
+            if as_json:
+                sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            progress.advance(overall)
+
+    if not as_json:
+        _print_table(results, out_console)
+    failed = sum(1 for r in results if not r.ok)
+    if failed:
+        err_console.print(f"[bold magenta]{failed} of {len(results)} file(s) could not be analysed")
+    sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def _limits_from_options(
+    max_file_mb: float | None, max_pixels: int | None, max_duration: float | None,
+    timeout: float | None,
+) -> Limits:
+    base = Limits()
+    changes: dict[str, Any] = {}
+    if max_file_mb is not None:
+        changes["max_file_bytes"] = int(max_file_mb * 1024 * 1024)
+    if max_pixels is not None:
+        changes["max_image_pixels"] = max_pixels
+    if max_duration is not None:
+        changes["max_duration_s"] = max_duration
+    if timeout is not None:
+        changes["timeout_s"] = timeout
+    from dataclasses import replace
+
+    return replace(base, **changes)
+
+
+def _write_artifacts(result: AnalysisResult, path: Path, out_dir: Path, console: Any) -> None:
+    from antifake.report import write_scan_artifacts
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        written = write_scan_artifacts(result, path, out_dir)
+    except AntifakeError as exc:
+        console.print(f"[yellow]no heatmap for {path}: {exc.message}")
+        return
+    for p in written:
+        console.print(f"wrote {p}", highlight=False)
+
+
+@main.command("detectors")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
+def detectors_command(as_json: bool) -> None:
+    """List the registered detectors."""
+    from antifake.detectors.registry import available_detectors
+
+    entries = available_detectors()
+    rows = []
+    for name, entry in entries.items():
+        cls = entry.factory
+        rows.append({
+            "name": name,
+            "kind": getattr(cls, "kind", "?"),
+            "media_types": sorted(getattr(cls, "media_types", [])),
+            "version": getattr(cls, "version", "?"),
+            "default": entry.default,
+            "description": entry.description,
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        flag = "*" if row["default"] else " "
+        click.echo(f"{flag} {row['name']:<16} {row['kind']:<11} {','.join(row['media_types']):<12} "
+                   f"v{row['version']}  {row['description']}")
+    click.echo("(* = run by default)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

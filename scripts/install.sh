@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install antifake and everything it needs into ./.venv, from scratch.
+#   bash scripts/install.sh          # runtime + dev tools (tests, ruff, mypy)
+#   ANTIFAKE_SYSTEM_PACKAGES=0 ...   # skip apt packages (redis-server, chromium, pango)
+# Order matters: the CPU build of torch goes in first, or pip pulls a multi-GB CUDA build
+# for invisible-watermark's needs; invisible-watermark itself goes in with --no-deps because
+# its metadata asks for opencv-python, which would clash with opencv-python-headless.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${ANTIFAKE_SYSTEM_PACKAGES:-1}" = "1" ] && [ -s scripts/apt-packages.txt ] \
+    && command -v apt-get >/dev/null 2>&1; then
+  missing=$(grep -v '^\s*#' scripts/apt-packages.txt | xargs -r -n1 sh -c \
+    'dpkg -s "$0" >/dev/null 2>&1 || echo "$0"')
+  if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[dev,train]"
+python -m pip install -q --no-deps "invisible-watermark==0.2.0"
+python -c "import antifake, imwatermark, c2pa, av, onnxruntime; print('antifake', antifake.__version__, 'installed')"

@@ -1,0 +1,231 @@
+"""Still and animated images with Pillow.
+
+Stills are fully decoded once at open (so truncation fails there) and kept in memory.
+Animated GIF/WebP/APNG are treated as video: every frame is decoded at open to validate
+it and read its duration, and :meth:`AnimatedImageMedia.frames` decodes again as a stream,
+applying the same :class:`~antifake.media.video.FrameSelector` as real videos.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from antifake.config import FrameSampling, Limits
+from antifake.errors import AntifakeError, ErrorCode
+from antifake.media.metadata import extract_image_metadata
+from antifake.media.types import Frame, MediaInfo
+from antifake.media.video import FileFacts, FrameSelector
+
+# Pillow plugin per sniffed format: only that plugin may claim the file.
+_PIL_FORMATS = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "webp": "WEBP",
+    "gif": "GIF",
+    "bmp": "BMP",
+    "tiff": "TIFF",
+}
+_DEFAULT_FRAME_MS = 100  # what browsers show for a missing / near-zero GIF frame delay
+
+
+def _too_large(width: int, height: int, limit: int, which: str) -> AntifakeError:
+    return AntifakeError(
+        ErrorCode.TOO_LARGE,
+        f"image {width}x{height} = {width * height} pixels exceeds {limit} (limit {which})",
+    )
+
+
+def _corrupt(fmt: str, exc: BaseException) -> AntifakeError:
+    return AntifakeError(
+        ErrorCode.CORRUPT_MEDIA,
+        f"cannot decode {fmt} image: {type(exc).__name__}: {str(exc)[:300]}",
+    )
+
+
+@contextmanager
+def _pillow_guard(fmt: str) -> Iterator[None]:
+    """Map Pillow failures to stable errors; never let a warning or traceback escape.
+
+    Our own pixel limit is checked from the header before decoding; Pillow's
+    decompression-bomb check (its ``MAX_IMAGE_PIXELS``) stays on as a second line and is
+    reported as ``too_large`` too.
+    """
+    # Truncated images must fail, not be silently padded with grey.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            yield
+        except AntifakeError:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise AntifakeError(
+                ErrorCode.TOO_LARGE, f"{fmt} image rejected as a decompression bomb: {exc}"
+            ) from exc
+        except MemoryError as exc:
+            raise AntifakeError(ErrorCode.TOO_LARGE, f"{fmt} image too large to decode") from exc
+        except Exception as exc:  # OSError, SyntaxError, ValueError, EOFError, struct.error...
+            raise _corrupt(fmt, exc) from exc
+
+
+def to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> HxWx3 uint8 RGB (16-bit and float modes are rescaled)."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        gray = np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+class ImageMedia:
+    """A decoded still image; ``frames()`` yields it once."""
+
+    def __init__(self, info: MediaInfo, image: Image.Image) -> None:
+        self.info = info
+        self._image = image
+
+    @property
+    def path(self) -> Path:
+        return self.info.path
+
+    @property
+    def image(self) -> Image.Image:
+        """The decoded Pillow image (original mode, no EXIF rotation applied)."""
+        return self._image
+
+    def frames(self, sampling: Any = None) -> Iterator[Frame]:
+        """Yield the image as one frame (index 0, time 0); ``sampling`` is ignored."""
+        with _pillow_guard(self.info.format):
+            rgb = to_rgb_array(self._image)
+        yield Frame(index=0, time_s=0.0, rgb=rgb, keyframe=True)
+
+
+class AnimatedImageMedia:
+    """An animated GIF/WebP/APNG, decoded as a video stream."""
+
+    def __init__(self, info: MediaInfo, limits: Limits, frame_times: list[float]) -> None:
+        self.info = info
+        self._limits = limits
+        self._frame_times = frame_times  # start time of each frame, seconds
+
+    @property
+    def path(self) -> Path:
+        return self.info.path
+
+    def frames(self, sampling: Any = None) -> Iterator[Frame]:
+        """Yield the frames chosen by ``sampling``; every frame counts as a keyframe
+        (each is a complete picture once composited)."""
+        sampling = sampling or FrameSampling()
+        info = self.info
+        selector = FrameSelector(sampling, info.duration_s, info.frame_count, info.fps)
+        fmt = info.format
+        with _pillow_guard(fmt):
+            img = Image.open(info.path, formats=[_PIL_FORMATS[fmt]])
+        try:
+            for index, time_s in enumerate(self._frame_times):
+                if selector.done:
+                    break
+                if not selector.want(time_s):
+                    continue
+                with _pillow_guard(fmt):
+                    img.seek(index)
+                    img.load()
+                    rgb = to_rgb_array(img)
+                yield Frame(index=index, time_s=time_s, rgb=rgb, keyframe=True)
+        finally:
+            img.close()
+
+
+def _frame_ms(fmt: str, value: Any) -> float:
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        return _DEFAULT_FRAME_MS
+    if not ms > 0 or (fmt == "gif" and ms <= 10):
+        return _DEFAULT_FRAME_MS
+    return min(ms, 3_600_000.0)
+
+
+def open_image(facts: FileFacts, limits: Limits) -> ImageMedia | AnimatedImageMedia:
+    """Open, validate and decode an image file; animated ones become video media."""
+    fmt = facts.format
+    with _pillow_guard(fmt):
+        img = Image.open(facts.path, formats=[_PIL_FORMATS[fmt]])
+        width, height = img.size
+        animated = bool(getattr(img, "is_animated", False))
+        pixel_limit = limits.max_video_pixels if animated else limits.max_image_pixels
+        which = "max_video_pixels" if animated else "max_image_pixels"
+        if width * height > pixel_limit:
+            img.close()
+            raise _too_large(width, height, pixel_limit, which)
+        img.load()
+        metadata = extract_image_metadata(img)
+        if not animated:
+            info = MediaInfo(
+                path=facts.path,
+                media_type="image",
+                format=fmt,
+                mime=facts.mime,
+                size_bytes=facts.size_bytes,
+                sha256=facts.sha256,
+                width=width,
+                height=height,
+                frame_count=1,
+                codec=fmt,
+                metadata=metadata,
+            )
+            return ImageMedia(info, img)
+        try:
+            declared = int(getattr(img, "n_frames", 1))
+            if declared > limits.max_frames:
+                raise AntifakeError(
+                    ErrorCode.TOO_LARGE,
+                    f"animation declares {declared} frames, over {limits.max_frames} "
+                    "(limit max_frames)",
+                )
+            frame_times: list[float] = []
+            elapsed_ms = 0.0
+            for index in range(declared):
+                img.seek(index)
+                img.load()  # validates every frame now: truncation fails at open
+                if img.size[0] * img.size[1] > pixel_limit:
+                    raise _too_large(img.size[0], img.size[1], pixel_limit, which)
+                frame_times.append(elapsed_ms / 1000.0)
+                elapsed_ms += _frame_ms(fmt, img.info.get("duration"))
+                if elapsed_ms / 1000.0 > limits.max_duration_s:
+                    raise AntifakeError(
+                        ErrorCode.TOO_LARGE,
+                        f"animation runs longer than {limits.max_duration_s:.0f} s "
+                        "(limit max_duration_s)",
+                    )
+        finally:
+            img.close()
+    duration_s = elapsed_ms / 1000.0
+    info = MediaInfo(
+        path=facts.path,
+        media_type="video",
+        format=fmt,
+        mime=facts.mime,
+        size_bytes=facts.size_bytes,
+        sha256=facts.sha256,
+        width=width,
+        height=height,
+        frame_count=len(frame_times),
+        fps=len(frame_times) / duration_s if duration_s > 0 else None,
+        duration_s=duration_s,
+        codec=fmt,
+        animated=True,
+        metadata=metadata,
+    )
+    return AnimatedImageMedia(info, limits, frame_times)

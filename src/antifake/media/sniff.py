@@ -1,0 +1,223 @@
+"""Recognise a media format from its first bytes (never from the file name).
+
+Also checks the container's own size fields against the real file size, so a file cut in
+the middle (an interrupted download) is reported as ``corrupt_media`` at open time even
+when the demuxer would happily decode the part that is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from antifake.errors import AntifakeError, ErrorCode
+from antifake.media.types import MediaType
+
+HEAD_BYTES = 4096
+
+IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "gif", "bmp", "tiff"})
+VIDEO_FORMATS = frozenset({"mp4", "mov", "webm", "mkv", "avi"})
+
+MIME_TYPES: dict[str, str] = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "webm": "video/webm",
+    "mkv": "video/x-matroska",
+    "avi": "video/x-msvideo",
+}
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"
+_EBML_DOCTYPE_ID = 0x4282
+_MKV_SEGMENT_ID = 0x18538067
+# ISO-BMFF brands that are still images (HEIF/AVIF/JPEG 2000) or camera raw, not video.
+_NON_VIDEO_BRANDS = frozenset(
+    {b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1",
+     b"msf1", b"jp2 ", b"jpx ", b"jpm ", b"crx "}
+)
+# Top-level atoms of old QuickTime files written without an ftyp box.
+_QT_LEADING_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"pnot"})
+_BMP_DIB_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """The container format recognised from the bytes, and its broad media type."""
+
+    format: str
+    media_type: MediaType  # still images may turn out animated once opened
+
+    @property
+    def mime(self) -> str:
+        return MIME_TYPES[self.format]
+
+
+def _unsupported(what: str) -> AntifakeError:
+    return AntifakeError(ErrorCode.UNSUPPORTED_MEDIA, f"unsupported media: {what}")
+
+
+def _read_vint(buf: bytes, pos: int, *, is_id: bool) -> tuple[int, int]:
+    """Read an EBML variable-length integer at ``pos``: (value, new position).
+
+    IDs keep their length-marker bits; sizes drop them. Raises ValueError on bad input.
+    """
+    if pos >= len(buf):
+        raise ValueError("EBML: unexpected end of header")
+    first = buf[pos]
+    length = 1
+    mask = 0x80
+    while length <= 8 and not first & mask:
+        length += 1
+        mask >>= 1
+    if length > 8 or pos + length > len(buf):
+        raise ValueError("EBML: bad variable-length integer")
+    value = first if is_id else first & (mask - 1)
+    for b in buf[pos + 1 : pos + length]:
+        value = (value << 8) | b
+    return value, pos + length
+
+
+def _ebml_doctype(head: bytes) -> tuple[str, int]:
+    """DocType of an EBML header and the offset just after the header."""
+    _, pos = _read_vint(head, 0, is_id=True)
+    size, pos = _read_vint(head, pos, is_id=False)
+    end = pos + size
+    if end > len(head):
+        raise ValueError("EBML header larger than expected")
+    while pos < end:
+        elem_id, pos = _read_vint(head, pos, is_id=True)
+        elem_size, pos = _read_vint(head, pos, is_id=False)
+        if elem_id == _EBML_DOCTYPE_ID:
+            return head[pos : pos + elem_size].rstrip(b"\0").decode("ascii", "replace"), end
+        pos += elem_size
+    raise ValueError("EBML header has no DocType")
+
+
+def sniff_bytes(head: bytes) -> Sniffed:
+    """Recognise the format from the first bytes of a file (at least 32 are needed).
+
+    Raises :class:`AntifakeError` ``unsupported_media`` for anything else.
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return Sniffed("jpeg", "image")
+    if head.startswith(_PNG_SIGNATURE):
+        return Sniffed("png", "image")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return Sniffed("gif", "image")
+    if head[:4] == b"RIFF" and len(head) >= 12:
+        kind = head[8:12]
+        if kind == b"WEBP":
+            return Sniffed("webp", "image")
+        if kind == b"AVI ":
+            return Sniffed("avi", "video")
+        raise _unsupported(f"RIFF container of type {kind!r}")
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return Sniffed("tiff", "image")
+    if (
+        head[:2] == b"BM"
+        and len(head) >= 18
+        and int.from_bytes(head[14:18], "little") in _BMP_DIB_HEADER_SIZES
+    ):
+        return Sniffed("bmp", "image")
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand == b"qt  ":
+            return Sniffed("mov", "video")
+        if brand in _NON_VIDEO_BRANDS:
+            raise _unsupported(f"ISO media brand {brand.decode('latin-1')!r} (not a video)")
+        return Sniffed("mp4", "video")
+    if len(head) >= 8 and head[4:8] in _QT_LEADING_ATOMS:
+        return Sniffed("mov", "video")
+    if head.startswith(_EBML_MAGIC):
+        try:
+            doctype, _ = _ebml_doctype(head)
+        except ValueError as exc:
+            raise AntifakeError(ErrorCode.CORRUPT_MEDIA, f"corrupt Matroska header: {exc}") from exc
+        if doctype == "webm":
+            return Sniffed("webm", "video")
+        if doctype == "matroska":
+            return Sniffed("mkv", "video")
+        raise _unsupported(f"EBML document type {doctype!r}")
+    raise _unsupported("not a recognised image or video format")
+
+
+def sniff_file(path: Path) -> Sniffed:
+    """Read the head of ``path`` and recognise its format."""
+    with open(path, "rb") as fh:
+        return sniff_bytes(fh.read(HEAD_BYTES))
+
+
+def _truncated(fmt: str, declared_end: int, file_size: int) -> AntifakeError:
+    return AntifakeError(
+        ErrorCode.CORRUPT_MEDIA,
+        f"truncated {fmt} file: the container declares {declared_end} bytes "
+        f"but the file has {file_size}",
+    )
+
+
+def _check_bmff(fh: BinaryIO, fmt: str, file_size: int) -> None:
+    """Walk the top-level ISO-BMFF boxes: none may run past the end of the file."""
+    offset = 0
+    for _ in range(1_000_000):  # fragmented MP4s have many boxes, but not unbounded
+        if file_size - offset < 8:
+            return
+        fh.seek(offset)
+        header = fh.read(16)
+        size = int.from_bytes(header[:4], "big")
+        box_type = header[4:8]
+        if not all(32 <= b < 127 for b in box_type):
+            return  # trailing junk after the last box: demuxers ignore it, so do we
+        if size == 0:
+            return  # box extends to the end of the file
+        if size == 1:
+            if len(header) < 16:
+                raise _truncated(fmt, offset + 16, file_size)
+            size = int.from_bytes(header[8:16], "big")
+            if size < 16:
+                raise AntifakeError(ErrorCode.CORRUPT_MEDIA, f"corrupt {fmt} box size")
+        elif size < 8:
+            raise AntifakeError(ErrorCode.CORRUPT_MEDIA, f"corrupt {fmt} box size {size}")
+        if offset + size > file_size:
+            raise _truncated(fmt, offset + size, file_size)
+        offset += size
+
+
+def check_container_size(path: Path, sniffed: Sniffed, file_size: int) -> None:
+    """Raise ``corrupt_media`` when the container says the file should be longer.
+
+    Covers RIFF (WebP, AVI), ISO-BMFF (MP4, MOV) and Matroska (WebM, MKV). Formats
+    without such a size field (JPEG, PNG, GIF...) are checked by their decoder instead.
+    """
+    fmt = sniffed.format
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+        if fmt in ("webp", "avi"):
+            declared = 8 + int.from_bytes(head[4:8], "little")
+            # RIFF chunks are padded to even sizes; tolerate a missing final pad byte.
+            if declared > file_size + 1:
+                raise _truncated(fmt, declared, file_size)
+        elif fmt in ("mp4", "mov"):
+            _check_bmff(fh, fmt, file_size)
+        elif fmt in ("webm", "mkv"):
+            try:
+                _, pos = _ebml_doctype(head)
+                seg_id, pos = _read_vint(head, pos, is_id=True)
+                size_start = pos
+                seg_size, pos = _read_vint(head, pos, is_id=False)
+            except ValueError as exc:
+                raise AntifakeError(
+                    ErrorCode.CORRUPT_MEDIA, f"corrupt {fmt} header: {exc}"
+                ) from exc
+            if seg_id != _MKV_SEGMENT_ID:
+                raise AntifakeError(ErrorCode.CORRUPT_MEDIA, f"corrupt {fmt}: no Segment element")
+            width = pos - size_start
+            unknown_size = (1 << (7 * width)) - 1  # all value bits set: live/streamed file
+            if seg_size != unknown_size and pos + seg_size > file_size:
+                raise _truncated(fmt, pos + seg_size, file_size)

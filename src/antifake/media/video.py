@@ -1,0 +1,315 @@
+"""Video decoding with PyAV, as a stream: frames are decoded and converted one at a time.
+
+:func:`open_video` probes the container and decodes the first frame, so a garbage or
+truncated file fails at open time; :meth:`VideoMedia.frames` re-opens the file for each
+pass and yields the frames chosen by a :class:`FrameSelector`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from antifake.config import FrameSampling, Limits
+from antifake.errors import AntifakeError, ErrorCode
+from antifake.media.metadata import parse_xmp_fields, tags_dict, xmp_from_file
+from antifake.media.types import Frame, MediaInfo
+
+# FFmpeg demuxer per sniffed format: forcing it stops FFmpeg's own probing from picking
+# some other demuxer for a hostile file.
+_DEMUXERS = {"mp4": "mov", "mov": "mov", "webm": "matroska", "mkv": "matroska", "avi": "avi"}
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What ``open_media`` learned about the file before decoding it."""
+
+    path: Path
+    format: str
+    mime: str
+    size_bytes: int
+    sha256: str
+
+
+def _corrupt(what: str, exc: BaseException | None = None) -> AntifakeError:
+    detail = f": {type(exc).__name__}: {str(exc)[:300]}" if exc is not None else ""
+    return AntifakeError(ErrorCode.CORRUPT_MEDIA, f"{what}{detail}")
+
+
+class FrameSelector:
+    """Decides, frame by frame, which decoded frames a :class:`FrameSampling` keeps.
+
+    Selection is by presentation time: a frame is kept when it is the first one within
+    half a frame period of the next wanted time. With ``max_frames`` and a known
+    duration the wanted times are spread uniformly over the whole clip; without a known
+    duration the first ``max_frames`` matches are kept.
+    """
+
+    def __init__(
+        self,
+        sampling: FrameSampling,
+        duration_s: float | None,
+        frame_count: int | None,
+        stream_fps: float | None,
+    ) -> None:
+        self.cap = sampling.max_frames
+        self.kept = 0
+        self._tolerance = 0.5 / stream_fps if stream_fps and stream_fps > 0 else 1e-3
+        self._targets: list[float] | None = None  # explicit wanted times, ascending
+        self._pos = 0
+        self._step: float | None = None  # unbounded arithmetic targets (duration unknown)
+        self._next = 0.0
+        self._keep_all = False
+        cap = self.cap
+        known_duration = duration_s if duration_s and duration_s > 0 else None
+        last_time = None
+        if known_duration is not None:
+            frame_period = 1.0 / stream_fps if stream_fps and stream_fps > 0 else 0.0
+            last_time = max(0.0, known_duration - frame_period)
+        if sampling.mode == "fps":
+            step = 1.0 / sampling.fps
+            if known_duration is not None and last_time is not None:
+                n = int(math.floor(last_time / step + 1e-9)) + 1
+                if cap is not None and n > cap:
+                    self._targets = _spread(last_time, cap)
+                else:
+                    self._targets = [k * step for k in range(n)]
+            else:
+                self._step = step
+        else:  # "all" or "keyframes": every decoded frame is a candidate
+            estimate = frame_count
+            if estimate is None and known_duration and stream_fps:
+                estimate = int(round(known_duration * stream_fps))
+            if cap is not None and last_time is not None and (
+                sampling.mode == "keyframes" or (estimate is not None and estimate > cap)
+            ):
+                # keyframes: their count is unknown up front; the spread keeps all of them
+                # when they are fewer than cap (each one then consumes its own targets).
+                self._targets = _spread(last_time, cap)
+            else:
+                self._keep_all = True
+
+    @property
+    def done(self) -> bool:
+        """True once nothing more can be selected: stop decoding."""
+        if self.cap is not None and self.kept >= self.cap:
+            return True
+        return self._targets is not None and self._pos >= len(self._targets)
+
+    def want(self, time_s: float) -> bool:
+        """Whether the frame at ``time_s`` (seconds from the stream start) is kept."""
+        if self.done:
+            return False
+        limit = time_s + self._tolerance
+        if self._keep_all:
+            chosen = True
+        elif self._targets is not None:
+            chosen = self._targets[self._pos] <= limit
+            while self._pos < len(self._targets) and self._targets[self._pos] <= limit:
+                self._pos += 1
+        else:
+            assert self._step is not None
+            chosen = self._next <= limit
+            while self._next <= limit:
+                self._next += self._step
+        if chosen:
+            self.kept += 1
+        return chosen
+
+
+def _spread(last_time: float, count: int) -> list[float]:
+    if count == 1:
+        return [0.0]
+    return [last_time * i / (count - 1) for i in range(count)]
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return f if math.isfinite(f) and f > 0 else None
+
+
+class VideoMedia:
+    """An opened video file. ``frames()`` streams; nothing is held in memory."""
+
+    def __init__(self, info: MediaInfo, limits: Limits, start_time_s: float) -> None:
+        self.info = info
+        self._limits = limits
+        self._start_time_s = start_time_s
+
+    @property
+    def path(self) -> Path:
+        return self.info.path
+
+    def frames(self, sampling: Any = None) -> Iterator[Frame]:
+        """Yield the frames chosen by ``sampling`` (default :class:`FrameSampling`)."""
+        sampling = sampling or FrameSampling()
+        info = self.info
+        limits = self._limits
+        selector = FrameSelector(sampling, info.duration_s, info.frame_count, info.fps)
+        try:
+            container = av.open(str(info.path), format=_DEMUXERS[info.format])
+        except Exception as exc:
+            raise _corrupt(f"cannot open {info.format} file", exc) from exc
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if sampling.mode == "keyframes":
+                stream.codec_context.skip_frame = "NONKEY"
+            decoded = 0
+            decoder = container.decode(stream)
+            while not selector.done:
+                try:
+                    frame = next(decoder)
+                except StopIteration:
+                    break
+                except AntifakeError:
+                    raise
+                except Exception as exc:
+                    raise _corrupt(
+                        f"{info.format} decode error after {decoded} frames", exc
+                    ) from exc
+                decoded += 1
+                if decoded > limits.max_frames:
+                    raise AntifakeError(
+                        ErrorCode.TOO_LARGE,
+                        f"video has more than {limits.max_frames} frames (limit max_frames)",
+                    )
+                if frame.width * frame.height > limits.max_video_pixels:
+                    raise AntifakeError(
+                        ErrorCode.TOO_LARGE,
+                        f"video frame {frame.width}x{frame.height} exceeds "
+                        f"{limits.max_video_pixels} pixels (limit max_video_pixels)",
+                    )
+                t = frame.time
+                if t is None:
+                    time_s = (decoded - 1) / info.fps if info.fps else 0.0
+                else:
+                    time_s = max(0.0, float(t) - self._start_time_s)
+                if time_s > limits.max_duration_s:
+                    raise AntifakeError(
+                        ErrorCode.TOO_LARGE,
+                        f"video runs longer than {limits.max_duration_s:.0f} s "
+                        "(limit max_duration_s)",
+                    )
+                if not selector.want(time_s):
+                    continue
+                try:
+                    rgb = frame.to_ndarray(format="rgb24")
+                except Exception as exc:
+                    raise _corrupt(
+                        f"cannot convert {info.format} frame {decoded - 1}", exc
+                    ) from exc
+                yield Frame(
+                    index=decoded - 1,
+                    time_s=time_s,
+                    rgb=np.ascontiguousarray(rgb, dtype=np.uint8),
+                    keyframe=bool(frame.key_frame),
+                )
+        finally:
+            container.close()
+
+
+def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
+    """Probe a video file: container, first video stream, declared limits, first frame."""
+    try:
+        container = av.open(
+            str(facts.path), format=_DEMUXERS[facts.format], metadata_errors="replace"
+        )
+    except Exception as exc:
+        raise _corrupt(f"cannot open {facts.format} file", exc) from exc
+    try:
+        if not container.streams.video:
+            raise AntifakeError(
+                ErrorCode.UNSUPPORTED_MEDIA, f"{facts.format} file has no video stream"
+            )
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        ctx = stream.codec_context
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        if width * height > limits.max_video_pixels:
+            raise AntifakeError(
+                ErrorCode.TOO_LARGE,
+                f"video frame {width}x{height} exceeds {limits.max_video_pixels} pixels "
+                "(limit max_video_pixels)",
+            )
+        duration_s = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration_s = _as_float(stream.duration * stream.time_base)
+        if duration_s is None and container.duration is not None:
+            duration_s = _as_float(container.duration / av.time_base)
+        if duration_s is not None and duration_s > limits.max_duration_s:
+            raise AntifakeError(
+                ErrorCode.TOO_LARGE,
+                f"video declares {duration_s:.0f} s, over {limits.max_duration_s:.0f} s "
+                "(limit max_duration_s)",
+            )
+        frame_count = int(stream.frames or 0) or None
+        if frame_count is not None and frame_count > limits.max_frames:
+            raise AntifakeError(
+                ErrorCode.TOO_LARGE,
+                f"video declares {frame_count} frames, over {limits.max_frames} "
+                "(limit max_frames)",
+            )
+        fps = _as_float(stream.average_rate) or _as_float(stream.guessed_rate)
+        start_time_s = 0.0
+        if stream.start_time is not None and stream.time_base is not None:
+            start_time_s = float(stream.start_time * stream.time_base)
+        try:
+            first = next(container.decode(stream), None)
+        except Exception as exc:
+            raise _corrupt(f"cannot decode the first {facts.format} frame", exc) from exc
+        if first is None:
+            raise _corrupt(f"{facts.format} file has no decodable video frame")
+        if first.width * first.height > limits.max_video_pixels:
+            raise AntifakeError(
+                ErrorCode.TOO_LARGE,
+                f"video frame {first.width}x{first.height} exceeds "
+                f"{limits.max_video_pixels} pixels (limit max_video_pixels)",
+            )
+        width, height = width or first.width, height or first.height
+        metadata: dict[str, Any] = {}
+        container_tags = tags_dict(container.metadata)
+        if container_tags:
+            metadata["container_tags"] = container_tags
+        stream_tags = tags_dict(stream.metadata)
+        if stream_tags:
+            metadata["stream_tags"] = stream_tags
+        codec = ctx.name if ctx is not None else None
+    except AntifakeError:
+        raise
+    except Exception as exc:
+        raise _corrupt(f"cannot read {facts.format} file", exc) from exc
+    finally:
+        container.close()
+    xmp = xmp_from_file(facts.path, facts.size_bytes)
+    if xmp:
+        metadata["xmp"] = xmp
+        fields = parse_xmp_fields(xmp)
+        if fields:
+            metadata["xmp_fields"] = fields
+    info = MediaInfo(
+        path=facts.path,
+        media_type="video",
+        format=facts.format,
+        mime=facts.mime,
+        size_bytes=facts.size_bytes,
+        sha256=facts.sha256,
+        width=width,
+        height=height,
+        frame_count=frame_count,
+        fps=fps,
+        duration_s=duration_s,
+        codec=codec,
+        animated=False,
+        metadata=metadata,
+    )
+    return VideoMedia(info, limits, start_time_s)

@@ -60,14 +60,17 @@ def _pillow_guard(fmt: str) -> Iterator[None]:
     # Truncated images must fail, not be silently padded with grey.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # DecompressionBombWarning, "Corrupt EXIF data" etc.: hostile input is expected
+        # here, and the failures that matter are raised as AntifakeError below.
+        warnings.simplefilter("ignore")
         try:
             yield
         except AntifakeError:
             raise
         except Image.DecompressionBombError as exc:
             raise AntifakeError(
-                ErrorCode.TOO_LARGE, f"{fmt} image rejected as a decompression bomb: {exc}"
+                ErrorCode.TOO_LARGE,
+                f"{fmt} image declares too many pixels (decompression bomb): {exc}",
             ) from exc
         except MemoryError as exc:
             raise AntifakeError(ErrorCode.TOO_LARGE, f"{fmt} image too large to decode") from exc

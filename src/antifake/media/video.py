@@ -140,10 +140,19 @@ def _as_float(value: Any) -> float | None:
 class VideoMedia:
     """An opened video file. ``frames()`` streams; nothing is held in memory."""
 
-    def __init__(self, info: MediaInfo, limits: Limits, start_time_s: float) -> None:
+    def __init__(
+        self,
+        info: MediaInfo,
+        limits: Limits,
+        start_time_s: float,
+        duration_is_video: bool = False,
+    ) -> None:
         self.info = info
         self._limits = limits
         self._start_time_s = start_time_s
+        # True when the declared duration is the video track's own (not a longer audio
+        # track's): only then can an early end of the stream be called corruption.
+        self._duration_is_video = duration_is_video
 
     @property
     def path(self) -> Path:
@@ -165,11 +174,13 @@ class VideoMedia:
             if sampling.mode == "keyframes":
                 stream.codec_context.skip_frame = "NONKEY"
             decoded = 0
+            last_time_s = 0.0
             decoder = container.decode(stream)
             while not selector.done:
                 try:
                     frame = next(decoder)
                 except StopIteration:
+                    self._check_complete(sampling, decoded, last_time_s)
                     break
                 except AntifakeError:
                     raise
@@ -194,6 +205,7 @@ class VideoMedia:
                     time_s = (decoded - 1) / info.fps if info.fps else 0.0
                 else:
                     time_s = max(0.0, float(t) - self._start_time_s)
+                last_time_s = max(last_time_s, time_s)
                 if time_s > limits.max_duration_s:
                     raise AntifakeError(
                         ErrorCode.TOO_LARGE,
@@ -216,6 +228,25 @@ class VideoMedia:
                 )
         finally:
             container.close()
+
+    def _check_complete(self, sampling: FrameSampling, decoded: int, last_time_s: float) -> None:
+        """Raise ``corrupt_media`` when the stream stopped far before its declared end.
+
+        FFmpeg's demuxers treat garbage in the middle of a file as end of stream, so a
+        damaged file would otherwise look like a short one. Only checked when every frame
+        was decoded (not ``keyframes``, whose last keyframe may be long before the end)
+        and the duration is the video track's own.
+        """
+        duration = self.info.duration_s
+        if sampling.mode == "keyframes" or not self._duration_is_video or not duration:
+            return
+        frame_period = 1.0 / self.info.fps if self.info.fps else 0.0
+        covered = last_time_s + frame_period if decoded else 0.0
+        if covered < 0.5 * duration and duration - covered > 1.0:
+            raise _corrupt(
+                f"{self.info.format} stream ends after {decoded} frames at {covered:.2f} s "
+                f"but declares {duration:.2f} s (damaged or truncated data)"
+            )
 
 
 def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
@@ -242,10 +273,13 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
                 "(limit max_video_pixels)",
             )
         duration_s = None
+        duration_is_video = False
         if stream.duration is not None and stream.time_base is not None:
             duration_s = _as_float(stream.duration * stream.time_base)
+            duration_is_video = duration_s is not None
         if duration_s is None and container.duration is not None:
             duration_s = _as_float(container.duration / av.time_base)
+            duration_is_video = len(container.streams) == 1
         if duration_s is not None and duration_s > limits.max_duration_s:
             raise AntifakeError(
                 ErrorCode.TOO_LARGE,
@@ -312,4 +346,4 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
         animated=False,
         metadata=metadata,
     )
-    return VideoMedia(info, limits, start_time_s)
+    return VideoMedia(info, limits, start_time_s, duration_is_video)

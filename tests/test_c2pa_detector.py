@@ -7,11 +7,14 @@ Every signed file is made at test time with a freshly generated certificate chai
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import c2pa
 import pytest
 
 from antifake.detectors.base import AnalysisContext
@@ -314,3 +317,35 @@ def test_validation_state_mapping() -> None:
     assert classify_validation("Invalid", ["assertion.bmffHash.mismatch"]) == "tampered"
     assert classify_validation("Invalid", ["claimSignature.mismatch"]) == "invalid"
     assert classify_validation(None, []) == "invalid"
+
+
+def test_remote_manifest_is_not_fetched(
+    tmp_path: Path, chain: CertChain, untrusting: C2paDetector
+) -> None:
+    src = plain_file(tmp_path, ".jpg")
+    info = c2pa.C2paSignerInfo(
+        alg=b"es256", sign_cert=chain.x5chain_pem.encode(),
+        private_key=chain.signer_key_pem.encode(), ta_url=None,
+    )
+    out = io.BytesIO()
+    with c2pa.Signer.from_info(info) as signer, c2pa.Builder(json.dumps(RUNWAY)) as builder:
+        builder.set_no_embed()
+        builder.set_remote_url("http://127.0.0.1:9/manifest.c2pa")  # discard port: never served
+        with open(src, "rb") as source:
+            builder.sign(signer, "image/jpeg", source, out)
+    path = tmp_path / "remote.jpg"
+    path.write_bytes(out.getvalue())
+    result = run(untrusting, path)
+    assert result.score is None
+    assert result.details["status"] == "remote_manifest"
+    assert "127.0.0.1:9" in result.details["error"]
+
+
+def test_committed_demo_example_reads_trusted_with_demo_root() -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    path = examples / "c2pa_runway_gen3.jpg"
+    assert path.stat().st_size < 100_000
+    result = run(C2paDetector(trust_anchors=examples / "certs" / "root_ca.pem"), path)
+    assert result.details["validation_state"] == "trusted"
+    assert result.decisive is True
+    assert result.generator is not None and result.generator.family == "runway_gen3"

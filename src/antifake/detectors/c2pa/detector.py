@@ -324,7 +324,7 @@ class C2paDetector:
         if not message.startswith(f"{kind}:"):
             message = f"{kind}: {message}"
         message = message[:500]
-        if isinstance(exc, c2pa.C2paError.RemoteManifest):
+        if isinstance(exc, c2pa.C2paError.RemoteManifest) or "fetch remote manifest" in message:
             summary = "Content Credentials are stored remotely and were not fetched (offline)"
             status = "remote_manifest"
         elif "asset could not be parsed" in message:

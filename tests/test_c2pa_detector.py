@@ -349,3 +349,14 @@ def test_committed_demo_example_reads_trusted_with_demo_root() -> None:
     assert result.details["validation_state"] == "trusted"
     assert result.decisive is True
     assert result.generator is not None and result.generator.family == "runway_gen3"
+
+
+@pytest.mark.parametrize("suffix", [".png", ".mp4"])
+def test_with_real_open_media(
+    tmp_path: Path, chain: CertChain, trusting: C2paDetector, suffix: str
+) -> None:
+    media_mod = pytest.importorskip("antifake.media.open")
+    path = signed_file(tmp_path, suffix, chain, RUNWAY)
+    result = trusting.analyze(media_mod.open_media(path, None), AnalysisContext())
+    assert result.decisive is True
+    assert result.generator is not None and result.generator.family == "runway_gen3"

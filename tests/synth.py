@@ -70,3 +70,102 @@ def write_animated_gif(path: Path, frames: int = 5, width: int = 48, height: int
     imgs = [Image.fromarray(textured_rgb(width, height, seed=i)) for i in range(frames)]
     imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=100, loop=0)
     return path
+
+
+# --- media ingestion helpers (antifake.media tests) -------------------------------------
+
+SAMPLE_XMP = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+    '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
+    ' xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"'
+    ' xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/"'
+    ' xmlns:dc="http://purl.org/dc/elements/1.1/"'
+    ' xmp:CreatorTool="SynthGen 1.0"'
+    ' Iptc4xmpExt:DigitalSourceType='
+    '"http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia">'
+    "<photoshop:Credit>Made with AI</photoshop:Credit>"
+    "<dc:creator><rdf:Seq><rdf:li>Alice</rdf:li><rdf:li>Bob</rdf:li></rdf:Seq></dc:creator>"
+    "</rdf:Description></rdf:RDF></x:xmpmeta>"
+    '<?xpacket end="w"?>'
+)
+
+
+def write_animated_image(
+    path: Path, fmt: str, frames: int = 5, width: int = 48, height: int = 32,
+    duration_ms: int = 100,
+) -> Path:
+    """Animated ``WEBP`` / ``PNG`` (APNG) / ``GIF`` with distinct frames."""
+    imgs = [Image.fromarray(textured_rgb(width, height, seed=i)) for i in range(frames)]
+    imgs[0].save(
+        path, format=fmt, save_all=True, append_images=imgs[1:], duration=duration_ms, loop=0
+    )
+    return path
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def write_png_declaring(path: Path, width: int, height: int) -> Path:
+    """A tiny, hand-written PNG whose IHDR declares ``width`` x ``height`` RGB pixels
+    (a decompression bomb header: the file is a few dozen bytes)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body + _png_chunk(b"IEND", b""))
+    return path
+
+
+def truncated_copy(src: Path, dst: Path, fraction: float = 0.5) -> Path:
+    """Copy the first ``fraction`` of ``src`` to ``dst`` (an interrupted download)."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * fraction)])
+    return dst
+
+
+def flipped_copy(src: Path, dst: Path, start: int, count: int = 16) -> Path:
+    """Copy ``src`` with ``count`` bytes from ``start`` inverted (bit rot in a header)."""
+    data = bytearray(src.read_bytes())
+    for i in range(start, min(len(data), start + count)):
+        data[i] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def scrambled_copy(src: Path, dst: Path, lo: float, hi: float, seed: int = 0) -> Path:
+    """Copy ``src`` with the bytes between fractions ``lo`` and ``hi`` replaced by noise,
+    keeping the file size (damage in the middle of a stream)."""
+    data = bytearray(src.read_bytes())
+    a, b = int(len(data) * lo), int(len(data) * hi)
+    data[a:b] = np.random.default_rng(seed).integers(0, 256, b - a, dtype=np.uint8).tobytes()
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def write_video_gop(
+    path: Path, frames: int = 60, gop: int = 10, fps: int = 12, width: int = 64,
+    height: int = 48, container: str = "mp4",
+) -> Path:
+    """H.264 video with a keyframe exactly every ``gop`` frames (scene-cut detection off),
+    so keyframe sampling has a known answer."""
+    base = textured_rgb(width + frames * 2, height, seed=1)
+    with av.open(str(path), mode="w", format=container) as out:
+        stream = out.add_stream(
+            "libx264", rate=fps,
+            options={"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"},
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(base[:, i * 2 : i * 2 + width].copy(), "rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

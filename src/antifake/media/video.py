@@ -92,6 +92,10 @@ class FrameSelector:
                 # keyframes: their count is unknown up front; the spread keeps all of them
                 # when they are fewer than cap (each one then consumes its own targets).
                 self._targets = _spread(last_time, cap)
+                if sampling.mode == "keyframes" and cap > 1:
+                    # Keyframes are sparse: take the one nearest each wanted time, not
+                    # only one within half a frame of it.
+                    self._tolerance = max(self._tolerance, 0.5 * last_time / (cap - 1))
             else:
                 self._keep_all = True
 
@@ -220,8 +224,12 @@ class VideoMedia:
                     raise _corrupt(
                         f"cannot convert {info.format} frame {decoded - 1}", exc
                     ) from exc
+                index = decoded - 1
+                if sampling.mode == "keyframes" and info.fps:
+                    # Only keyframes were decoded: recover the index in the full stream.
+                    index = int(round(time_s * info.fps))
                 yield Frame(
-                    index=decoded - 1,
+                    index=index,
                     time_s=time_s,
                     rgb=np.ascontiguousarray(rgb, dtype=np.uint8),
                     keyframe=bool(frame.key_frame),

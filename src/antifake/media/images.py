@@ -135,7 +135,7 @@ class AnimatedImageMedia:
         fmt = info.format
         with _pillow_guard(fmt):
             img = Image.open(info.path, formats=[_PIL_FORMATS[fmt]])
-        try:
+        try:  # closes the file also when the consumer stops iterating early
             for index, time_s in enumerate(self._frame_times):
                 if selector.done:
                     break
@@ -165,12 +165,23 @@ def open_image(facts: FileFacts, limits: Limits) -> ImageMedia | AnimatedImageMe
     fmt = facts.format
     with _pillow_guard(fmt):
         img = Image.open(facts.path, formats=[_PIL_FORMATS[fmt]])
+    try:
+        return _validate_image(img, facts, limits)
+    except BaseException:
+        img.close()  # Pillow leaves the file open when decoding fails
+        raise
+
+
+def _validate_image(
+    img: Image.Image, facts: FileFacts, limits: Limits
+) -> ImageMedia | AnimatedImageMedia:
+    fmt = facts.format
+    with _pillow_guard(fmt):
         width, height = img.size
         animated = bool(getattr(img, "is_animated", False))
         pixel_limit = limits.max_video_pixels if animated else limits.max_image_pixels
         which = "max_video_pixels" if animated else "max_image_pixels"
         if width * height > pixel_limit:
-            img.close()
             raise _too_large(width, height, pixel_limit, which)
         img.load()
         metadata = extract_image_metadata(img)

@@ -72,19 +72,54 @@ def main() -> None:
     """Detect AI-generated and AI-edited images and video."""
 
 
-def iter_media_paths(paths: tuple[str, ...], recursive: bool = True) -> Iterator[Path]:
-    """Files named directly, and the files inside named folders (sorted, hidden skipped)."""
+# Extensions of the formats antifake reads; see _is_media_candidate.
+MEDIA_SUFFIXES = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".dib",
+    ".tif", ".tiff", ".mp4", ".m4v", ".mov", ".qt", ".webm", ".mkv", ".avi",
+})
+
+
+def _is_media_candidate(path: Path) -> bool:
+    """Whether a file found while walking a folder should be analysed.
+
+    Files with a media extension are always analysed (a broken ``.jpg`` must be reported),
+    and so is anything whose bytes sniff as media whatever its name; other files (READMEs,
+    certificates, sidecars) are skipped rather than reported as errors.
+    """
+    if path.suffix.lower() in MEDIA_SUFFIXES:
+        return True
+    from antifake.media.sniff import sniff_file
+
+    try:
+        sniff_file(path)
+    except (AntifakeError, OSError):
+        return False
+    return True
+
+
+def iter_media_paths(
+    paths: tuple[str, ...], recursive: bool = True, skipped: list[Path] | None = None
+) -> Iterator[Path]:
+    """Files named directly, and the media files inside named folders (sorted).
+
+    Hidden files and folders are not walked; non-media files found in folders are appended
+    to ``skipped``. Files named directly are always yielded, missing ones included (the
+    engine reports them as ``not_found``).
+    """
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
-            walker = p.rglob("*") if recursive else p.glob("*")
-            for child in sorted(walker):
-                rel = child.relative_to(p)
-                if child.is_file() and not any(part.startswith(".") for part in rel.parts):
-                    yield child
-        else:
-            # Missing paths are still yielded: the engine reports them as not_found.
+        if not p.is_dir():
             yield p
+            continue
+        walker = p.rglob("*") if recursive else p.glob("*")
+        for child in sorted(walker):
+            rel = child.relative_to(p)
+            if not child.is_file() or any(part.startswith(".") for part in rel.parts):
+                continue
+            if _is_media_candidate(child):
+                yield child
+            elif skipped is not None:
+                skipped.append(child)
 
 
 def _verdict_style(verdict: str | None) -> str:
@@ -174,8 +209,11 @@ def scan_command(
     except AntifakeError as exc:
         raise click.UsageError(exc.message) from exc
 
-    files = list(iter_media_paths(paths, recursive=not no_recursive))
+    skipped: list[Path] = []
+    files = list(iter_media_paths(paths, recursive=not no_recursive, skipped=skipped))
     err_console = Console(stderr=True)
+    if skipped:
+        err_console.print(f"skipped {len(skipped)} non-media file(s) found in folders")
     out_console = Console()
     results: list[AnalysisResult] = []
     # Progress goes to stderr so that --json output stays clean JSON Lines on stdout.

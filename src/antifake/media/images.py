@@ -186,6 +186,12 @@ def _validate_image(
         img.load()
         metadata = extract_image_metadata(img)
         if not animated:
+            if fmt in ("gif", "tiff", "webp") or getattr(img, "fp", None) is not None:
+                # Multi-frame-capable plugins (GIF, TIFF, WebP) keep the file open after
+                # load(); keep a detached copy of the pixels and release the file.
+                detached = img.copy()
+                img.close()
+                img = detached
             info = MediaInfo(
                 path=facts.path,
                 media_type="image",

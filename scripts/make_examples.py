@@ -24,10 +24,14 @@ import io
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the signing helpers live with the tests
+sys.path.insert(0, str(ROOT / "src"))  # antifake itself, when not pip-installed
 
 from c2pa_support import (  # noqa: E402
     TRAINED_ALGORITHMIC_MEDIA,
@@ -102,6 +106,47 @@ def make_c2pa_examples(new_certs: bool = False) -> list[Path]:
     return [out]
 
 
+A1111_PARAMETERS = (
+    "a lighthouse on a cliff at dusk, oil painting\nNegative prompt: blurry, lowres\n"
+    "Steps: 25, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 1234567, Size: 256x256, "
+    "Model hash: 31e35c80fc, Model: sd_xl_base_1.0, Version: v1.7.0"
+)
+
+
+def _smooth_rgb(seed: int, size: int) -> np.ndarray:
+    """Smooth colour blobs: small as PNG, and like a diffusion output for the watermark."""
+    rng = np.random.default_rng(seed)
+    low = rng.normal(0, 1, (size // 32, size // 32, 3)).astype(np.float32)
+    img = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
+    return ((img - img.min()) / (img.max() - img.min()) * 200 + 20).astype(np.uint8)
+
+
+def make_provenance_examples() -> list[Path]:
+    """Metadata and invisible-watermark examples (detectors ``metadata``, ``watermark``).
+
+    ``sd_a1111_parameters.png``: a PNG with an AUTOMATIC1111 ``parameters`` text chunk.
+    ``sdxl_watermarked.png``: 256x256, marked with the SDXL 48-bit message exactly as
+    diffusers' StableDiffusionXLWatermarker does (float32 pixels, RGB->BGR, dwtDct).
+    Needs the ``invisible-watermark`` package (``imwatermark``; it imports torch).
+    """
+    from imwatermark import WatermarkEncoder
+
+    from antifake.detectors.watermark.marks import SDXL_MESSAGE
+
+    info = PngInfo()
+    info.add_text("parameters", A1111_PARAMETERS)
+    a1111 = EXAMPLES / "sd_a1111_parameters.png"
+    Image.fromarray(_smooth_rgb(5, 256)).save(a1111, pnginfo=info, optimize=True)
+
+    encoder = WatermarkEncoder()
+    encoder.set_watermark("bits", [int(b) for b in bin(SDXL_MESSAGE)[2:]])
+    pixels = np.ascontiguousarray(_smooth_rgb(6, 256)[:, :, ::-1].astype(np.float32))
+    marked = encoder.encode(pixels, "dwtDct")[:, :, ::-1]
+    sdxl = EXAMPLES / "sdxl_watermarked.png"
+    Image.fromarray(np.clip(marked, 0, 255).round().astype(np.uint8)).save(sdxl, optimize=True)
+    return [a1111, sdxl]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1] if __doc__ else None)
     parser.add_argument(
@@ -110,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     EXAMPLES.mkdir(exist_ok=True)
     written = make_c2pa_examples(new_certs=args.new_certs)
+    written += make_provenance_examples()
     for path in written:
         size = path.stat().st_size
         if size > MAX_EXAMPLE_BYTES:

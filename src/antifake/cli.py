@@ -293,7 +293,7 @@ def detectors_command(as_json: bool) -> None:
     from antifake.detectors.registry import available_detectors
 
     entries = available_detectors()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, entry in entries.items():
         cls = entry.factory
         rows.append({

@@ -122,3 +122,16 @@ def test_table_output_and_detectors_list(tmp_path: Path) -> None:
     res = runner.invoke(main, ["detectors", "--json"])
     names = {d["name"] for d in json.loads(res.stdout)}
     assert {"c2pa", "watermark", "metadata"} <= names
+
+
+def test_trust_anchors_option_turns_valid_into_trusted() -> None:
+    root = Path(__file__).resolve().parent.parent / "examples"
+    example = str(root / "c2pa_runway_gen3.jpg")
+    _, plain, _ = _scan("--detectors", "c2pa", example)
+    _, trusted, _ = _scan("--detectors", "c2pa", "--trust-anchors",
+                          str(root / "certs" / "root_ca.pem"), example)
+    assert "(valid)" in plain[0]["evidence"][0]["summary"]
+    assert "(trusted)" in trusted[0]["evidence"][0]["summary"]
+    for row in (plain, trusted):
+        assert row[0]["verdict"] == "ai_generated"
+        assert row[0]["generator"]["family"] == "runway_gen3"

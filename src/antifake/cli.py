@@ -173,6 +173,8 @@ def _print_table(results: list[AnalysisResult], console: Any) -> None:
 @click.option("--max-pixels", type=int, default=None, help="Reject images with more pixels.")
 @click.option("--max-duration", type=float, default=None, help="Reject longer videos (seconds).")
 @click.option("--timeout", type=float, default=None, help="Per-file time budget in seconds.")
+@click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM bundle of C2PA trust anchors (default: $ANTIFAKE_C2PA_TRUST_ANCHORS).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def scan_command(
     paths: tuple[str, ...],
@@ -185,6 +187,7 @@ def scan_command(
     max_pixels: int | None,
     max_duration: float | None,
     timeout: float | None,
+    trust_anchors: str | None,
     quiet: bool,
 ) -> None:
     """Scan image and video FILES or FOLDERS (recursively) for AI generation.
@@ -205,7 +208,8 @@ def scan_command(
             limits=limits,
             want_heatmaps=True,
         )
-        engine = Engine(options=options)
+        config = {"c2pa": {"trust_anchors": trust_anchors}} if trust_anchors else None
+        engine = Engine(options=options, detector_config=config)
     except AntifakeError as exc:
         raise click.UsageError(exc.message) from exc
 

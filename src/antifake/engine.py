@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from antifake import __version__
 from antifake.config import AnalysisOptions
@@ -49,10 +50,14 @@ class Engine:
         detectors: Sequence[str] | None = None,
         fusion: Fusion | None = None,
         options: AnalysisOptions | None = None,
+        detector_config: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """``detector_config`` maps a detector name to keyword arguments for its factory,
+        e.g. ``{"c2pa": {"trust_anchors": "anchors.pem"}}``."""
         self.options = options or AnalysisOptions()
         names = list(detectors or self.options.detectors or default_detector_names())
-        self.detectors: list[Detector] = [create_detector(n) for n in names]
+        config = detector_config or {}
+        self.detectors: list[Detector] = [create_detector(n, **config.get(n, {})) for n in names]
         self.fusion: Fusion = fusion or EvidenceFusion()
 
     @property

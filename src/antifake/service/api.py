@@ -1,0 +1,633 @@
+"""The REST API (FastAPI). Thin: validation, auth, storage and dispatch; analysis happens in
+worker processes (:mod:`antifake.service.worker`) or Celery workers.
+
+Endpoints (OpenAPI at ``/docs``): ``POST /v1/detect``, ``POST /v1/jobs``,
+``GET /v1/jobs/{id}`` (+ ``/frame.png``, ``/heatmap.png``, ``/timeline.png``, ``/report``),
+``GET /v1/me``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``; the web page at ``/``.
+
+There is deliberately no server-side URL fetching ("analyse this URL"): it would turn the
+server into an SSRF proxy. Clients upload bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, File, Form, Header, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from antifake import __version__
+from antifake.config import FrameSampling
+from antifake.errors import AntifakeError, ErrorCode
+from antifake.service.analysis import (
+    AnalysisOutcome,
+    AnalysisTask,
+    error_result,
+    load_heatmaps,
+    result_from_dict,
+)
+from antifake.service.auth import Authenticator, Principal, presented_key
+from antifake.service.jobs import AnalysisAborted, job_to_json
+from antifake.service.metrics import MetricsMiddleware, ServiceMetrics
+from antifake.service.ratelimit import TokenBuckets
+from antifake.service.settings import ServiceSettings
+from antifake.service.store import Job, JobStore, NewJob, new_job_id
+from antifake.service.webhooks import WebhookURLError, validate_webhook_url
+
+log = logging.getLogger(__name__)
+
+UPLOAD_ROUTES = {("POST", "/v1/detect"), ("POST", "/v1/jobs")}
+_CHUNK = 1024 * 1024
+
+
+class ServiceError(Exception):
+    """Answered as ``{"error": {"code", "message"}}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _json_error(status: int, code: str, message: str,
+                headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+@dataclass
+class ServiceState:
+    """Everything the handlers share; created by :func:`create_app`, started in lifespan."""
+
+    settings: ServiceSettings
+    store: JobStore
+    auth: Authenticator
+    metrics: ServiceMetrics
+    buckets: TokenBuckets = field(default_factory=TokenBuckets)
+    pool: Any = None  # AnalysisPool (local backend)
+    runner: Any = None  # LocalJobRunner (local backend)
+    sweeper: Any = None
+    reaper: Any = None  # re-publishes stranded jobs (celery backend)
+    celery: Any = None  # Celery app (celery backend)
+    started_at: float = field(default_factory=time.time)
+
+    def dispatch(self, jobs: list[Job]) -> None:
+        """Hand freshly queued jobs to the workers."""
+        if self.settings.queue_backend == "celery":
+            from antifake.service.celery_app import publish_job
+
+            for j in jobs:
+                publish_job(self.celery, j.id)
+        elif self.runner is not None:
+            self.runner.wake()
+
+    def workers_alive(self) -> tuple[bool, str]:
+        if self.settings.queue_backend == "celery":
+            from antifake.service.celery_app import workers_responding
+
+            n = workers_responding(self.celery, timeout_s=1.0)
+            return n > 0, f"{n} celery worker(s) answered ping"
+        ok = self.runner is not None and self.runner.alive()
+        return ok, "local analysis processes alive" if ok else "local workers not running"
+
+
+# -- ASGI gate: auth, rate limit and streaming body limit, before any body is read ---------
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class GateMiddleware:
+    """Authenticates and rate-limits ``/v1`` requests and caps request bodies.
+
+    It runs before routing, so a refused client is answered before its upload is read.
+    The size cap is checked against ``Content-Length`` first (immediate 413) and then
+    counted while the body streams in: the first chunk past the limit aborts the request
+    with 413, so neither Starlette nor the disk ever receives more than the limit.
+    """
+
+    def __init__(self, app: ASGIApp, state: ServiceState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = self.state.settings
+        path: str = scope.get("path", "")
+        method: str = scope.get("method", "GET")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+
+        if path.startswith("/v1/"):
+            principal = await self._authenticate(headers)
+            if principal is None:
+                await _json_error(401, "unauthorized", "missing or invalid API key",
+                                  {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return
+            if principal.rate_limit_per_s is not None:
+                ok, wait = self.state.buckets.allow(
+                    principal.id, principal.rate_limit_per_s, principal.rate_limit_burst or 1)
+                if not ok:
+                    retry = max(1, int(wait + 0.999))
+                    await _json_error(429, "rate_limited",
+                                      f"rate limit exceeded; retry in {retry} s",
+                                      {"Retry-After": str(retry)})(scope, receive, send)
+                    return
+            scope.setdefault("state", {})["principal"] = principal
+
+        limit = (settings.max_upload_bytes if (method, path) in UPLOAD_ROUTES
+                 else settings.max_small_body_bytes)
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit)
+            return
+
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                raise _BodyTooLarge
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded and not started:
+                # The handler turned our abort into some other error (FastAPI reports body
+                # parsing failures as 400): answer 413 instead.
+                if message["type"] == "http.response.start":
+                    started = True
+                    await self._too_large(scope, receive, send, limit)
+                return
+            if exceeded:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._too_large(scope, receive, send, limit)
+
+    async def _authenticate(self, headers: dict[str, str]) -> Principal | None:
+        key = presented_key(headers)
+        if key is None:
+            return self.state.auth.authenticate(None)
+        # A database read: keep it off the event loop.
+        return await run_in_threadpool(self.state.auth.authenticate, key)
+
+    @staticmethod
+    async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        await _json_error(413, "too_large", f"request body exceeds {limit} bytes",
+                          {"Connection": "close"})(scope, receive, send)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _principal(request: Request) -> Principal:
+    p = request.scope.get("state", {}).get("principal")
+    if p is None:  # only reachable for routes outside /v1
+        raise ServiceError(401, "unauthorized", "missing or invalid API key")
+    return p
+
+
+def _state(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def display_name(upload: UploadFile) -> str:
+    """The client's file name, reduced to a base name (never used as a path)."""
+    raw = (upload.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1]
+    return (_SAFE_NAME.sub("_", raw).strip() or "upload")[:200]
+
+
+def parse_options(settings: ServiceSettings, detectors: str | None,
+                  sampling: str | None) -> dict[str, Any]:
+    """Validate request options now (400), not later in a worker."""
+    opts: dict[str, Any] = {}
+    if detectors:
+        names = [d.strip() for d in detectors.split(",") if d.strip()]
+        from antifake.detectors.registry import available_detectors
+
+        known = available_detectors()
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ServiceError(400, ErrorCode.INVALID_REQUEST.value,
+                               f"unknown detector(s) {', '.join(unknown)}; "
+                               f"available: {', '.join(known)}")
+        opts["detectors"] = names
+    if sampling:
+        try:
+            FrameSampling.parse(sampling)
+        except AntifakeError as exc:
+            raise ServiceError(400, exc.code.value, exc.message) from exc
+        opts["sampling"] = sampling
+    return opts
+
+
+def _save_upload(upload: UploadFile, dest: Path) -> int:
+    """Copy the (already size-capped) upload to ``dest``; returns its size."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    upload.file.seek(0)
+    with open(dest, "wb") as out:
+        shutil.copyfileobj(upload.file, out, _CHUNK)
+        return out.tell()
+
+
+def _charge_quota(state: ServiceState, principal: Principal, files: int) -> None:
+    if principal.daily_quota is None:
+        return
+    if not state.store.consume_quota(principal.id, files, principal.daily_quota):
+        raise ServiceError(429, "quota_exceeded",
+                           f"daily quota of {principal.daily_quota} files reached",
+                           {"Retry-After": "3600"})
+
+
+def _owned_job(state: ServiceState, principal: Principal, job_id: str) -> Job:
+    job = state.store.get_job(job_id, principal=principal.id)
+    if job is None:  # also for other keys' jobs: don't reveal that they exist
+        raise ServiceError(404, ErrorCode.NOT_FOUND.value, f"no job {job_id}")
+    return job
+
+
+def _finished_result(state: ServiceState, job: Job) -> tuple[Any, str | None]:
+    """(AnalysisResult with heatmaps, media path if still on disk) of a succeeded job."""
+    if not job.done:
+        raise ServiceError(409, "job_not_finished", f"job {job.id} is {job.status}")
+    row = state.store.get_result(job.id)
+    if row is None:
+        raise ServiceError(404, "no_result", f"job {job.id} has no result")
+    result = result_from_dict(row.result, load_heatmaps(row.heatmaps_path))
+    media = job.upload_path if os.path.exists(job.upload_path) else None
+    return result, media
+
+
+def _report_filename(file_name: str, ext: str) -> str:
+    stem = Path(file_name).stem or "report"
+    return f"{_SAFE_NAME.sub('_', stem)}.antifake-report.{ext}"
+
+
+# -- app factory ---------------------------------------------------------------------------
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the API. Workers/sweeper start with the app's lifespan (uvicorn or TestClient)."""
+    settings = settings or ServiceSettings.from_env()
+    settings.ensure_dirs()
+    store = JobStore(settings.db_url)
+    metrics = ServiceMetrics(store.queue_counts)
+    state = ServiceState(settings=settings, store=store, auth=Authenticator(store, settings),
+                         metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_start, state)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(_stop, state)
+
+    app = FastAPI(
+        title="antifake", version=__version__, lifespan=lifespan,
+        description="Detect AI-generated and AI-edited images and video. Authenticate with "
+                    "`Authorization: Bearer <key>` (or `X-API-Key`). Errors are "
+                    '`{"error": {"code", "message"}}`.',
+    )
+    app.state.service = state
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_req: Request, exc: ServiceError) -> JSONResponse:
+        return _json_error(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            exc.status_code, ErrorCode.INVALID_REQUEST.value if exc.status_code < 500
+            else ErrorCode.INTERNAL_ERROR.value)
+        return _json_error(exc.status_code, code, str(exc.detail),
+                           dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+                 for e in exc.errors()]
+        return _json_error(422, ErrorCode.INVALID_REQUEST.value, "; ".join(parts)[:1000])
+
+    _add_routes(app, state)
+    app.add_middleware(GateMiddleware, state=state)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    web_dir = settings.web_dir or Path(__file__).resolve().parent.parent / "web"
+    if web_dir.is_dir():
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/", StaticFiles(directory=str(web_dir), html=True), name="web")
+    return app
+
+
+def _start(state: ServiceState) -> None:
+    s = state.settings
+    from antifake.service.worker import Sweeper
+
+    if s.queue_backend == "celery":
+        from antifake.service.celery_app import create_celery_app, republish_stranded
+        from antifake.service.worker import Periodic
+
+        celery = state.celery = create_celery_app(s)
+        republish_stranded(celery, state.store, include_queued=True)
+        state.reaper = Periodic(
+            s.lease_s, lambda: republish_stranded(celery, state.store, include_queued=False),
+            "antifake-reaper")
+        state.reaper.start()
+    else:
+        from antifake.service.worker import AnalysisPool, LocalJobRunner
+
+        state.pool = AnalysisPool(
+            s.workers, on_restart=lambda reason: state.metrics.worker_restarts.labels(reason).inc())
+        state.runner = LocalJobRunner(s, state.store, state.pool,
+                                      on_result=state.metrics.observe_result)
+        state.runner.start()
+    state.sweeper = Sweeper(s, state.store)
+    state.sweeper.start()
+
+
+def _stop(state: ServiceState) -> None:
+    for periodic in (state.sweeper, state.reaper):
+        if periodic is not None:
+            periodic.stop()
+    if state.runner is not None:
+        state.runner.stop()
+    if state.pool is not None:
+        state.pool.close()
+    state.store.dispose()
+
+
+def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - route table
+    settings = state.settings
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, Any]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers and workers are alive."""
+        checks: dict[str, Any] = {}
+        try:
+            checks["database"] = {"ok": state.store.ping()}
+        except Exception as exc:
+            checks["database"] = {"ok": False, "detail": type(exc).__name__}
+        try:
+            ok, detail = state.workers_alive()
+        except Exception as exc:
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        checks["workers"] = {"ok": ok, "detail": detail}
+        ready = all(c["ok"] for c in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(state.metrics.render(),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/me", tags=["keys"])
+    def me(request: Request) -> dict[str, Any]:
+        """The calling key: its limits, today's usage and its webhook signing secret."""
+        p = _principal(request)
+        return {
+            "key_id": p.id, "name": p.name, "webhook_secret": p.webhook_secret,
+            "rate_limit_per_s": p.rate_limit_per_s, "rate_limit_burst": p.rate_limit_burst,
+            "daily_quota": p.daily_quota, "used_today": state.store.usage_today(p.id),
+        }
+
+    @app.post("/v1/detect", tags=["detect"])
+    async def detect(
+        request: Request,
+        file: Annotated[UploadFile, File(description="The image or video")],
+        detectors: Annotated[str | None, Form(description="Comma-separated names")] = None,
+        sampling: Annotated[str | None, Form(description="all | keyframes | fps=N[,max=K]")]
+        = None,
+    ) -> JSONResponse:
+        """Analyse one file synchronously; the body is the CLI's ``--json`` object.
+
+        A file that cannot be analysed (corrupt, unsupported, too large, timed out) still
+        answers 200 with ``error`` set in the result, exactly like the CLI. Heatmap images
+        need a job (``POST /v1/jobs``).
+        """
+        principal = _principal(request)
+        opts = await run_in_threadpool(parse_options, settings, detectors, sampling)
+        await run_in_threadpool(_charge_quota, state, principal, 1)
+        name = display_name(file)
+        tmp = settings.tmp_dir / f"detect-{uuid.uuid4().hex}"
+        try:
+            await run_in_threadpool(_save_upload, file, tmp)
+            result = await _detect_now(state, principal, tmp, name, opts)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return JSONResponse(result)
+
+    @app.post("/v1/jobs", status_code=202, tags=["jobs"])
+    async def submit_jobs(
+        request: Request,
+        file: Annotated[list[UploadFile] | None, File(description="One or more files")] = None,
+        files: Annotated[list[UploadFile] | None, File(description="Alias of `file`")] = None,
+        detectors: Annotated[str | None, Form()] = None,
+        sampling: Annotated[str | None, Form()] = None,
+        webhook_url: Annotated[str | None, Form(description="POSTed when each job ends")]
+        = None,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        """Queue one job per uploaded file. Returns ``{"jobs": [...]}``; with exactly one
+        file the job's own fields are also at the top level (what the web page reads).
+
+        With an ``Idempotency-Key`` header a retried request returns the jobs created by
+        the first one instead of creating new ones.
+        """
+        principal = _principal(request)
+        uploads = [*(file or []), *(files or [])]
+        if not uploads:
+            raise ServiceError(400, ErrorCode.INVALID_REQUEST.value, "no file uploaded")
+        if len(uploads) > settings.max_files_per_job_request:
+            raise ServiceError(400, ErrorCode.INVALID_REQUEST.value,
+                               f"at most {settings.max_files_per_job_request} files per request")
+        if idempotency_key:
+            previous = await run_in_threadpool(
+                state.store.find_by_idempotency_key, principal.id, idempotency_key)
+            if previous:
+                return JSONResponse(_jobs_response(state, previous), status_code=200)
+        opts = await run_in_threadpool(parse_options, settings, detectors, sampling)
+        if webhook_url:
+            try:
+                await run_in_threadpool(validate_webhook_url, webhook_url,
+                                        settings.webhook_allow_private)
+            except WebhookURLError as exc:
+                raise ServiceError(400, ErrorCode.INVALID_REQUEST.value, str(exc)) from exc
+        await run_in_threadpool(_charge_quota, state, principal, len(uploads))
+        new: list[NewJob] = []
+        for up in uploads:
+            job_id = new_job_id()
+            dest = settings.uploads_dir / job_id[:2] / f"{job_id}.bin"
+            await run_in_threadpool(_save_upload, up, dest)
+            new.append(NewJob(id=job_id, file_name=display_name(up), upload_path=str(dest)))
+        jobs = await run_in_threadpool(
+            state.store.create_jobs, principal.id, new, opts, webhook_url, settings.max_attempts,
+            idempotency_key)
+        await run_in_threadpool(state.dispatch, jobs)
+        return JSONResponse(_jobs_response(state, jobs), status_code=202)
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
+    def get_job(request: Request, job_id: str) -> dict[str, Any]:
+        """Status, progress in [0, 1] and, once finished, the result."""
+        job = _owned_job(state, _principal(request), job_id)
+        return job_to_json(job, state.store.get_result(job.id) if job.done else None)
+
+    @app.get("/v1/jobs/{job_id}/frame.png", tags=["jobs"], response_class=Response)
+    def frame_png(request: Request, job_id: str,
+                  detector: str | None = None) -> Response:
+        """The analysed image (or the video frame of the heatmap) at display size."""
+        from antifake.report import render_frame_png
+
+        result, media = _finished_result(state, _owned_job(state, _principal(request), job_id))
+        png = render_frame_png(result, media, detector) if media else None
+        if png is None:
+            raise ServiceError(404, "no_frame", "the uploaded file is no longer available")
+        return Response(png, media_type="image/png")
+
+    @app.get("/v1/jobs/{job_id}/heatmap.png", tags=["jobs"], response_class=Response)
+    def heatmap_png(
+        request: Request, job_id: str, overlay: bool = True, detector: str | None = None,
+        opacity: Annotated[float, Query(ge=0.0, le=1.0)] = 0.5,
+    ) -> Response:
+        """The heatmap blended over the frame (``overlay=1``) or alone as RGBA (``0``)."""
+        from antifake.report import render_heatmap_only_png, render_heatmap_png
+
+        result, media = _finished_result(state, _owned_job(state, _principal(request), job_id))
+        if overlay and media:
+            png = render_heatmap_png(result, media, detector=detector, opacity=opacity)
+        else:
+            png = render_heatmap_only_png(result, detector=detector)
+        if png is None:
+            raise ServiceError(404, "no_heatmap", "no detector produced a heatmap for this file")
+        return Response(png, media_type="image/png")
+
+    @app.get("/v1/jobs/{job_id}/timeline.png", tags=["jobs"], response_class=Response)
+    def timeline_png(request: Request, job_id: str) -> Response:
+        """Per-frame scores of a video (404 for images)."""
+        from antifake.report import render_timeline_png
+
+        result, _ = _finished_result(state, _owned_job(state, _principal(request), job_id))
+        png = render_timeline_png(result)
+        if png is None:
+            raise ServiceError(404, "no_timeline", "no per-frame timeline (not a video?)")
+        return Response(png, media_type="image/png")
+
+    @app.get("/v1/jobs/{job_id}/report", tags=["jobs"], response_class=Response)
+    def report(request: Request, job_id: str,
+               format: Literal["html", "pdf"] = "html") -> Response:  # noqa: A002 - API name
+        """The forensic report as self-contained HTML, or PDF with ``?format=pdf``."""
+        from antifake.report import render_report_html, render_report_pdf
+
+        job = _owned_job(state, _principal(request), job_id)
+        result, media = _finished_result(state, job)
+        if format == "pdf":
+            body: bytes = render_report_pdf(result, media)
+            media_type = "application/pdf"
+        else:
+            body = render_report_html(result, media).encode()
+            media_type = "text/html; charset=utf-8"
+        fname = _report_filename(job.file_name, format)
+        return Response(body, media_type=media_type,
+                        headers={"Content-Disposition": f'attachment; filename="{fname}"'})
+
+
+def _jobs_response(state: ServiceState, jobs: list[Job]) -> dict[str, Any]:
+    views = [job_to_json(j, None) for j in jobs]
+    out: dict[str, Any] = dict(views[0]) if len(views) == 1 else {}
+    out["jobs"] = views
+    return out
+
+
+async def _detect_now(state: ServiceState, principal: Principal, path: Path, name: str,
+                      opts: dict[str, Any]) -> dict[str, Any]:
+    s = state.settings
+    if s.queue_backend == "celery":
+        return await _detect_via_queue(state, principal, path, name, opts)
+    task = AnalysisTask(
+        path=str(path), display_name=name,
+        detectors=tuple(opts["detectors"]) if opts.get("detectors") else s.detectors,
+        sampling=opts.get("sampling") or s.default_sampling, want_heatmaps=False,
+        limits=s.limits(), plugin_modules=s.plugin_modules,
+    )
+    try:
+        outcome: AnalysisOutcome = await run_in_threadpool(
+            state.pool.analyze, task, s.job_timeout_s)
+    except AnalysisAborted as exc:
+        result = error_result(name, {"code": exc.code, "message": exc.message})
+    else:
+        result = outcome.result
+    state.metrics.observe_result(result)
+    return result
+
+
+async def _detect_via_queue(state: ServiceState, principal: Principal, path: Path, name: str,
+                            opts: dict[str, Any]) -> dict[str, Any]:
+    """Celery mode: a synchronous detect is a job we wait for (the API runs no analyses)."""
+    s = state.settings
+    job_id = new_job_id()
+    dest = s.uploads_dir / job_id[:2] / f"{job_id}.bin"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    await run_in_threadpool(shutil.copyfile, path, dest)
+    jobs = await run_in_threadpool(state.store.create_jobs, principal.id,
+                                   [NewJob(job_id, name, str(dest))], opts, None,
+                                   s.max_attempts)
+    await run_in_threadpool(state.dispatch, jobs)
+    deadline = time.monotonic() + s.job_timeout_s * s.max_attempts + 30
+    delay = 0.05
+    while time.monotonic() < deadline:
+        job = await run_in_threadpool(state.store.get_job, job_id)
+        if job is not None and job.done:
+            row = await run_in_threadpool(state.store.get_result, job_id)
+            if row is not None:
+                return row.result
+            return error_result(name, job.error or {"code": "worker_lost", "message": ""})
+        await asyncio.sleep(delay)
+        delay = min(0.5, delay * 1.5)
+    raise ServiceError(504, ErrorCode.TIMEOUT.value,
+                       f"no worker finished the analysis in time; job {job_id} is still queued")

@@ -20,6 +20,7 @@ BUILTIN_DETECTOR_MODULES: list[str] = [
     "antifake.detectors.c2pa",
     "antifake.detectors.watermark",
     "antifake.detectors.metadata",
+    "antifake.detectors.temporal",
 ]
 
 

@@ -88,3 +88,67 @@ class SlowDetector:
     def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
         time.sleep(float(os.environ.get("ANTIFAKE_TEST_SLOW_S", "0.3")))
         return DetectorResult(detector=self.name, score=None, summary="slow", kind=self.kind)
+
+
+# -- helpers shared by tests/test_service_*.py and tests/test_sdk.py ----------------------
+
+def make_settings(data_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    """Fast, test-friendly service settings (1 analysis process, short leases/timeouts)."""
+    from antifake.service.settings import ServiceSettings
+
+    values: dict[str, object] = dict(
+        data_dir=data_dir, workers=1, plugin_modules=(PLUGIN,), detectors=("c2pa",),
+        job_timeout_s=20.0, lease_s=2.0, max_attempts=2, webhook_allow_private=True,
+        sweep_interval_s=3600.0, max_upload_bytes=2 * 1024 * 1024,
+    )
+    values.update(overrides)
+    return ServiceSettings(**values)  # type: ignore[arg-type]
+
+
+def wait_job(client, job_id: str, headers: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
+             timeout_s: float = 30.0) -> dict:
+    """Poll GET /v1/jobs/{id} until it is finished (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = client.get(f"/v1/jobs/{job_id}", headers=headers or {})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if body["status"] in ("succeeded", "failed"):
+            return body
+        assert time.monotonic() < deadline, f"job {job_id} still {body['status']}"
+        time.sleep(0.05)
+
+
+class ServerThread:
+    """A real uvicorn server on an ephemeral loopback port, in a thread."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        import socket
+        import threading
+
+        import uvicorn
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._sock = sock
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self._thread = threading.Thread(target=self.server.run,
+                                        kwargs={"sockets": [sock]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(15)
+        self._sock.close()

@@ -10,4 +10,15 @@ from antifake.errors import AntifakeError, ErrorCode
 
 __version__ = "0.1.0"
 
-__all__ = ["AntifakeError", "ErrorCode", "__version__"]
+__all__ = ["AntifakeError", "AsyncClient", "Client", "ErrorCode", "__version__"]
+
+# The SDK (httpx) is imported on first use only, so `import antifake` stays cheap.
+_LAZY = {"Client": "antifake.sdk", "AsyncClient": "antifake.sdk"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'antifake' has no attribute {name!r}")

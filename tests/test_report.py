@@ -23,7 +23,7 @@ from antifake.report import (
 )
 from antifake.report.images import MAX_DISPLAY_SIDE, heatmap_frame_time
 from antifake.results import AnalysisResult, DetectorResult, GeneratorGuess
-from tests.synth import write_image, write_video
+from synth import write_image, write_video
 
 HOSTILE = "<script>alert(1)</script>"
 

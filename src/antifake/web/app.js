@@ -174,9 +174,7 @@
       if (result.error) {
         throw new Error(`Cannot analyse ${result.file || file.name}: ${result.error.message || result.error.code}`);
       }
-      setStatus("Rendering...", 1);
       await showResult(id, result, run);
-      if (run === currentRun) clearStatus();
     } catch (err) {
       if (run !== currentRun) return;
       clearStatus();
@@ -249,6 +247,8 @@
 
     renderEvidence(result);
     el.results.hidden = false;
+    document.body.classList.add("has-results");
+    clearStatus();
     renderTimeline(result);
     await renderViewer(base, result, run);
   }

@@ -1,0 +1,121 @@
+"""Jobs are never lost: crashes, hangs, lease expiry, retries, restarts, idempotent results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from antifake.service.api import create_app
+from antifake.service.store import JobStore, NewJob
+from service_support import make_settings, wait_job
+from synth import write_image
+
+
+@pytest.fixture(scope="module")
+def png(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return write_image(tmp_path_factory.mktemp("m") / "a.png").read_bytes()
+
+
+def _submit(client: TestClient, png: bytes, detectors: str, n: int = 1) -> list[str]:
+    files = [("file", (f"f{i}.png", png)) for i in range(n)]
+    r = client.post("/v1/jobs", files=files, data={"detectors": detectors})
+    assert r.status_code == 202, r.text
+    return [j["id"] for j in r.json()["jobs"]]
+
+
+def test_crash_hang_and_flaky_jobs_do_not_take_the_server_down(tmp_path: Path, png: bytes) -> None:
+    settings = make_settings(tmp_path, auth_required=False, job_timeout_s=1.5, max_attempts=2)
+    with TestClient(create_app(settings)) as client:
+        crash, hang, flaky = (_submit(client, png, d)[0]
+                              for d in ("test_crash", "test_hang", "test_flaky"))
+        ok = _submit(client, png, "c2pa")[0]
+
+        crashed = wait_job(client, crash)
+        assert crashed["status"] == "failed" and crashed["attempts"] == 2
+        assert crashed["error"]["code"] == "worker_crashed"
+
+        hung = wait_job(client, hang)
+        assert hung["status"] == "failed" and hung["error"]["code"] == "timeout"
+
+        retried = wait_job(client, flaky)  # crashed once, succeeded on the 2nd attempt
+        assert retried["status"] == "succeeded" and retried["attempts"] == 2
+        assert retried["result"]["detectors"][0]["summary"] == "second try"
+
+        assert wait_job(client, ok)["status"] == "succeeded"
+        # Synchronous detect through the same pool: a hang is killed and reported.
+        r = client.post("/v1/detect", files={"file": ("a.png", png)},
+                        data={"detectors": "test_hang"})
+        assert r.status_code == 200 and r.json()["error"]["code"] == "timeout"
+        assert client.get("/readyz").status_code == 200
+        metrics = client.get("/metrics").text
+        assert 'antifake_worker_restarts_total{reason="crashed"}' in metrics
+        assert 'antifake_worker_restarts_total{reason="timeout"}' in metrics
+
+
+def test_jobs_survive_a_server_restart(tmp_path: Path, png: bytes, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ANTIFAKE_TEST_SLOW_S", "0.4")
+    settings = make_settings(tmp_path, auth_required=False)
+    with TestClient(create_app(settings)) as client:
+        ids = _submit(client, png, "test_slow,c2pa", n=6)
+        deadline = time.monotonic() + 20
+        while client.get(f"/v1/jobs/{ids[0]}").json()["status"] != "succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    # The server is gone with jobs running and queued.
+    store = JobStore(settings.db_url)
+    before = store.queue_counts()
+    store.dispose()
+    assert before["queued"] + before["running"] >= 3, before
+    with TestClient(create_app(settings)) as client:
+        finals = [wait_job(client, i) for i in ids]
+    assert [j["status"] for j in finals] == ["succeeded"] * 6
+    assert all(j["attempts"] == 1 for j in finals)  # a restart is not counted as an attempt
+
+
+def test_expired_lease_is_reclaimed_then_failed_after_max_attempts(tmp_path: Path) -> None:
+    store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.create_jobs("p", [NewJob("j1", "a.png", "/nonexistent")], {}, None, max_attempts=2)
+    first = store.claim("worker-1", lease_s=0.2)
+    assert first is not None and first.attempts == 1
+    assert store.claim("worker-2", lease_s=0.2) is None  # leased
+    store.heartbeat(["j1"], "worker-1", lease_s=0.2)
+    time.sleep(0.3)  # worker-1 died: no heartbeat
+    second = store.claim("worker-2", lease_s=0.2)
+    assert second is not None and second.attempts == 2
+    # worker-1 comes back from the dead: its progress writes no longer count.
+    store.set_progress("j1", "worker-1", 0.9, "zombie")
+    assert store.get_job("j1").progress == 0.0  # type: ignore[union-attr]
+    time.sleep(0.3)
+    assert store.claim("worker-3", lease_s=0.2) is None  # attempts spent -> failed
+    job = store.get_job("j1")
+    assert job is not None and job.status == "failed" and job.error["code"] == "worker_lost"  # type: ignore[index]
+    store.dispose()
+
+
+def test_results_are_idempotent(tmp_path: Path) -> None:
+    store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.create_jobs("p", [NewJob("j1", "a.png", "/x")], {}, None, max_attempts=3)
+    result = {"file": "a.png", "verdict": "uncertain", "error": None}
+    store.save_result("j1", result, None)
+    store.save_result("j1", result, None)  # a duplicate delivery runs it again
+    with store.session() as s:
+        from sqlalchemy import func, select
+
+        from antifake.service.store import ResultRow
+
+        assert s.scalar(select(func.count()).select_from(ResultRow)) == 1
+    job = store.get_job("j1")
+    assert job is not None and job.status == "succeeded"
+    assert store.claim("w", lease_s=5) is None  # finished jobs are never claimed again
+    store.dispose()
+
+
+def test_requests_for_other_principals_are_isolated_in_the_store(tmp_path: Path) -> None:
+    store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.create_jobs("alice", [NewJob("j1", "a.png", "/x")], {}, None, max_attempts=3)
+    assert store.get_job("j1", principal="alice") is not None
+    assert store.get_job("j1", principal="bob") is None
+    store.dispose()

@@ -21,6 +21,7 @@ BUILTIN_DETECTOR_MODULES: list[str] = [
     "antifake.detectors.watermark",
     "antifake.detectors.metadata",
     "antifake.detectors.temporal",
+    "antifake.detectors.splicing",
 ]
 
 

@@ -1,0 +1,5 @@
+"""Splicing (local noise inconsistency) detector; importing registers it as ``splicing``."""
+
+from antifake.detectors.splicing.detector import SplicingDetector
+
+__all__ = ["SplicingDetector"]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from antifake.config import FrameSampling
 from antifake.media import open_media
 from antifake.report import (
     render_frame_png,
@@ -136,7 +137,12 @@ def test_video_heatmap_uses_the_most_suspicious_frame(video_path: Path) -> None:
     forensic.details["heatmap_frame_time_s"] = 0.0
     first = render_frame_png(result, video_path)
     forensic.details["heatmap_frame_time_s"] = 0.5
-    assert render_frame_png(result, video_path) != first
+    at_half = render_frame_png(result, video_path)
+    assert at_half != first
+    frames = list(open_media(video_path).frames(FrameSampling(mode="all", max_frames=None)))
+    wanted = next(f for f in frames if f.time_s >= 0.5 - 1e-3)
+    assert np.array_equal(np.asarray(_png(at_half)), wanted.rgb)
+    assert np.array_equal(np.asarray(_png(first)), frames[0].rgb)
 
 
 def test_no_heatmap_no_png(image_path: Path) -> None:

@@ -199,8 +199,8 @@ def test_upload_video_shows_verdict_overlay_timeline(
     assert overlay_opacity() == pytest.approx(0.85, abs=0.01)
 
     # Report links point at the contract's endpoints and work with the saved key.
-    assert page.get_attribute("#report-html", "href", timeout=1000).endswith("/report")
-    assert page.get_attribute("#report-pdf", "href").endswith("/report?format=pdf")
+    assert (page.get_attribute("#report-html", "href") or "").endswith("/report")
+    assert (page.get_attribute("#report-pdf", "href") or "").endswith("/report?format=pdf")
     with page.expect_download(timeout=30_000) as dl_info:
         page.click("#report-html")
     report_html = Path(dl_info.value.path()).read_text(encoding="utf-8")

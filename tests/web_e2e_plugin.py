@@ -51,8 +51,8 @@ class RednessHeatmapDetector:
         # A soft halo around the red region, so the overlay shows the whole colour scale.
         red = best[2]
         sigma = max(2.0, 0.08 * max(red.shape))
-        heat = cv2.GaussianBlur(red, (0, 0), sigmaX=sigma)
-        heat = heat / max(1e-6, float(heat.max()))
+        blurred = cv2.GaussianBlur(red, (0, 0), sigmaX=sigma)
+        heat = np.asarray(blurred, dtype=np.float32) / max(1e-6, float(blurred.max()))
         video = media.info.media_type == "video"
         return DetectorResult(
             detector=self.name, score=0.95, kind=self.kind,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import logging
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 # Long metadata values (a full XMP packet) are cut in the report so it stays readable;
 # the full value is in the JSON result.
 MAX_METADATA_CHARS = 20_000
+FIGURE_BOX_PX = (560, 360)  # heatmap figures are drawn to fit this box (CSS px)
 _VERDICT_LABELS = {
     "ai_generated": "AI-generated",
     "authentic": "Authentic",
@@ -107,6 +109,16 @@ def _sha256_of(path: Path) -> str | None:
         return None
 
 
+def _figure_size(png: bytes, box: tuple[int, int] = FIGURE_BOX_PX) -> tuple[int, int]:
+    """CSS size that fits ``png`` into ``box``, scaling small media up so it is legible."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        w, h = img.size
+    scale = min(box[0] / w, box[1] / h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def _media_rows(result: AnalysisResult) -> list[tuple[str, str]]:
     media = dict(result.media or {})
     media["media_type"] = result.media_type
@@ -144,9 +156,12 @@ def _context(result: AnalysisResult, media_path: str | Path | None) -> dict[str,
         if png is None:
             png = render_heatmap_only_png(result, detector=det.detector)
         if png is not None:
+            width, height = _figure_size(png)
             heatmaps.append({
                 "detector": det.detector,
                 "uri": _data_uri(png),
+                "width": width,
+                "height": height,
                 "overlay": overlay,
                 "frame_time": heatmap_frame_time(det) if result.media_type == "video" else None,
             })
@@ -196,7 +211,8 @@ def render_report_pdf(result: AnalysisResult, media_path: str | Path | None = No
     html = render_report_html(result, media_path)
     # data: URIs only: rendering a report never touches the network or the file system.
     fetcher = URLFetcher(allowed_protocols={"data"}, allow_redirects=False)
-    pdf = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
+    # presentational_hints: honour the <img width/height> attributes the template sets.
+    pdf = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(presentational_hints=True)
     if pdf is None:  # only when a target is given; keeps the return type honest
         raise RuntimeError("WeasyPrint returned no PDF")
     return bytes(pdf)

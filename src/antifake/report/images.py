@@ -82,9 +82,13 @@ def _decode_frame(media_path: str | Path, time_s: float, limits: Limits | None) 
 
     media = open_media(media_path, limits)
     chosen: np.ndarray | None = None
-    # "all" decodes every frame up to the wanted one; the cap only bounds the pathological
-    # case of a timestamp past the real end of the stream.
-    sampling = FrameSampling(mode="all", max_frames=None)
+    # Sampling at one frame per `time_s` seconds makes the selector convert only the first
+    # frame and the wanted one to RGB (decoding up to it is sequential either way).
+    sampling = (
+        FrameSampling(mode="fps", fps=1.0 / time_s, max_frames=None)
+        if time_s > 1e-3
+        else FrameSampling(mode="all", max_frames=1)
+    )
     for frame in media.frames(sampling):
         chosen = frame.rgb
         if media.info.media_type == "image" or frame.time_s >= time_s - 1e-3:

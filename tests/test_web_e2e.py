@@ -128,6 +128,7 @@ def test_upload_video_shows_verdict_overlay_timeline(
 
     page.click("#settings summary")
     page.fill("#api-key", server.api_key)
+    _shot(page, "web-00-api-key.png")
     page.click("#key-form button[type=submit]")
     assert page.evaluate("localStorage.getItem('antifake.apiKey')") == server.api_key
     page.click("#settings summary")

@@ -119,3 +119,14 @@ def test_requests_for_other_principals_are_isolated_in_the_store(tmp_path: Path)
     assert store.get_job("j1", principal="alice") is not None
     assert store.get_job("j1", principal="bob") is None
     store.dispose()
+
+
+def test_quota_is_race_free_under_concurrent_requests(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with ThreadPoolExecutor(8) as pool:
+        granted = list(pool.map(lambda _: store.consume_quota("k", 1, 5), range(16)))
+    assert granted.count(True) == 5 and store.usage_today("k") == 5
+    assert store.consume_quota("other", 3, None) and store.usage_today("other") == 3
+    store.dispose()

@@ -229,18 +229,25 @@ class JobStore:
 
     # -- usage / quotas ------------------------------------------------------------------
     def consume_quota(self, principal: str, files: int, daily_quota: int | None) -> bool:
-        """Count ``files`` against today's quota; False (and nothing counted) if over it."""
+        """Count ``files`` against today's quota; False (and nothing counted) if over it.
+
+        Race-free under concurrent requests: an INSERT that ignores an existing row, then
+        one conditional UPDATE (``files + n <= quota``) whose row count is the answer.
+        """
         day = utcnow().strftime("%Y-%m-%d")
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
         with self.session() as s:
-            row = s.get(UsageRow, (principal, day), with_for_update=True)
-            used = row.files if row else 0
-            if daily_quota is not None and used + files > daily_quota:
-                return False
-            if row is None:
-                s.add(UsageRow(principal=principal, day=day, files=files))
-            else:
-                row.files = used + files
-            return True
+            s.execute(upsert(UsageRow).values(principal=principal, day=day, files=0)
+                      .on_conflict_do_nothing())
+            q = update(UsageRow).where(UsageRow.principal == principal, UsageRow.day == day)
+            if daily_quota is not None:
+                q = q.where(UsageRow.files + files <= daily_quota)
+            res = s.execute(q.values(files=UsageRow.files + files))
+            return bool(res.rowcount)  # type: ignore[attr-defined]
 
     def usage_today(self, principal: str) -> int:
         with self.session() as s:

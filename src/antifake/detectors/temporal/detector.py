@@ -92,6 +92,10 @@ class TemporalConsistencyDetector:
         info = media.info
         if info.media_type != "video":
             return self._no_opinion("not a video: temporal analysis does not apply")
+        if info.animated and info.format == "webp":
+            # FFmpeg (which iter_frame_pairs decodes with) cannot decode animated WebP; its
+            # error would otherwise fail the whole, valid file as corrupt_media.
+            return self._no_opinion("animated WebP: not decodable by FFmpeg, no opinion")
         fps = info.fps or 0.0
         count = info.frame_count
         if count is None and info.duration_s and fps:

@@ -51,6 +51,8 @@ def test_family_for_known_names(name: str, family: str) -> None:
     assert family in FAMILIES
 
 
-@pytest.mark.parametrize("name", ["Adobe Photoshop 25.1", "Canon EOS R5", "Lavf60.16.100", "", None])
+@pytest.mark.parametrize(
+    "name", ["Adobe Photoshop 25.1", "Canon EOS R5", "Lavf60.16.100", "", None]
+)
 def test_family_for_non_generators(name: str | None) -> None:
     assert family_for(name) is None

@@ -287,7 +287,7 @@ def _write_artifacts(result: AnalysisResult, path: Path, out_dir: Path, console:
         console.print(f"[yellow]no heatmap for {path}: {exc.message}")
         return
     for p in written:
-        console.print(f"wrote {p}", highlight=False)
+        click.echo(f"wrote {p}", err=True)  # plain: rich would wrap long paths
 
 
 @main.command("detectors")

@@ -124,7 +124,7 @@ class ServiceSettings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value is None:
-                continue
+                value = "none"
             if isinstance(value, tuple):
                 value = ",".join(value)
             elif isinstance(value, bool):
@@ -147,12 +147,14 @@ class ServiceSettings:
 
 
 def _coerce(name: str, type_str: str, raw: str) -> Any:
+    if "None" in type_str and raw.strip().lower() in ("", "none"):
+        return None
     if "bool" in type_str:
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if "tuple" in type_str:
         return tuple(p.strip() for p in raw.split(",") if p.strip())
     if type_str.startswith("int"):
-        return None if raw.lower() in ("", "none") else int(raw)
+        return int(raw)
     if type_str.startswith("float"):
         return float(raw)
     if "Path" in type_str:

@@ -88,6 +88,7 @@ class ServiceState:
     reaper: Any = None  # re-publishes stranded jobs (celery backend)
     celery: Any = None  # Celery app (celery backend)
     started_at: float = field(default_factory=time.time)
+    pending_detect: int = 0  # synchronous detects in flight (event loop only: no lock)
 
     def dispatch(self, jobs: list[Job]) -> None:
         """Hand freshly queued jobs to the workers."""
@@ -589,12 +590,17 @@ async def _detect_now(state: ServiceState, principal: Principal, path: Path, nam
     s = state.settings
     if s.queue_backend == "celery":
         return await _detect_via_queue(state, principal, path, name, opts)
+    if state.pending_detect >= s.max_pending_detect:
+        # Backpressure: every waiting detect holds a server thread; beyond this, shed load.
+        raise ServiceError(503, "busy", "all analysis processes are busy; retry shortly",
+                           {"Retry-After": "1"})
     task = AnalysisTask(
         path=str(path), display_name=name,
         detectors=tuple(opts["detectors"]) if opts.get("detectors") else s.detectors,
         sampling=opts.get("sampling") or s.default_sampling, want_heatmaps=False,
         limits=s.limits(), plugin_modules=s.plugin_modules,
     )
+    state.pending_detect += 1
     try:
         outcome: AnalysisOutcome = await run_in_threadpool(
             state.pool.analyze, task, s.job_timeout_s)
@@ -602,6 +608,8 @@ async def _detect_now(state: ServiceState, principal: Principal, path: Path, nam
         result = error_result(name, {"code": exc.code, "message": exc.message})
     else:
         result = outcome.result
+    finally:
+        state.pending_detect -= 1
     state.metrics.observe_result(result)
     return result
 

@@ -80,11 +80,11 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            # Route templates keep label cardinality bounded; requests refused before
+            # routing (401/413/429) or for static files have no route.
             route = scope.get("route")
             template = getattr(route, "path", None) or (
-                "static" if scope.get("path", "/") else "unmatched")
-            if not scope.get("path", "").startswith(("/v1", "/healthz", "/readyz", "/metrics")):
-                template = "static" if route is None else template
+                "/v1 (refused)" if scope.get("path", "").startswith("/v1/") else "other")
             method = scope.get("method", "?")
             self.metrics.requests.labels(method, template, str(status["code"])).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

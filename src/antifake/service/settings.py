@@ -52,6 +52,7 @@ class ServiceSettings:
     max_upload_bytes: int = 512 * 1024**2  # whole request body of an upload, multipart incl.
     max_small_body_bytes: int = 64 * 1024  # every other request
     max_files_per_job_request: int = 50
+    max_pending_detect: int = 32  # synchronous detects waiting for a process; then 503
 
     detectors: tuple[str, ...] | None = None  # None: registry defaults
     default_sampling: str = "fps=2,max=64"

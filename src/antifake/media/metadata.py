@@ -367,6 +367,11 @@ def bound_metadata(md: dict[str, Any], max_bytes: int) -> dict[str, Any]:
 
     def fit(value: Any) -> Any:
         nonlocal budget, truncated
+        if isinstance(value, dict | list | tuple):
+            if truncated or budget < 4:
+                truncated = True
+                return None
+            budget -= 4  # the braces / brackets and the ", " after them
         if isinstance(value, dict):
             kept: dict[str, Any] = {}
             for k, v in value.items():
@@ -390,13 +395,14 @@ def bound_metadata(md: dict[str, Any], max_bytes: int) -> dict[str, Any]:
                 items.append(fitted)
             return items
         scalar = _json_scalar(value)
-        cost = _size(scalar) + 1
+        cost = _size(scalar) + 2  # with the ", " separator
         if cost <= budget:
             budget -= cost
             return scalar
         truncated = True
-        if isinstance(scalar, str) and budget > 64:
-            cut = scalar[: budget // 4]  # UTF-8 may need up to 4 bytes per char
+        room = budget - 4 - len("...[truncated]")  # quotes, separator, marker
+        if isinstance(scalar, str) and room > 64:
+            cut = scalar[: room // 6]  # JSON needs up to 6 bytes per char (\u001f)
             budget = 0
             return cut + "...[truncated]"
         budget = 0
@@ -405,6 +411,7 @@ def bound_metadata(md: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     for key, value in md.items():
         if truncated:
             break
+        budget -= _size(key) + 2  # '"key": '
         fitted = fit(value)
         if fitted is not None and fitted != {}:
             out[key] = fitted

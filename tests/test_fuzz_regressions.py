@@ -1,0 +1,71 @@
+"""Inputs the fuzzers (fuzz/) found, replayed as regression tests, and the bounded CI fuzz
+run itself (every harness for a few seconds; ANTIFAKE_FUZZ_SECONDS overrides, 0 skips)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from antifake.media.metadata import bound_metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+REGRESSIONS = Path(__file__).resolve().parent / "fuzz_regressions"
+
+
+def _json_size(value: object) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+@pytest.mark.parametrize("budget", [64, 100, 565, 1000, 4096])
+def test_bound_metadata_never_exceeds_its_budget(budget: int) -> None:
+    """Found by fuzz_metadata: the bound ignored separators, braces and top-level keys
+    (566 bytes kept for a budget of 565), and cut strings at 4 bytes per character although
+    JSON escapes a control character as 6 (\\u0001)."""
+    nested = {"xmp_fields": {f"k{i}": {"a": ["x" * 7, {"b": "y" * 3}]} for i in range(80)}}
+    controls = {"png_text": {"Comment": "\x01" * 50_000}}
+    many_keys = {f"group{i}": {"v": "z"} for i in range(200)}
+    for md in (nested, controls, many_keys):
+        out = bound_metadata(md, budget)
+        assert _json_size(out) <= budget, (budget, _json_size(out))
+        assert bool(out.get("truncated")) is (_json_size(md) > budget)
+
+
+def test_bound_metadata_keeps_small_metadata_whole() -> None:
+    md = {"exif": {"Make": "Cam", "Model": "X"}, "xmp": "<x/>"}
+    assert bound_metadata(md, 4096) == md
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in REGRESSIONS.iterdir()))
+def test_fuzz_crash_inputs_replay_cleanly(case: str) -> None:
+    """Each saved crash input goes through its harness's check (in a subprocess: the
+    harness modules import atheris, whose instrumentation must not leak into this run)."""
+    harness = case.split("-", 1)[0]
+    code = (
+        "import sys; sys.argv=['x']; sys.path.insert(0, 'fuzz'); "
+        f"import fuzz_{harness} as h; "
+        f"h.test_one_input(open({str(REGRESSIONS / case)!r}, 'rb').read()); print('clean')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "clean" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_short_fuzz_run_finds_no_crash(tmp_path: Path) -> None:
+    """fuzz/run_short.py: every harness (sniff, metadata, media) for a few seconds."""
+    pytest.importorskip("atheris")
+    seconds = float(os.environ.get("ANTIFAKE_FUZZ_SECONDS", "7"))
+    if seconds <= 0:
+        pytest.skip("ANTIFAKE_FUZZ_SECONDS=0")
+    proc = subprocess.run(
+        [sys.executable, "fuzz/run_short.py", "--seconds-each", str(seconds),
+         "--artifacts", str(tmp_path / "artifacts")],
+        cwd=ROOT, capture_output=True, text=True, timeout=3 * seconds + 120,
+    )
+    crashes = sorted(p.name for p in (tmp_path / "artifacts").glob("*"))
+    assert proc.returncode == 0 and not crashes, (crashes, proc.stdout[-6000:])
+    assert proc.stdout.count("exit=0") == 3, proc.stdout

@@ -356,3 +356,17 @@ def test_retention_sweeper_deletes_uploads_results_and_rows(service, media) -> N
     assert not Path(stored.upload_path).exists() and not Path(heat).exists()
     assert client.get(f"/v1/jobs/{job['id']}", headers=h(keys["a"])).status_code == 404
 
+
+
+def test_web_page_is_mounted_and_busy_server_sheds_load(tmp_path: Path) -> None:
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<html>antifake page</html>")
+    settings = make_settings(tmp_path / "data", auth_required=False, web_dir=web,
+                             max_pending_detect=0)
+    with TestClient(create_app(settings)) as client:
+        assert "antifake page" in client.get("/").text
+        assert client.get("/healthz").status_code == 200  # API routes win over the mount
+        r = client.post("/v1/detect", files={"file": ("a.png", b"x")})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+        assert r.json()["error"]["code"] == "busy"

@@ -107,10 +107,9 @@ def worker_command(data_dir: Path | None, database_url: str | None, broker_url: 
                          workers=workers, queue_backend="celery")
     # The module-level Celery app of celery_app reads ANTIFAKE_*; child processes too.
     os.environ.update(settings.to_env())
-    from antifake.service.celery_app import create_celery_app
+    from antifake.service import celery_app  # builds its app from the env set above
 
-    app = create_celery_app(settings)
-    app.worker_main([
+    celery_app.app.worker_main([
         "worker", f"--concurrency={settings.workers}", "--pool=prefork",
         f"--loglevel={loglevel}", "-Q", "antifake", "--without-gossip", "--without-mingle",
     ])

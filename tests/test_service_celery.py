@@ -74,6 +74,12 @@ def test_job_runs_through_redis_and_a_celery_worker(tmp_path: Path) -> None:
                 assert done["result"]["verdict"] == "ai_generated" and done["has_heatmap"]
                 png_out = client.get(f"/v1/jobs/{job['id']}/heatmap.png")
                 assert png_out.status_code == 200
+            # A worker process that dies mid-job: Celery redelivers, the lease expires, the
+            # second attempt succeeds.
+            r = client.post("/v1/jobs", files={"file": ("c.png", png)},
+                            data={"detectors": "test_flaky"})
+            flaky = wait_job(client, r.json()["id"], timeout_s=60)
+            assert flaky["status"] == "succeeded" and flaky["attempts"] == 2, flaky
             # Synchronous detect in celery mode is a job the API waits for.
             r = client.post("/v1/detect", files={"file": ("a.png", png)})
             assert r.status_code == 200 and r.json()["verdict"] == "uncertain"

@@ -368,7 +368,7 @@ def _start(state: ServiceState) -> None:
         from antifake.service.celery_app import create_celery_app, republish_stranded
         from antifake.service.worker import Periodic
 
-        celery = state.celery = create_celery_app(s)
+        celery = state.celery = create_celery_app(s, register_task=False)
         republish_stranded(celery, state.store, include_queued=True)
         state.reaper = Periodic(
             s.lease_s, lambda: republish_stranded(celery, state.store, include_queued=False),

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 TASK_NAME = "antifake.analyze_job"
 
 
-def create_celery_app(settings: ServiceSettings) -> Celery:
+def create_celery_app(settings: ServiceSettings, register_task: bool = True) -> Celery:
+    """A Celery app for ``settings``; the API only publishes (``register_task=False``)."""
     app = Celery("antifake", broker=settings.broker_url)
     app.conf.update(
         task_acks_late=True,
@@ -43,6 +44,8 @@ def create_celery_app(settings: ServiceSettings) -> Celery:
         worker_hijack_root_logger=False,
     )
     app.conf.antifake_settings = settings
+    if not register_task:
+        return app
 
     @app.task(name=TASK_NAME, bind=True, max_retries=None)
     def analyze_job(self: Any, job_id: str) -> str:

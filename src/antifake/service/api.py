@@ -12,6 +12,7 @@ server into an SSRF proxy. Clients upload bytes.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import re
@@ -27,6 +28,9 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError as DBInterfaceError
+from sqlalchemy.exc import OperationalError as DBOperationalError
+from sqlalchemy.exc import TimeoutError as DBPoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,6 +57,14 @@ log = logging.getLogger(__name__)
 
 UPLOAD_ROUTES = {("POST", "/v1/detect"), ("POST", "/v1/jobs")}
 _CHUNK = 1024 * 1024
+# The database is down/locked/unreachable (not a bug in a query): answered 503, retryable.
+DB_UNAVAILABLE = (DBOperationalError, DBInterfaceError, DBPoolTimeout)
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _db_unavailable_response() -> JSONResponse:
+    return _json_error(503, "unavailable", "the database is unavailable; retry shortly",
+                       {"Retry-After": "5"})
 
 
 class ServiceError(Exception):
@@ -140,7 +152,12 @@ class GateMiddleware:
                    for k, v in scope.get("headers", [])}
 
         if path.startswith("/v1/"):
-            principal = await self._authenticate(headers)
+            try:
+                principal = await self._authenticate(headers)
+            except DB_UNAVAILABLE:
+                log.warning("database unavailable while authenticating", exc_info=True)
+                await _db_unavailable_response()(scope, receive, send)
+                return
             if principal is None:
                 await _json_error(401, "unauthorized", "missing or invalid API key",
                                   {"WWW-Authenticate": "Bearer"})(scope, receive, send)
@@ -261,12 +278,24 @@ def parse_options(settings: ServiceSettings, detectors: str | None,
 
 
 def _save_upload(upload: UploadFile, dest: Path) -> int:
-    """Copy the (already size-capped) upload to ``dest``; returns its size."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    upload.file.seek(0)
-    with open(dest, "wb") as out:
-        shutil.copyfileobj(upload.file, out, _CHUNK)
-        return out.tell()
+    """Copy the (already size-capped) upload to ``dest``; returns its size.
+
+    A full disk (or quota) is answered 507 ``insufficient_storage`` and leaves no partial
+    file behind.
+    """
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        upload.file.seek(0)
+        with open(dest, "wb") as out:
+            shutil.copyfileobj(upload.file, out, _CHUNK)
+            return out.tell()
+    except OSError as exc:
+        dest.unlink(missing_ok=True)
+        if exc.errno in _DISK_FULL_ERRNOS:
+            log.error("upload refused, storage full: %s", exc)
+            raise ServiceError(507, "insufficient_storage",
+                               "the server's storage is full; retry later") from exc
+        raise
 
 
 def _charge_quota(state: ServiceState, principal: Principal, files: int) -> None:
@@ -341,6 +370,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             else ErrorCode.INTERNAL_ERROR.value)
         return _json_error(exc.status_code, code, str(exc.detail),
                            dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(DBOperationalError)
+    @app.exception_handler(DBInterfaceError)
+    @app.exception_handler(DBPoolTimeout)
+    async def _db_error(_req: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return _db_unavailable_response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -502,14 +538,20 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
                 raise ServiceError(400, ErrorCode.INVALID_REQUEST.value, str(exc)) from exc
         await run_in_threadpool(_charge_quota, state, principal, len(uploads))
         new: list[NewJob] = []
-        for up in uploads:
-            job_id = new_job_id()
-            dest = settings.uploads_dir / job_id[:2] / f"{job_id}.bin"
-            await run_in_threadpool(_save_upload, up, dest)
-            new.append(NewJob(id=job_id, file_name=display_name(up), upload_path=str(dest)))
-        jobs = await run_in_threadpool(
-            state.store.create_jobs, principal.id, new, opts, webhook_url, settings.max_attempts,
-            idempotency_key)
+        try:
+            for up in uploads:
+                job_id = new_job_id()
+                dest = settings.uploads_dir / job_id[:2] / f"{job_id}.bin"
+                new.append(NewJob(id=job_id, file_name=display_name(up), upload_path=str(dest)))
+                await run_in_threadpool(_save_upload, up, dest)
+            jobs = await run_in_threadpool(
+                state.store.create_jobs, principal.id, new, opts, webhook_url,
+                settings.max_attempts, idempotency_key)
+        except BaseException:
+            # No job row points at these files: delete them now rather than orphan them.
+            for nj in new:
+                Path(nj.upload_path).unlink(missing_ok=True)
+            raise
         await run_in_threadpool(state.dispatch, jobs)
         return JSONResponse(_jobs_response(state, jobs), status_code=202)
 

@@ -319,10 +319,26 @@ class Sweeper:
         for leftover in self.settings.tmp_dir.glob("*"):
             if leftover.stat().st_mtime < cutoff_ts:
                 _remove(leftover)
+        self._sweep_orphans(cutoff_ts)
         for d in self.settings.uploads_dir.glob("*"):
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
         return len(expired)
+
+    def _sweep_orphans(self, cutoff_ts: float) -> None:
+        """Delete uploads/heatmaps older than the retention that no job row points to (saved
+        just before a crash or a failed insert; half-written ``.tmp`` files). A job's own
+        upload is kept as long as its row exists, however old (e.g. still queued)."""
+        candidates = [*self.settings.uploads_dir.glob("*/*"), *self.settings.results_dir.glob("*")]
+        for p in candidates:
+            try:
+                if not p.is_file() or p.stat().st_mtime >= cutoff_ts:
+                    continue
+            except OSError:
+                continue
+            job_id = p.name.split(".", 1)[0]
+            if p.name.endswith(".tmp") or self.store.get_job(job_id) is None:
+                _remove(p)
 
 
 def _remove(p: Path) -> None:

@@ -22,6 +22,7 @@ BUILTIN_DETECTOR_MODULES: list[str] = [
     "antifake.detectors.metadata",
     "antifake.detectors.temporal",
     "antifake.detectors.splicing",
+    "antifake.detectors.forensic_image",
 ]
 
 

@@ -1,0 +1,200 @@
+"""Calibrated fusion: a logistic model over detector scores, fitted on out-of-fold scores.
+
+:class:`CalibratedFusion` follows the :class:`antifake.fusion.Fusion` protocol. For each
+detector ``d`` it uses ``x_d = logit(score_d)`` (clipped like EvidenceFusion), ``0`` when
+the detector is missing, failed or has no opinion (neutral), and returns
+``p = sigmoid(intercept + sum_d coef_d * x_d)``. Decisive results (valid provenance)
+override exactly as in :class:`antifake.fusion.EvidenceFusion`.
+
+The parameters live in a small JSON shipped in the package (``calibration.json``); they are
+refitted with :func:`fit_calibrated_fusion` (or :func:`refit_from_tsv` on a table of
+out-of-fold scores, one column per detector), so adding the ``temporal`` / ``splicing``
+detectors only needs a new column and a refit - no code change.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from antifake.fusion import EvidenceFusion, FusedVerdict, _logit, _sigmoid
+from antifake.results import DetectorResult, Verdict
+
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass
+class CalibratedFusion:
+    """Logistic fusion of detector logits (see module docstring)."""
+
+    coef: dict[str, float] = field(default_factory=dict)
+    intercept: float = 0.0
+    ai_threshold: float = 0.5
+    authentic_threshold: float = 0.2
+    name: str = "calibrated-logistic-v1"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> CalibratedFusion:
+        """From ``path``, or the calibration shipped in the package."""
+        if path is None:
+            text = resources.files("antifake").joinpath(CALIBRATION_FILE).read_text("utf-8")
+        else:
+            text = Path(path).read_text("utf-8")
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CalibratedFusion:
+        return cls(coef={k: float(v) for k, v in d["coef"].items()},
+                   intercept=float(d["intercept"]), ai_threshold=float(d["ai_threshold"]),
+                   authentic_threshold=float(d["authentic_threshold"]),
+                   name=str(d.get("name", "calibrated-logistic-v1")),
+                   meta=dict(d.get("meta", {})))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "coef": self.coef, "intercept": self.intercept,
+                "ai_threshold": self.ai_threshold,
+                "authentic_threshold": self.authentic_threshold, "meta": self.meta}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", "utf-8")
+
+    def probability(self, scores: Mapping[str, float | None]) -> float:
+        """Calibrated P(AI) from detector name -> score (missing/None = neutral)."""
+        z = self.intercept
+        for det, c in self.coef.items():
+            s = scores.get(det)
+            if s is not None and not math.isnan(s):
+                z += c * _logit(s)
+        return _sigmoid(z)
+
+    def fuse(self, results: list[DetectorResult]) -> FusedVerdict:
+        usable = [r for r in results if r.error is None and r.score is not None]
+        decisive = [r for r in usable if r.decisive]
+        if decisive:
+            top = max(decisive, key=lambda r: abs((r.score or 0.5) - 0.5))
+            p = float(top.score or 0.5)
+            basis = f"decisive:{top.detector}"
+        else:
+            known = {r.detector: r.score for r in usable if r.detector in self.coef}
+            p = self.probability(known)
+            basis = "calibrated" if known else "no-evidence"
+            if not known:
+                p = 0.5  # no calibrated detector spoke: no opinion, not the base rate
+        if p >= self.ai_threshold:
+            verdict: Verdict = "ai_generated"
+        elif p <= self.authentic_threshold:
+            verdict = "authentic"
+        else:
+            verdict = "uncertain"
+        return FusedVerdict(
+            verdict=verdict,
+            ai_probability=p,
+            generator=EvidenceFusion._attribute(usable) if verdict != "authentic" else None,
+            details={"method": self.name, "basis": basis, "ai_threshold": self.ai_threshold,
+                     "authentic_threshold": self.authentic_threshold,
+                     "opinions": len(usable),
+                     "calibrated_detectors": sorted(self.coef)},
+        )
+
+
+def _threshold_for_fpr(p_real: np.ndarray, fpr: float) -> float:
+    """Smallest threshold t (``p >= t`` is AI) keeping the real FPR <= ``fpr``."""
+    r = np.sort(p_real)[::-1]
+    k = int(math.floor(fpr * len(r)))  # real files that may be flagged
+    if k >= len(r):
+        return 0.0
+    return float(np.nextafter(r[k], 1.0))
+
+
+def fit_calibrated_fusion(
+    scores: Sequence[Mapping[str, float | None]],
+    labels: Sequence[int],
+    detectors: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    target_fpr: float = 0.05,
+    authentic_fpr_tpr: float = 0.05,
+    l2: float = 1e-3,
+) -> CalibratedFusion:
+    """Fit the logistic fusion on held-out (out-of-fold) detector scores.
+
+    ``scores``: one mapping detector -> score (or None) per file; ``labels``: 1 = AI.
+    ``groups`` (e.g. media type) are given equal weight, and ``ai_threshold`` is the
+    smallest probability keeping the FPR on real files <= ``target_fpr`` within *every*
+    group. ``authentic_threshold`` is the largest probability below which at most
+    ``authentic_fpr_tpr`` of the AI files fall.
+    """
+    dets = sorted(detectors or {k for row in scores for k in row})
+    x = np.zeros((len(scores), len(dets)))
+    for i, row in enumerate(scores):
+        for j, d in enumerate(dets):
+            s = row.get(d)
+            x[i, j] = 0.0 if s is None or math.isnan(s) else _logit(float(s))
+    y = np.asarray(labels, dtype=np.float64)
+    g = np.asarray(groups if groups is not None else ["all"] * len(y))
+    w = np.zeros(len(y))
+    for gv in np.unique(g):
+        for cls in (0, 1):
+            sel = (g == gv) & (y == cls)
+            if sel.any():
+                w[sel] = 1.0 / sel.sum()
+    w = w / w.sum()
+    coef = np.zeros(len(dets))
+    b = 0.0
+    # Newton iterations (tiny, well-conditioned problem).
+    for _ in range(50):
+        z = x @ coef + b
+        p = 1 / (1 + np.exp(-z))
+        grad_w = x.T @ (w * (p - y)) + l2 * coef
+        grad_b = float(np.sum(w * (p - y)))
+        s = w * p * (1 - p)
+        xa = np.hstack([x, np.ones((len(y), 1))])
+        h = xa.T @ (xa * s[:, None]) + np.diag([l2] * len(dets) + [1e-9])
+        step = np.linalg.solve(h, np.append(grad_w, grad_b))
+        coef -= step[:-1]
+        b -= step[-1]
+        if np.abs(step).max() < 1e-8:
+            break
+    p = 1 / (1 + np.exp(-(x @ coef + b)))
+    thr = max(_threshold_for_fpr(p[(g == gv) & (y == 0)], target_fpr)
+              for gv in np.unique(g) if ((g == gv) & (y == 0)).any())
+    p_ai = np.sort(p[y == 1])
+    auth = float(p_ai[int(math.floor(authentic_fpr_tpr * len(p_ai)))]) if len(p_ai) else 0.2
+    auth = min(auth, thr)
+    return CalibratedFusion(
+        coef={d: float(c) for d, c in zip(dets, coef, strict=True)}, intercept=float(b),
+        ai_threshold=float(thr), authentic_threshold=float(auth),
+        meta={"n_files": len(y), "n_ai": int(y.sum()), "target_real_fpr": target_fpr,
+              "groups": sorted(set(g.tolist()))},
+    )
+
+
+def refit_from_tsv(path: str | Path, out: str | Path | None = None,
+                   target_fpr: float = 0.05) -> CalibratedFusion:
+    """Refit from a TSV of out-of-fold scores and optionally save the JSON.
+
+    Columns: ``is_ai`` (0/1), optional ``group`` (e.g. media type), then one column per
+    detector holding its out-of-fold score (empty = no opinion). ``antifake train``
+    writes such a file (``oof_scores.tsv``); other detectors add their columns.
+    """
+    rows, labels, groups = [], [], []
+    with Path(path).open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        skip = {"is_ai", "group", "file", "label", "source", "condition"}
+        for row in reader:
+            labels.append(int(row["is_ai"]))
+            groups.append(row.get("group") or "all")
+            rows.append({k: (float(v) if v not in ("", None) else None)
+                         for k, v in row.items() if k not in skip})
+    fusion = fit_calibrated_fusion(rows, labels, groups=groups, target_fpr=target_fpr)
+    if out is not None:
+        fusion.save(out)
+    return fusion

@@ -1,0 +1,134 @@
+"""``forensic_image``: learned generator-trace detector for images and video frames.
+
+A frozen ImageNet MobileNetV2 trunk (layers 3, 6, 10 and 13) with a linear probe, run
+fully-convolutionally through onnxruntime on the frame brought to a long side of 384 px.
+The probe's logit map (one value per 16x16 working-resolution cell) is the heatmap; its
+mean is the frame logit. For video, sampled frames give a timeline, the clip logit is the
+mean frame logit, and the heatmap is the most suspicious frame's. A second head gives
+generator-family probabilities. See README.md for the data, metrics and limits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from functools import lru_cache
+from importlib import resources
+from typing import Any, ClassVar
+
+import numpy as np
+
+from antifake.detectors.base import AnalysisContext
+from antifake.detectors.forensic_image.preprocess import prepare_rgb, to_array
+from antifake.detectors.registry import register_detector
+from antifake.errors import AntifakeError, ErrorCode
+from antifake.media.types import Media, MediaType
+from antifake.results import DetectorKind, DetectorResult, GeneratorGuess
+
+MODEL_FILE = "forensic_image.onnx"
+CONFIG_FILE = "forensic_image.json"
+ORT_THREADS = 2
+
+
+def _sigmoid(z: float | np.ndarray) -> Any:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+@lru_cache(maxsize=1)
+def load_config() -> dict[str, Any]:
+    """The model card data shipped next to the ONNX file (classes, thresholds, version)."""
+    text = resources.files(__package__).joinpath(CONFIG_FILE).read_text("utf-8")
+    return dict(json.loads(text))
+
+
+_session_lock = threading.Lock()
+_session: Any = None
+
+
+def get_session() -> Any:
+    """The shared onnxruntime session (created once; ORT sessions are thread-safe)."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = ORT_THREADS
+            opts.inter_op_num_threads = 1
+            data = resources.files(__package__).joinpath(MODEL_FILE).read_bytes()
+            _session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        return _session
+
+
+def score_frame(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw outputs for one RGB frame: (logits (1+K,), binary logit map (h, w))."""
+    x = to_array(prepare_rgb(rgb, int(load_config().get("max_side", 384))))
+    logits, logit_map = get_session().run(None, {"image": x})
+    return logits[0].astype(np.float64), logit_map[0, 0].astype(np.float32)
+
+
+@register_detector("forensic_image")
+class ForensicImageDetector:
+    """Learned generator-trace detector (frozen MobileNetV2 + linear probe, ONNX)."""
+
+    name: ClassVar[str] = "forensic_image"
+    kind: ClassVar[DetectorKind] = "forensic"
+    media_types: ClassVar[frozenset[MediaType]] = frozenset({"image", "video"})
+    version: ClassVar[str] = "mnv2probe-0.1"
+
+    def __init__(self, unknown_below: float | None = None) -> None:
+        cfg = load_config()
+        self.classes: list[str] = list(cfg["classes"])
+        self.unknown_below = float(cfg["unknown_below"] if unknown_below is None
+                                   else unknown_below)
+        self.threshold = float(cfg.get("threshold", 0.5))
+
+    def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
+        frame_logits: list[np.ndarray] = []
+        times: list[float] = []
+        best_map: np.ndarray | None = None
+        best = -math.inf
+        for frame in media.frames(ctx.sampling):
+            logits, logit_map = score_frame(frame.rgb)
+            frame_logits.append(logits)
+            times.append(float(frame.time_s))
+            if logits[0] > best:
+                best, best_map = float(logits[0]), logit_map
+        if not frame_logits:
+            raise AntifakeError(ErrorCode.CORRUPT_MEDIA, "no frame could be decoded")
+        stacked = np.stack(frame_logits)
+        clip = stacked.mean(axis=0)
+        score = float(_sigmoid(clip[0]))
+        family_probs = self._family_probs(clip[1:])
+        top = max(family_probs, key=lambda k: family_probs[k]) if family_probs else None
+        generator = None
+        if top is not None and score >= 0.5:
+            conf = family_probs[top]
+            family = top if conf >= self.unknown_below else "unknown"
+            generator = GeneratorGuess(family=family, probability=conf)
+        is_video = media.info.media_type == "video"
+        summary = (f"generator-trace model: {score:.2f} probability of AI generation"
+                   + (f" over {len(frame_logits)} frames" if is_video else ""))
+        evidence = []
+        if score >= self.threshold:
+            evidence.append(f"learned generator traces above the operating threshold "
+                            f"({score:.2f} >= {self.threshold:.2f})")
+        heatmap = (_sigmoid(best_map).astype(np.float32)
+                   if ctx.want_heatmaps and best_map is not None else None)
+        return DetectorResult(
+            detector=self.name, score=score, kind=self.kind, summary=summary,
+            evidence=evidence, generator=generator, heatmap=heatmap,
+            timeline=[float(_sigmoid(z[0])) for z in stacked] if is_video else None,
+            timeline_times_s=times if is_video else None,
+            details={"family_probabilities": {k: round(v, 4) for k, v in family_probs.items()},
+                     "frames_scored": len(frame_logits), "threshold": self.threshold,
+                     "heatmap_frame_time_s": times[int(np.argmax(stacked[:, 0]))]},
+        )
+
+    def _family_probs(self, logits: np.ndarray) -> dict[str, float]:
+        if len(logits) != len(self.classes) or len(logits) == 0:
+            return {}
+        e = np.exp(logits - logits.max())
+        p = e / e.sum()
+        return {c: float(v) for c, v in zip(self.classes, p, strict=True)}

@@ -1,0 +1,202 @@
+"""Feature families compared for the forensic detector, with an on-disk cache.
+
+* ``mnv2`` - per-layer spatial means of a frozen ImageNet MobileNetV2 (UnivFD-style
+  linear probing, Ojha et al. CVPR 2023, with a CNN trunk and several depths tapped because
+  low layers keep the high-frequency generator traces that the last layer discards).
+  The frame is first brought to the working resolution of the shipped model
+  (:func:`prepare_rgb`), so training sees exactly what inference sees. Variants select
+  taps: ``mnv2_low`` (layers 3, 6, 10, 13), ``mnv2_last`` (layer 18, the classic probe),
+  ``mnv2_all``.
+* ``residual`` - hand-crafted noise-residual statistics at native resolution: NPR-style
+  neighbouring-pixel residuals (Tan et al. CVPR 2024), SRM-like high-pass energies and
+  kurtosis, the azimuthal spectrum of the Laplacian residual and its peaks at the
+  up-sampling periods 2/4/8 (Durall et al. 2020; Corvi et al. ICASSP 2023), and chroma vs
+  luma residual ratios.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from antifake.detectors.forensic_image.preprocess import prepare_rgb, to_array
+from antifake.training.backbone import ForensicNet
+from antifake.training.data import Item
+from antifake.training.media_io import frames_for_condition
+
+MNV2_TAPS_ALL = (3, 6, 10, 13, 16, 18)
+FAMILY_TAPS = {"mnv2_low": (3, 6, 10, 13), "mnv2_last": (18,), "mnv2_all": MNV2_TAPS_ALL,
+               "mnv2_mid": (6, 10, 13, 16)}
+FEATURE_VERSION = "v1"
+BASE_FAMILIES = ("mnv2", "residual")
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(to_array(rgb))
+
+
+class _Pooled(torch.nn.Module):
+    def __init__(self, net: ForensicNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.pooled_features(x)
+
+
+def _export_pooled(net: ForensicNet, path: Path) -> None:
+    torch.onnx.export(_Pooled(net).eval(), (torch.zeros(1, 3, 256, 256),), str(path),
+                      dynamo=False, opset_version=17, input_names=["image"],
+                      output_names=["features"],
+                      dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "features": {0: "n"}})
+
+
+# ----------------------------------------------------------------------------- residual
+def _kurt(a: np.ndarray) -> float:
+    a = a - a.mean()
+    v = (a**2).mean() + 1e-6
+    return float(np.log((a**4).mean() / v**2 + 1e-6))
+
+
+def _radial_profile(power: np.ndarray, bins: int = 10) -> np.ndarray:
+    h, w = power.shape
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.fftfreq(w)[None, :]
+    r = np.sqrt(fy**2 + fx**2) / np.sqrt(0.5)
+    edges = np.geomspace(0.02, 1.0001, bins + 1)
+    total = power.sum() + 1e-9
+    return np.array([np.log(power[(r >= a) & (r < b)].sum() / total + 1e-9)
+                     for a, b in zip(edges[:-1], edges[1:], strict=True)])
+
+
+def residual_features(rgb: np.ndarray) -> np.ndarray:
+    """About 36 noise-residual statistics of one frame (see module docstring)."""
+    h, w = rgb.shape[:2]
+    s = min(256, h // 2 * 2, w // 2 * 2)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    x = rgb[y0 : y0 + s, x0 : x0 + s].astype(np.float32)
+    yl = 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+    cb, cr = x[..., 2] - yl, x[..., 0] - yl
+    feats: list[float] = []
+    # NPR: each pixel of a 2x2 cell minus the cell's top-left pixel.
+    tl = yl[0::2, 0::2]
+    for dy, dx in ((0, 1), (1, 0), (1, 1)):
+        feats.append(float(np.log(np.abs(yl[dy::2, dx::2] - tl).mean() + 1e-3)))
+    d1x = np.diff(yl, axis=1)
+    d1y = np.diff(yl, axis=0)
+    d2x = yl[:, 2:] - 2 * yl[:, 1:-1] + yl[:, :-2]
+    lap = 4 * yl[1:-1, 1:-1] - yl[:-2, 1:-1] - yl[2:, 1:-1] - yl[1:-1, :-2] - yl[1:-1, 2:]
+    for r in (d1x, d1y, d2x, lap):
+        feats.append(float(np.log(np.abs(r).mean() + 1e-3)))
+        feats.append(_kurt(r))
+    e_lap = np.abs(lap).mean() + 1e-3
+    feats += [feats[i] - float(np.log(e_lap)) for i in range(3)]  # NPR relative to Laplacian
+    # Spectrum of the Laplacian residual.
+    power = np.abs(np.fft.fft2(lap - lap.mean())) ** 2
+    feats += _radial_profile(power).tolist()
+    n0, n1 = power.shape
+    col = power.mean(axis=0)
+    row = power.mean(axis=1)
+    for period in (2, 4, 8):
+        for prof, n in ((col, n1), (row, n0)):
+            k = int(round(n / period))
+            if 2 < k < n - 2:
+                neigh = np.concatenate([prof[k - 3 : k - 1], prof[k + 2 : k + 4]]).mean()
+                feats.append(float(np.log(prof[k] / (neigh + 1e-9) + 1e-9)))
+            else:
+                feats.append(0.0)
+    # Chroma vs luma residual energy; cross-channel residual correlation.
+    for c in (cb, cr):
+        lc = 4 * c[1:-1, 1:-1] - c[:-2, 1:-1] - c[2:, 1:-1] - c[1:-1, :-2] - c[1:-1, 2:]
+        feats.append(float(np.log((np.abs(lc).mean() + 1e-3) / e_lap)))
+    laps = [4 * x[1:-1, 1:-1, i] - x[:-2, 1:-1, i] - x[2:, 1:-1, i] - x[1:-1, :-2, i]
+            - x[1:-1, 2:, i] for i in range(3)]
+    for a, b in ((0, 1), (1, 2), (0, 2)):
+        feats.append(float(np.corrcoef(laps[a].ravel(), laps[b].ravel())[0, 1]))
+    return np.nan_to_num(np.asarray(feats, dtype=np.float32))
+
+
+# ----------------------------------------------------------------------------- extraction
+class FeatureExtractor:
+    """Computes and caches per-frame features of items under a condition."""
+
+    def __init__(self, cache_dir: Path, max_frames: int = 2) -> None:
+        self.cache_dir = cache_dir
+        self.max_frames = max_frames
+        self._session: Any = None
+
+    @property
+    def session(self) -> Any:
+        """onnxruntime session computing the pooled features (much faster than eager torch)."""
+        if self._session is None:
+            import onnxruntime as ort
+
+            path = self.cache_dir / "features" / FEATURE_VERSION / "mnv2_pooled.onnx"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _export_pooled(ForensicNet(MNV2_TAPS_ALL), path)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 2
+            opts.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(path), opts,
+                                                 providers=["CPUExecutionProvider"])
+        return self._session
+
+    def _path(self, base: str, condition: str, item: Item) -> Path:
+        tag = hashlib.sha1(f"{item.path}|{item.key}".encode()).hexdigest()[:16]
+        return (self.cache_dir / "features" / FEATURE_VERSION / base
+                / f"{condition}_f{self.max_frames}" / f"{tag}.npy")
+
+    def frames_features(self, family: str, condition: str, item: Item) -> np.ndarray:
+        """``(n_frames, D)`` features of ``item`` under ``condition``."""
+        base = "mnv2" if family.startswith("mnv2") else family
+        if base not in BASE_FAMILIES:
+            raise ValueError(f"unknown feature family {family!r}")
+        path = self._path(base, condition, item)
+        if not path.exists():
+            # Decode once and fill every base family's cache for this item.
+            frames = frames_for_condition(item.path, condition, self.cache_dir, self.max_frames)
+            for b in BASE_FAMILIES:
+                bpath = self._path(b, condition, item)
+                if bpath.exists():
+                    continue
+                if b == "mnv2":
+                    fb = np.concatenate([
+                        self.session.run(None, {"image": to_array(prepare_rgb(f))})[0]
+                        for f in frames])
+                else:
+                    fb = np.stack([residual_features(f) for f in frames])
+                bpath.parent.mkdir(parents=True, exist_ok=True)
+                np.save(bpath, fb.astype(np.float32))
+        feats = np.load(path)
+        if base == "mnv2" and family != "mnv2":
+            feats = feats[:, tap_columns(taps_of(family))]
+        return feats
+
+
+def taps_of(family: str) -> tuple[int, ...]:
+    """Tapped layers of a ``mnv2*`` family: a named variant or ``mnv2:3,6,10``."""
+    if family in FAMILY_TAPS:
+        return FAMILY_TAPS[family]
+    if family.startswith("mnv2:"):
+        return tuple(int(t) for t in family[5:].split(","))
+    if family == "mnv2":
+        return MNV2_TAPS_ALL
+    raise ValueError(f"unknown feature family {family!r}")
+
+
+def tap_columns(taps: tuple[int, ...]) -> np.ndarray:
+    """Column indices of ``taps`` inside the cached ``MNV2_TAPS_ALL`` feature vector."""
+    from antifake.training.backbone import LAYER_INFO
+
+    cols, start = [], 0
+    for t in MNV2_TAPS_ALL:
+        c = LAYER_INFO[t][0]
+        if t in taps:
+            cols.extend(range(start, start + c))
+        start += c
+    return np.asarray(cols)

@@ -29,8 +29,8 @@ def _log(msg: str) -> None:
               help="Folder for forensic_image.onnx/.json, calibration.json, oof_scores.tsv.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE,
               show_default=True, help="Feature and laundered-copy cache.")
-@click.option("--family", default="mnv2_low", show_default=True,
-              help="Feature family: mnv2_low, mnv2_last, mnv2_all, mnv2:3,6,...")
+@click.option("--family", default="mnv2e", show_default=True,
+              help="Feature family: mnv2e, mnv2_low, mnv2_last, mnv2_all, mnv2:3,6,..., residual")
 @click.option("--max-frames", default=2, show_default=True, help="Frames per video.")
 @click.option("--install", is_flag=True,
               help="Also copy the model and calibration into the installed package.")
@@ -65,7 +65,7 @@ def train_command(data: Path, out_dir: Path, cache_dir: Path, family: str, max_f
 @click.option("--conditions", default="original,masked,laundered,laundered+masked,"
               "half+masked,crop+masked", show_default=True,
               help="Comma list; combine steps with + (original laundered half crop masked).")
-@click.option("--family", "families", multiple=True, default=["mnv2_low"], show_default=True,
+@click.option("--family", "families", multiple=True, default=["mnv2e"], show_default=True,
               help="Feature family (repeat to compare families).")
 @click.option("--train-conditions", default=None,
               help="Comma list of training conditions (default: the shipped recipe).")
@@ -87,6 +87,7 @@ def evaluate_command(data: Path, split: str, conditions: str, families: tuple[st
     from antifake.training.pipeline import (
         TRAIN_CONDITIONS,
         attribution_rows,
+        fmt,
         loso_scores,
         metric_rows,
         rows_markdown,
@@ -104,17 +105,34 @@ def evaluate_command(data: Path, split: str, conditions: str, families: tuple[st
               f"{', '.join(tconds)}; operating threshold {threshold:.3f}; "
               f"{max_frames} frames per video, clip score = mean frame logit.\n"]
     all_rows: dict[str, list[dict]] = {}
-    for fam in families:
+    summary = ["| family | condition | AUC all AI video | AUC Gen-2 | AUC Gen-1 "
+               "| AUC AI image | TPR@5%FPR video | TPR@thr video | FPR@thr real video "
+               "| FPR@thr real image |", "|---" * 10 + "|"]
+    for n, fam in enumerate(families):
         t0 = time.perf_counter()
         oof = loso_scores(fx, fam, items, conds, tconds, split=split, log=_log)
         rows = [r for c in conds for r in metric_rows(oof, c, threshold)]
         all_rows[fam] = rows
-        table = rows_markdown(rows)
-        click.echo(f"\n### family {fam} ({time.perf_counter() - t0:.0f} s)\n\n{table}")
-        out_md.append(f"\n#### Feature family `{fam}`\n\n{table}")
-        attr = [a for c in conds if c in ("laundered+masked",) or len(conds) == 1
-                for a in attribution_rows(oof, c, 0.5)]
-        if attr:
+        click.echo(f"\n### family {fam} ({time.perf_counter() - t0:.0f} s)\n\n"
+                   f"{rows_markdown(rows)}")
+        for c in conds:
+            g = {r["group"]: r for r in rows if r["condition"] == c}
+
+            def val(key: str, field: str, g: dict = g) -> str:
+                return fmt(g[key][field]) if key in g else "n/a"
+
+            vid, img = "all AI video vs real video", "all AI image vs real image"
+            summary.append(
+                f"| `{fam}` | {c} | {val(vid, 'auc')} | {val('runway_gen2 vs real video', 'auc')}"
+                f" | {val('runway_gen1 vs real video', 'auc')} | {val(img, 'auc')}"
+                f" | {val(vid, 'tpr@5%fpr')} | {val(vid, 'tpr')} | {val(vid, 'fpr')}"
+                f" | {val(img, 'fpr')} |")
+        if n == 0:
+            detail_cond = "laundered+masked" if "laundered+masked" in conds else conds[-1]
+            detail = [r for r in rows if r["condition"] == detail_cond]
+            out_md.append(f"\nPer label, `{fam}`, condition `{detail_cond}`:\n\n"
+                          f"{rows_markdown(detail)}")
+            attr = attribution_rows(oof, detail_cond, 0.5)
             lines = ["| condition | true family | n | top-1 | predicted (unknown below 0.5) |",
                      "|---|---|---|---|---|"]
             lines += [f"| {a['condition']} | {a['family']} | {a['n']} | {a['top1']:.3f} | "
@@ -122,7 +140,10 @@ def evaluate_command(data: Path, split: str, conditions: str, families: tuple[st
                       + " |" for a in attr]
             block = "\n".join(lines) + "\n"
             click.echo(f"\nattribution ({fam}):\n{block}")
-            out_md.append(f"\nGenerator attribution, `{fam}`, out of fold:\n\n{block}")
+            out_md.append(f"\nGenerator attribution, `{fam}`, out of fold (AI files only):"
+                          f"\n\n{block}")
+    out_md.insert(1, "\nSummary (leave-one-source-out, out-of-fold scores):\n\n"
+                  + "\n".join(summary) + "\n")
     if json_out:
         json_out.write_text(json.dumps(all_rows, indent=1, default=float))
     if markdown:

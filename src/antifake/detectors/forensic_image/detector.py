@@ -1,6 +1,7 @@
 """``forensic_image``: learned generator-trace detector for images and video frames.
 
-A frozen ImageNet MobileNetV2 trunk (layers 3, 6, 10 and 13) with a linear probe, run
+A frozen ImageNet MobileNetV2 trunk (layers 3, 6, 10 and 13; each location's features and
+their squares) with a linear probe, run
 fully-convolutionally through onnxruntime on the frame brought to a long side of 384 px.
 The probe's logit map (one value per 16x16 working-resolution cell) is the heatmap; its
 mean is the frame logit. For video, sampled frames give a timeline, the clip logit is the
@@ -75,7 +76,7 @@ class ForensicImageDetector:
     name: ClassVar[str] = "forensic_image"
     kind: ClassVar[DetectorKind] = "forensic"
     media_types: ClassVar[frozenset[MediaType]] = frozenset({"image", "video"})
-    version: ClassVar[str] = "mnv2probe-0.1"
+    version: ClassVar[str] = "mnv2e-probe-0.1"
 
     def __init__(self, unknown_below: float | None = None) -> None:
         cfg = load_config()

@@ -67,6 +67,7 @@ class Case:
     # but allowed pixel count, a long animation). Not in the default pytest run; they have
     # their own wall-clock budget.
     slow_timeout_s: float | None = None
+    max_rss_mib: float | None = None  # peak RSS bound for the worker while on this case
 
 
 # ------------------------------------------------------------------ base media
@@ -320,6 +321,22 @@ def gif_many_frames(frames: int, delay_cs: int = 1) -> bytes:
     out += frame * frames
     out += b"\x3b"
     return bytes(out)
+
+
+def gif_frame_outside_screen(left: int, top: int, width: int, height: int) -> bytes:
+    """A 48x32-screen animated GIF whose second frame is placed far outside the screen:
+    Pillow's seek() grows the canvas to cover it. (The fuzzer's original, an 8 KiB file in
+    tests/fuzz_regressions/, made load() allocate ~840 MiB before the size check.)"""
+    head = bytearray(b"GIF89a" + struct.pack("<HH", 48, 32) + b"\x80\x00\x00")
+    head += b"\x00\x00\x00\xff\xff\xff"
+    head += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    first = (b"\x21\xf9\x04\x00\x0a\x00\x00\x00" + b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1)
+             + b"\x00\x02\x02\x44\x01\x00")
+    second = (b"\x21\xf9\x04\x00\x0a\x00\x00\x00" + b"\x2c"
+              + struct.pack("<HHHH", left, top, width, height)
+              + b"\x80\xff\x00\x00\x00\xff\x00"  # own 2-colour palette: RGB canvas
+              + b"\x02\x02\x44\x01\x00")
+    return bytes(head + first + second + b"\x3b")
 
 
 def bmp_set_size(data: bytes, width: int, height: int) -> bytes:
@@ -598,14 +615,19 @@ def cases() -> list[Case]:
         lambda: jpeg_set_sof(base_bytes("jpeg"), 8000, 8000), ANY_CLEAN, slow_timeout_s=60)
     add("amplification/png_zlib_4096x4096_zeros", "zbomb.png", lambda: png_zlib_bomb(4096, 4096),
         frozenset({OK}), "png", slow_timeout_s=60)
+    # 80 Mpx, just under max_image_pixels: needs ~3.2 GiB RSS and ~20 s when unconstrained;
+    # under the sandbox's RLIMIT_AS it must fail cleanly (MemoryError -> too_large).
     add("amplification/png_zlib_8944x8944_zeros", "zbomb.png", lambda: png_zlib_bomb(8944, 8944),
-        frozenset({OK}), "png", slow_timeout_s=120)
+        frozenset({OK, "too_large"}), "png", slow_timeout_s=120)
     add("amplification/gif_2000_frames", "many.gif", lambda: gif_many_frames(2000),
         frozenset({OK}), "gif", slow_timeout_s=60)
     add("bomb/webp_vp8_16383x16383", "bomb.webp",
         lambda: webp_set_vp8_size(base_bytes("webp"), 16383, 16383), BAD_FILE | too_large)
     add("bomb/apng_actl_2^31-1_frames", "bomb.png",
         lambda: apng_set_frames(base_bytes("anim_png"), 2**31 - 1), BAD_FILE | too_large)
+    out.append(Case("bomb/gif_frame_outside_screen_1000x60000", _writer(
+        "outside.gif", partial(gif_frame_outside_screen, 0, 30000, 1000, 30000)),
+        too_large, max_rss_mib=400))
     add("bomb/gif_20_frames_x_655s", "long.gif", lambda: gif_many_frames(20, 65535), too_large)
     add("bomb/gif_40_frames_1x1", "many.gif", lambda: gif_many_frames(40), frozenset({OK}),
         "gif")
@@ -844,6 +866,8 @@ class Outcome:
         if outcome not in self.case.expect:
             return False
         if outcome == OK and self.case.media_format and self.format != self.case.media_format:
+            return False
+        if self.case.max_rss_mib is not None and self.peak_rss_mib > self.case.max_rss_mib:
             return False
         return not (self.case.forbid_text and self.case.forbid_text in self.text)
 

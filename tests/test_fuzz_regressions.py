@@ -55,6 +55,31 @@ def test_fuzz_crash_inputs_replay_cleanly(case: str) -> None:
     assert proc.returncode == 0 and "clean" in proc.stdout, proc.stderr[-2000:]
 
 
+def test_gif_frame_outside_the_screen_is_refused_before_allocating() -> None:
+    """Found by fuzz_media (-rss_limit_mb=500): an 8 KiB GIF with a 48x32 screen whose third
+    frame sits at y=28686 made Pillow grow the canvas to 1152x71725 and allocate ~840 MiB
+    in load() before the pixel limit was checked. Now refused from the size seek() reports.
+    Run in a subprocess so the peak RSS is this file's alone."""
+    path = REGRESSIONS / "media-gif-frame-outside-screen-oom-6772d7b8"
+    code = (
+        "from antifake.media import open_media\n"
+        "from antifake.errors import AntifakeError\n"
+        "try:\n"
+        f"    open_media({str(path)!r})\n"
+        "    print('accepted')\n"
+        "except AntifakeError as exc:\n"
+        "    print(exc.code.value)\n"
+        "for line in open('/proc/self/status'):\n"
+        "    if line.startswith('VmHWM'):\n"
+        "        print(int(line.split()[1]) // 1024)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": "src"})
+    outcome, peak_mib = proc.stdout.split()
+    assert outcome == "too_large", proc.stdout + proc.stderr[-2000:]
+    assert int(peak_mib) < 300, peak_mib
+
+
 def test_short_fuzz_run_finds_no_crash(tmp_path: Path) -> None:
     """fuzz/run_short.py: every harness (sniff, metadata, media) for a few seconds."""
     pytest.importorskip("atheris")

@@ -3,7 +3,7 @@
 Any exception other than :class:`antifake.errors.AntifakeError` is a crash, as is a
 result whose ``to_dict()`` is not JSON-serialisable or exceeds the metadata bound.
 
-    python fuzz/fuzz_media.py fuzz/corpus/media -max_len=65536 -timeout=10 -rss_limit_mb=2048
+    python fuzz/fuzz_media.py fuzz/corpus/media -max_len=65536 -timeout=10 -rss_limit_mb=512
 """
 
 from __future__ import annotations

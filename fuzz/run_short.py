@@ -39,7 +39,7 @@ def run(seconds_each: float, corpus: Path, artifacts: Path,
         cmd = [
             sys.executable, str(HERE / script), str(corpus / name),
             f"-max_total_time={max(1, int(seconds_each))}", f"-max_len={max_len}",
-            "-timeout=10", "-rss_limit_mb=2048", "-print_final_stats=1",
+            "-timeout=10", "-rss_limit_mb=512", "-print_final_stats=1",
             f"-artifact_prefix={artifacts}/{name}-",
         ]
         t0 = time.perf_counter()

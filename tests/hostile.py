@@ -49,6 +49,10 @@ ANY_CLEAN = frozenset({OK, "corrupt_media", "unsupported_media", "too_large"})
 
 DEFAULT_TIMEOUT_S = 2.0  # wall clock per case (analyze + full decode)
 DEFAULT_MEM_MIB = 1536  # RLIMIT_AS of the worker: virtual memory, ~700 MiB of it is libraries
+# Peak RSS allowed per (non-amplification) case, worker baseline (~80-150 MiB) included:
+# 2.5x the highest measured so far (338 MiB), low enough to catch a decoder that allocates
+# for declared instead of real sizes.
+DEFAULT_MAX_RSS_MIB = 768
 
 _HERE = Path(__file__).resolve().parent
 _SRC = _HERE.parent / "src"
@@ -867,7 +871,10 @@ class Outcome:
             return False
         if outcome == OK and self.case.media_format and self.format != self.case.media_format:
             return False
-        if self.case.max_rss_mib is not None and self.peak_rss_mib > self.case.max_rss_mib:
+        rss_bound = self.case.max_rss_mib
+        if rss_bound is None and self.case.slow_timeout_s is None:
+            rss_bound = DEFAULT_MAX_RSS_MIB
+        if rss_bound is not None and self.peak_rss_mib > rss_bound:
             return False
         return not (self.case.forbid_text and self.case.forbid_text in self.text)
 

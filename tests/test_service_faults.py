@@ -347,3 +347,26 @@ def test_sweeper_removes_orphans_but_not_live_uploads(tmp_path: Path, png: bytes
     leftovers = [p for p in (orphan_upload, orphan_heatmap, orphan_tmp_heatmap) if p.exists()]
     assert leftovers == [], leftovers
     state.store.dispose()
+
+
+def test_database_outage_while_a_job_runs_does_not_strand_it(
+        tmp_path: Path, png: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The analysis finishes while the database is down, so its result cannot be stored:
+    the job must come back (lease expiry -> retry) and succeed, not stay 'running'."""
+    monkeypatch.setenv("ANTIFAKE_TEST_SLOW_S", "0.8")
+    settings = make_settings(tmp_path, auth_required=False, detectors=("test_slow",),
+                             lease_s=1.0, max_attempts=3)
+    app = create_app(settings)
+    state = app.state.service
+    outage = _DatabaseOutage(state.store.engine)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        job = client.post("/v1/jobs", files={"file": ("a.png", png)}).json()
+        _wait(lambda: client.get(f"/v1/jobs/{job['id']}").json()["status"] == "running",
+              20, "the job to start")
+        outage.on = True
+        time.sleep(2.0)  # the analysis ends inside the outage
+        outage.on = False
+        assert outage.failures > 0
+        done = wait_job(client, job["id"], timeout_s=40)
+        assert done["status"] == "succeeded", done
+        assert done["result"]["error"] is None

@@ -93,16 +93,21 @@ def evaluate_command(data: Path, split: str, conditions: str, families: tuple[st
         rows_markdown,
     )
 
+    thresholds: float | dict[str, float]
     if threshold is None:
         from antifake.detectors.forensic_image.detector import load_config
 
-        threshold = float(load_config().get("threshold", 0.5))
+        cfg = load_config()
+        thresholds = {k: float(v) for k, v in cfg.get("thresholds", {}).items()} or float(
+            cfg.get("threshold", 0.5))
+    else:
+        thresholds = threshold
     conds = parse_conditions(conditions)
     tconds = parse_conditions(train_conditions) if train_conditions else list(TRAIN_CONDITIONS)
     items = load_manifest(data)
     fx = FeatureExtractor(cache_dir, max_frames=max_frames)
     out_md = [f"Split: {split} (by source repository); training conditions: "
-              f"{', '.join(tconds)}; operating threshold {threshold:.3f}; "
+              f"{', '.join(tconds)}; operating threshold {_fmt_thr(thresholds)}; "
               f"{max_frames} frames per video, clip score = mean frame logit.\n"]
     all_rows: dict[str, list[dict]] = {}
     summary = ["| family | condition | AUC all AI video | AUC Gen-2 | AUC Gen-1 "
@@ -111,7 +116,7 @@ def evaluate_command(data: Path, split: str, conditions: str, families: tuple[st
     for n, fam in enumerate(families):
         t0 = time.perf_counter()
         oof = loso_scores(fx, fam, items, conds, tconds, split=split, log=_log)
-        rows = [r for c in conds for r in metric_rows(oof, c, threshold)]
+        rows = [r for c in conds for r in metric_rows(oof, c, thresholds)]
         all_rows[fam] = rows
         click.echo(f"\n### family {fam} ({time.perf_counter() - t0:.0f} s)\n\n"
                    f"{rows_markdown(rows)}")
@@ -156,6 +161,12 @@ def evaluate_command(data: Path, split: str, conditions: str, families: tuple[st
                 + "".join(out_md))
         write_section(markdown, f"{SECTION} - evaluation", body)
         _log(f"wrote section to {markdown}")
+
+
+def _fmt_thr(t: float | dict[str, float]) -> str:
+    if isinstance(t, dict):
+        return ", ".join(f"{k} {v:.3f}" for k, v in sorted(t.items())) + " (per media type)"
+    return f"{t:.3f}"
 
 
 def write_section(path: Path, title: str, body: str) -> None:

@@ -160,22 +160,27 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def metric_rows(oof: OOFScores, condition: str, threshold: float,
+def metric_rows(oof: OOFScores, condition: str, threshold: float | dict[str, float],
                 calibrate: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict]:
-    """Per-label and pooled metrics for ``condition``; probabilities via ``calibrate``."""
+    """Per-label and pooled metrics for ``condition``; probabilities via ``calibrate``.
+
+    ``threshold`` is one value or one per media type (``image`` / ``video``).
+    """
     finite = np.isfinite(oof.logits[condition])
     z = oof.logits[condition][finite]
     p = calibrate(z) if calibrate else _sigmoid(z)
     items = [it for it, ok in zip(oof.items, finite, strict=True) if ok]
     rows = []
 
-    def add(name: str, pos: np.ndarray, neg: np.ndarray) -> None:
+    def add(name: str, pos: np.ndarray, neg: np.ndarray, media_type: str) -> None:
         sel = pos | neg
         if not pos.any() or not neg.any():
             return
         y = pos[sel].astype(int)
         s = p[sel]
-        r = rates_at_threshold(y, s, threshold)
+        thr = threshold.get(media_type, max(threshold.values())) if isinstance(
+            threshold, dict) else threshold
+        r = rates_at_threshold(y, s, thr)
         rows.append({
             "condition": condition, "group": name, "n_ai": int(pos.sum()),
             "n_real": int(neg.sum()), "auc": roc_auc(y, s),
@@ -188,9 +193,9 @@ def metric_rows(oof: OOFScores, condition: str, threshold: float,
     ai = np.asarray([it.is_ai for it in items])
     for mt in ("video", "image"):
         real = (~ai) & (mtype == mt)
-        add(f"all AI {mt} vs real {mt}", ai & (mtype == mt), real)
+        add(f"all AI {mt} vs real {mt}", ai & (mtype == mt), real, mt)
         for lab in sorted(set(labels[ai & (mtype == mt)])):
-            add(f"{lab} vs real {mt}", labels == lab, real)
+            add(f"{lab} vs real {mt}", labels == lab, real, mt)
     return rows
 
 
@@ -290,8 +295,9 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
     p = np.asarray([r["forensic_image"] for r in table])
     y = np.asarray([r["is_ai"] for r in table])
     g = np.asarray([r["group"] for r in table])
-    threshold = max(_threshold_for_fpr(p[(g == gv) & (y == 0)], 0.05)
-                    for gv in set(g.tolist()) if ((g == gv) & (y == 0)).any())
+    thresholds = {gv: _threshold_for_fpr(p[(g == gv) & (y == 0)], 0.05)
+                  for gv in sorted(set(g.tolist())) if ((g == gv) & (y == 0)).any()}
+    threshold = max(thresholds.values())
 
     model = fit_model(fx, family, items, train_conditions, classes=oof.classes)
     taps = taps_of(family)
@@ -316,7 +322,7 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
     config = {
         "version": MODEL_VERSION, "family": family, "taps": list(taps), "max_side": MAX_SIDE,
         "classes": oof.classes if model.attribution is not None else [],
-        "unknown_below": unknown_below, "threshold": threshold,
+        "unknown_below": unknown_below, "threshold": threshold, "thresholds": thresholds,
         "train_conditions": list(train_conditions), "max_frames_per_video": max_frames,
         "n_files": len(items), "n_sources": len({it.source for it in items}),
         "labels": {lab: sum(1 for it in items if it.label == lab)

@@ -84,6 +84,8 @@ class ForensicImageDetector:
         self.unknown_below = float(cfg["unknown_below"] if unknown_below is None
                                    else unknown_below)
         self.threshold = float(cfg.get("threshold", 0.5))
+        # Per media type: real images and real videos score differently (see README.md).
+        self.thresholds = {k: float(v) for k, v in cfg.get("thresholds", {}).items()}
 
     def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
         frame_logits: list[np.ndarray] = []
@@ -111,10 +113,11 @@ class ForensicImageDetector:
         is_video = media.info.media_type == "video"
         summary = (f"generator-trace model: {score:.2f} probability of AI generation"
                    + (f" over {len(frame_logits)} frames" if is_video else ""))
+        threshold = self.thresholds.get(media.info.media_type, self.threshold)
         evidence = []
-        if score >= self.threshold:
+        if score >= threshold:
             evidence.append(f"learned generator traces above the operating threshold "
-                            f"({score:.2f} >= {self.threshold:.2f})")
+                            f"({score:.2f} >= {threshold:.2f})")
         heatmap = (_sigmoid(best_map).astype(np.float32)
                    if ctx.want_heatmaps and best_map is not None else None)
         return DetectorResult(
@@ -123,7 +126,7 @@ class ForensicImageDetector:
             timeline=[float(_sigmoid(z[0])) for z in stacked] if is_video else None,
             timeline_times_s=times if is_video else None,
             details={"family_probabilities": {k: round(v, 4) for k, v in family_probs.items()},
-                     "frames_scored": len(frame_logits), "threshold": self.threshold,
+                     "frames_scored": len(frame_logits), "threshold": threshold,
                      "heatmap_frame_time_s": times[int(np.argmax(stacked[:, 0]))]},
         )
 

@@ -55,29 +55,48 @@ def test_fuzz_crash_inputs_replay_cleanly(case: str) -> None:
     assert proc.returncode == 0 and "clean" in proc.stdout, proc.stderr[-2000:]
 
 
-def test_gif_frame_outside_the_screen_is_refused_before_allocating() -> None:
-    """Found by fuzz_media (-rss_limit_mb=500): an 8 KiB GIF with a 48x32 screen whose third
-    frame sits at y=28686 made Pillow grow the canvas to 1152x71725 and allocate ~840 MiB
-    in load() before the pixel limit was checked. Now refused from the size seek() reports.
-    Run in a subprocess so the peak RSS is this file's alone."""
-    path = REGRESSIONS / "media-gif-frame-outside-screen-oom-6772d7b8"
+MEMORY_REGRESSIONS = {
+    # An 8 KiB GIF (48x32 screen) whose third frame sits at y=28686: Pillow's seek() grew
+    # the canvas to 1152x71725 and load() allocated ~840 MiB before the pixel limit was
+    # checked. Now refused from the size seek() reports.
+    "media-gif-frame-outside-screen-oom-6772d7b8": "too_large",
+    # A 2.8 KiB WebM (container: 64x48) whose VP9 data declares a huge frame: FFmpeg's
+    # decoder allocated ~400 MiB for it. Now capped with the decoder's max_pixels option.
+    "media-vp9-huge-frame-in-tiny-webm-oom-a8c9bd3a": "corrupt_media",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MEMORY_REGRESSIONS))
+def test_fuzz_found_memory_blowups_stay_small(name: str) -> None:
+    """Found by fuzz_media with -rss_limit_mb: open_media, every frame and
+    Engine().analyze must give the stable code with a small peak RSS. In a subprocess, so
+    the peak is this file's alone."""
+    path = REGRESSIONS / name
     code = (
-        "from antifake.media import open_media\n"
+        "from antifake.config import FrameSampling\n"
+        "from antifake.engine import Engine\n"
         "from antifake.errors import AntifakeError\n"
+        "from antifake.media import open_media\n"
         "try:\n"
-        f"    open_media({str(path)!r})\n"
+        f"    media = open_media({str(path)!r})\n"
+        "    for _ in media.frames(FrameSampling(mode='all', max_frames=None)):\n"
+        "        pass\n"
         "    print('accepted')\n"
         "except AntifakeError as exc:\n"
         "    print(exc.code.value)\n"
+        f"result = Engine().analyze({str(path)!r})\n"
+        "print(result.error['code'] if result.error else 'ok')\n"
         "for line in open('/proc/self/status'):\n"
         "    if line.startswith('VmHWM'):\n"
         "        print(int(line.split()[1]) // 1024)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": "src"})
-    outcome, peak_mib = proc.stdout.split()
-    assert outcome == "too_large", proc.stdout + proc.stderr[-2000:]
-    assert int(peak_mib) < 300, peak_mib
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": "src"})
+    lines = proc.stdout.split()
+    assert len(lines) == 3, proc.stdout + proc.stderr[-2000:]
+    media_code, engine_code, peak_mib = lines
+    assert media_code == engine_code == MEMORY_REGRESSIONS[name], lines
+    assert int(peak_mib) < 300, f"peak RSS {peak_mib} MiB"
 
 
 def test_short_fuzz_run_finds_no_crash(tmp_path: Path) -> None:

@@ -133,6 +133,17 @@ def _spread(last_time: float, count: int) -> list[float]:
     return [last_time * i / (count - 1) for i in range(count)]
 
 
+def _cap_decoder_pixels(stream: Any, max_pixels: int) -> None:
+    """Make FFmpeg's decoder refuse frames over ``max_pixels`` *before* allocating them.
+
+    The container's dimensions (checked by us) can be small while the bitstream declares a
+    huge frame: a 2.8 KiB WebM whose VP9 data asked for ~16k x 16k made the decoder
+    allocate ~400 MiB (found by fuzzing). Such a frame now fails to decode (corrupt_media).
+    """
+    stream.codec_context.options = {**stream.codec_context.options,
+                                    "max_pixels": str(int(max_pixels))}
+
+
 def _as_float(value: Any) -> float | None:
     try:
         f = float(value)
@@ -175,6 +186,7 @@ class VideoMedia:
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            _cap_decoder_pixels(stream, limits.max_video_pixels)
             if sampling.mode == "keyframes":
                 stream.codec_context.skip_frame = "NONKEY"
             decoded = 0
@@ -272,6 +284,7 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
             )
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        _cap_decoder_pixels(stream, limits.max_video_pixels)
         ctx = stream.codec_context
         width, height = int(ctx.width or 0), int(ctx.height or 0)
         if width * height > limits.max_video_pixels:

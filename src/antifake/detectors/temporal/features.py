@@ -97,6 +97,8 @@ def iter_frame_pairs(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         cc = stream.codec_context
+        # FFmpeg refuses larger frames before allocating them (see media/video.py).
+        cc.options = {**cc.options, "max_pixels": str(int(max_pixels))}
         if cc.width and cc.height and cc.width * cc.height > max_pixels:
             raise AntifakeError(
                 ErrorCode.TOO_LARGE, f"frame {cc.width}x{cc.height} exceeds the pixel limit"

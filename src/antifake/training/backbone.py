@@ -14,6 +14,7 @@ image logit.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -162,6 +163,13 @@ def export_onnx(net: ForensicNet, path: Path, example_hw: tuple[int, int] = (256
     """Export with dynamic batch/height/width; outputs ``logit`` (N,K) and ``logit_map``."""
     net.eval()
     x = torch.zeros(1, 3, *example_hw)
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated upstream but needs no onnxscript; same graph.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _export(net, x, path)
+
+
+def _export(net: nn.Module, x: torch.Tensor, path: Path) -> None:
     torch.onnx.export(
         net, (x,), str(path), dynamo=False, opset_version=17,
         input_names=["image"], output_names=["logit", "logit_map"],

@@ -53,6 +53,14 @@ class _Pooled(torch.nn.Module):
 
 
 def _export_pooled(net: ForensicNet, path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _export_pooled_graph(net, path)
+
+
+def _export_pooled_graph(net: ForensicNet, path: Path) -> None:
     torch.onnx.export(_Pooled(net).eval(), (torch.zeros(1, 3, 256, 256),), str(path),
                       dynamo=False, opset_version=17, input_names=["image"],
                       output_names=["features"],

@@ -30,12 +30,24 @@ def test_scan_json_lines_contract(tmp_path: Path) -> None:
     for row in rows:
         assert row.keys() >= REQUIRED_FIELDS
         assert row["error"] is None
-        # No provenance on synthetic files: uncertain, never "authentic" by default.
-        assert row["verdict"] == "uncertain"
+        assert row["verdict"] in ("ai_generated", "authentic", "uncertain")
         assert 0.0 <= row["ai_probability"] <= 1.0
         for ev in row["evidence"]:
-            assert {"detector", "score", "summary"} <= ev.keys()
+            assert ev.keys() >= {"detector", "score", "summary"}
+        assert "forensic_image" in {ev["detector"] for ev in row["evidence"]}
     assert [r["media_type"] for r in rows] == ["image", "video"]
+    assert "temporal" in {ev["detector"] for ev in rows[1]["evidence"]}
+
+
+def test_no_provenance_is_uncertain_not_authentic(tmp_path: Path) -> None:
+    img = write_image(tmp_path / "a.png")
+    vid = write_video(tmp_path / "b.mp4")
+    code, rows, _ = _scan("--detectors", "c2pa,watermark,metadata", str(img), str(vid))
+    assert code == 0
+    for row in rows:
+        assert row["verdict"] == "uncertain"
+        assert row["ai_probability"] == 0.5
+        assert row["generator"] is None
 
 
 def test_png_with_generator_chunk_is_flagged(tmp_path: Path) -> None:
@@ -116,7 +128,8 @@ def test_bad_options_exit_2(tmp_path: Path) -> None:
 def test_table_output_and_detectors_list(tmp_path: Path) -> None:
     img = write_image(tmp_path / "a.png")
     runner = CliRunner()
-    res = runner.invoke(main, ["scan", "-q", str(img)], env={"COLUMNS": "200"})
+    res = runner.invoke(main, ["scan", "-q", "--detectors", "metadata", str(img)],
+                        env={"COLUMNS": "200"})
     assert res.exit_code == 0
     assert "uncertain" in res.stdout and "a.png" in res.stdout
     res = runner.invoke(main, ["detectors", "--json"])

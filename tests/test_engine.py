@@ -13,6 +13,7 @@ from antifake.detectors.base import AnalysisContext
 from antifake.detectors.registry import register_detector
 from antifake.engine import Engine
 from antifake.errors import AntifakeError, ErrorCode
+from antifake.fusion import EvidenceFusion
 from antifake.media.types import Media
 from antifake.results import DetectorResult, GeneratorGuess
 from synth import write_image, write_video
@@ -28,7 +29,10 @@ class AlwaysAI:
     def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
         frames = list(media.frames(ctx.sampling))
         return DetectorResult(
-            detector=self.name, score=0.9, kind="forensic", summary=f"{len(frames)} frames",
+            detector=self.name,
+            score=0.9,
+            kind="forensic",
+            summary=f"{len(frames)} frames",
             generator=GeneratorGuess("pika", 0.7),
         )
 
@@ -57,7 +61,9 @@ class SeesCorruption(AlwaysAI):
 
 def test_buggy_detector_does_not_sink_the_others(tmp_path: Path) -> None:
     img = write_image(tmp_path / "a.png")
-    result = Engine(detectors=["test_buggy", "test_always_ai"]).analyze(img)
+    result = Engine(detectors=["test_buggy", "test_always_ai"], fusion=EvidenceFusion()).analyze(
+        img
+    )
     assert result.ok
     by_name = {d.detector: d for d in result.detectors}
     assert by_name["test_buggy"].error is not None

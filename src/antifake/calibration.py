@@ -1,15 +1,24 @@
 """Calibrated fusion: a logistic model over detector scores, fitted on out-of-fold scores.
 
 :class:`CalibratedFusion` follows the :class:`antifake.fusion.Fusion` protocol. For each
-detector ``d`` it uses ``x_d = logit(score_d)`` (clipped like EvidenceFusion), ``0`` when
-the detector is missing, failed or has no opinion (neutral), and returns
-``p = sigmoid(intercept + sum_d coef_d * x_d)``. Decisive results (valid provenance)
-override exactly as in :class:`antifake.fusion.EvidenceFusion`.
+*calibrated* detector ``d`` (the forensic ones the model was fitted on) it uses
+``x_d = logit(score_d)`` (clipped like EvidenceFusion), ``0`` when the detector is missing,
+failed or has no opinion (neutral), and computes ``z = intercept + sum_d coef_d * x_d``.
+
+Provenance detectors are not part of the fit (there is no out-of-fold provenance data: the
+corpus is stripped), but their findings are independent evidence, so a non-decisive
+provenance opinion (a metadata signature, a watermark, an untrusted C2PA claim) adds its
+log-odds to ``z`` exactly as in :class:`antifake.fusion.EvidenceFusion`. Decisive results
+(a valid C2PA AI declaration) override everything. ``p = sigmoid(z)``.
+
+Operating thresholds are set per media type (``image``/``video``) at a target false
+positive rate on real media of that type, because image and video scores are not on the
+same scale; ``ai_threshold``/``authentic_threshold`` are the fallbacks for other types.
 
 The parameters live in a small JSON shipped in the package (``calibration.json``); they are
 refitted with :func:`fit_calibrated_fusion` (or :func:`refit_from_tsv` on a table of
-out-of-fold scores, one column per detector), so adding the ``temporal`` / ``splicing``
-detectors only needs a new column and a refit - no code change.
+out-of-fold scores, one column per detector), so adding a detector only needs a new column
+and a refit - no code change.
 """
 
 from __future__ import annotations
@@ -41,6 +50,9 @@ class CalibratedFusion:
     authentic_threshold: float = 0.2
     name: str = "calibrated-logistic-v1"
     meta: dict[str, Any] = field(default_factory=dict)
+    # Per media type operating points; a type not listed uses the two fields above.
+    ai_thresholds: dict[str, float] = field(default_factory=dict)
+    authentic_thresholds: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> CalibratedFusion:
@@ -57,41 +69,66 @@ class CalibratedFusion:
                    intercept=float(d["intercept"]), ai_threshold=float(d["ai_threshold"]),
                    authentic_threshold=float(d["authentic_threshold"]),
                    name=str(d.get("name", "calibrated-logistic-v1")),
-                   meta=dict(d.get("meta", {})))
+                   meta=dict(d.get("meta", {})),
+                   ai_thresholds={k: float(v) for k, v in d.get("ai_thresholds", {}).items()},
+                   authentic_thresholds={
+                       k: float(v) for k, v in d.get("authentic_thresholds", {}).items()
+                   })
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "coef": self.coef, "intercept": self.intercept,
                 "ai_threshold": self.ai_threshold,
-                "authentic_threshold": self.authentic_threshold, "meta": self.meta}
+                "authentic_threshold": self.authentic_threshold,
+                "ai_thresholds": self.ai_thresholds,
+                "authentic_thresholds": self.authentic_thresholds, "meta": self.meta}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", "utf-8")
 
-    def probability(self, scores: Mapping[str, float | None]) -> float:
-        """Calibrated P(AI) from detector name -> score (missing/None = neutral)."""
+    def log_odds(self, scores: Mapping[str, float | None]) -> float:
+        """The model's log-odds from detector name -> score (missing/None = neutral)."""
         z = self.intercept
         for det, c in self.coef.items():
             s = scores.get(det)
             if s is not None and not math.isnan(s):
                 z += c * _logit(s)
-        return _sigmoid(z)
+        return z
 
-    def fuse(self, results: list[DetectorResult]) -> FusedVerdict:
+    def probability(self, scores: Mapping[str, float | None]) -> float:
+        """Calibrated P(AI) from detector name -> score (missing/None = neutral)."""
+        return _sigmoid(self.log_odds(scores))
+
+    def thresholds(self, media_type: str | None) -> tuple[float, float]:
+        """(ai_threshold, authentic_threshold) for a media type."""
+        key = media_type or ""
+        return (self.ai_thresholds.get(key, self.ai_threshold),
+                self.authentic_thresholds.get(key, self.authentic_threshold))
+
+    def fuse(
+        self, results: list[DetectorResult], media_type: str | None = None
+    ) -> FusedVerdict:
         usable = [r for r in results if r.error is None and r.score is not None]
         decisive = [r for r in usable if r.decisive]
+        known = {r.detector: r.score for r in usable if r.detector in self.coef}
+        provenance = [r for r in usable if r.kind == "provenance" and r.detector not in self.coef]
         if decisive:
             top = max(decisive, key=lambda r: abs((r.score or 0.5) - 0.5))
             p = float(top.score or 0.5)
             basis = f"decisive:{top.detector}"
+        elif known or provenance:
+            # No calibrated detector spoke -> start from even odds, not the base rate.
+            z = self.log_odds(known) if known else 0.0
+            z += sum(_logit(r.score or 0.5) for r in provenance)
+            p = _sigmoid(z)
+            basis = "+".join(
+                (["calibrated"] if known else []) + (["provenance"] if provenance else [])
+            )
         else:
-            known = {r.detector: r.score for r in usable if r.detector in self.coef}
-            p = self.probability(known)
-            basis = "calibrated" if known else "no-evidence"
-            if not known:
-                p = 0.5  # no calibrated detector spoke: no opinion, not the base rate
-        if p >= self.ai_threshold:
+            p, basis = 0.5, "no-evidence"
+        ai_thr, auth_thr = self.thresholds(media_type)
+        if p >= ai_thr:
             verdict: Verdict = "ai_generated"
-        elif p <= self.authentic_threshold:
+        elif p <= auth_thr:
             verdict = "authentic"
         else:
             verdict = "uncertain"
@@ -99,8 +136,8 @@ class CalibratedFusion:
             verdict=verdict,
             ai_probability=p,
             generator=EvidenceFusion._attribute(usable) if verdict != "authentic" else None,
-            details={"method": self.name, "basis": basis, "ai_threshold": self.ai_threshold,
-                     "authentic_threshold": self.authentic_threshold,
+            details={"method": self.name, "basis": basis, "ai_threshold": ai_thr,
+                     "authentic_threshold": auth_thr, "media_type": media_type,
                      "opinions": len(usable),
                      "calibrated_detectors": sorted(self.coef)},
         )
@@ -164,14 +201,32 @@ def fit_calibrated_fusion(
         if np.abs(step).max() < 1e-8:
             break
     p = 1 / (1 + np.exp(-(x @ coef + b)))
-    thr = max(_threshold_for_fpr(p[(g == gv) & (y == 0)], target_fpr)
-              for gv in np.unique(g) if ((g == gv) & (y == 0)).any())
-    p_ai = np.sort(p[y == 1])
-    auth = float(p_ai[int(math.floor(authentic_fpr_tpr * len(p_ai)))]) if len(p_ai) else 0.2
-    auth = min(auth, thr)
+
+    def authentic_point(p_ai: np.ndarray, ceiling: float) -> float:
+        p_ai = np.sort(p_ai)
+        auth = float(p_ai[int(math.floor(authentic_fpr_tpr * len(p_ai)))]) if len(p_ai) else 0.2
+        return min(auth, ceiling)
+
+    ai_by_group: dict[str, float] = {}
+    for gv in np.unique(g):
+        real = (g == gv) & (y == 0)
+        if real.any():
+            ai_by_group[str(gv)] = _threshold_for_fpr(p[real], target_fpr)
+    # Fallback for media types without their own point: the strictest of the groups.
+    thr = max(ai_by_group.values())
+    auth = authentic_point(p[y == 1], thr)
+    # "authentic" needs strong evidence: a group with few AI examples (a handful of AI
+    # images) would otherwise put its point far too high, so no group goes above the
+    # point computed over all AI files.
+    auth_by_group = {
+        str(gv): min(auth, authentic_point(p[(g == gv) & (y == 1)], ai_by_group[str(gv)]))
+        for gv in ai_by_group
+    }
     return CalibratedFusion(
         coef={d: float(c) for d, c in zip(dets, coef, strict=True)}, intercept=float(b),
         ai_threshold=float(thr), authentic_threshold=float(auth),
+        ai_thresholds=ai_by_group if len(ai_by_group) > 1 else {},
+        authentic_thresholds=auth_by_group if len(auth_by_group) > 1 else {},
         meta={"n_files": len(y), "n_ai": int(y.sum()), "target_real_fpr": target_fpr,
               "groups": sorted(set(g.tolist()))},
     )

@@ -38,6 +38,21 @@ _FILE_LEVEL_CODES = {
 }
 
 
+def default_fusion() -> Fusion:
+    """The shipped calibrated fusion (see :mod:`antifake.calibration`).
+
+    Falls back to plain log-odds evidence fusion only if the calibration file is missing
+    from a broken install, and says so in the log.
+    """
+    from antifake.calibration import CalibratedFusion
+
+    try:
+        return CalibratedFusion.load()
+    except FileNotFoundError:
+        log.warning("calibration.json missing from the package; using EvidenceFusion")
+        return EvidenceFusion()
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -58,7 +73,7 @@ class Engine:
         names = list(detectors or self.options.detectors or default_detector_names())
         config = detector_config or {}
         self.detectors: list[Detector] = [create_detector(n, **config.get(n, {})) for n in names]
-        self.fusion: Fusion = fusion or EvidenceFusion()
+        self.fusion: Fusion = fusion or default_fusion()
 
     @property
     def detector_versions(self) -> dict[str, str]:
@@ -118,7 +133,7 @@ class Engine:
             result.detectors.append(self._run_detector(detector, media, ctx))
         if progress:
             progress(result.file, len(applicable), len(applicable), "fusion")
-        fused = self.fusion.fuse(result.detectors)
+        fused = self.fusion.fuse(result.detectors, media_type=media.info.media_type)
         result.verdict = fused.verdict
         result.ai_probability = fused.ai_probability
         result.generator = fused.generator

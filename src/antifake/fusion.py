@@ -40,11 +40,16 @@ class FusedVerdict:
 
 
 class Fusion(Protocol):
-    """Combines detector results into a verdict."""
+    """Combines detector results into a verdict.
+
+    ``media_type`` (``image``/``video``) lets a fusion use per-media operating points.
+    """
 
     name: str
 
-    def fuse(self, results: list[DetectorResult]) -> FusedVerdict: ...
+    def fuse(
+        self, results: list[DetectorResult], media_type: str | None = None
+    ) -> FusedVerdict: ...
 
 
 @dataclass
@@ -55,7 +60,9 @@ class EvidenceFusion:
     authentic_threshold: float = 0.2
     name: str = "evidence-logodds-v1"
 
-    def fuse(self, results: list[DetectorResult]) -> FusedVerdict:
+    def fuse(
+        self, results: list[DetectorResult], media_type: str | None = None
+    ) -> FusedVerdict:
         usable = [r for r in results if r.error is None and r.score is not None]
         decisive = [r for r in usable if r.decisive]
         if decisive:

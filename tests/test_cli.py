@@ -148,3 +148,10 @@ def test_trust_anchors_option_turns_valid_into_trusted() -> None:
     for row in (plain, trusted):
         assert row[0]["verdict"] == "ai_generated"
         assert row[0]["generator"]["family"] == "runway_gen3"
+
+
+def test_help_lists_every_command() -> None:
+    res = CliRunner().invoke(main, ["--help"])
+    assert res.exit_code == 0, res.output
+    for name in ("scan", "detectors", "serve", "worker", "keys", "train", "evaluate"):
+        assert name in res.output

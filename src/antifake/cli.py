@@ -7,6 +7,7 @@ Sub-commands that need heavy optional stacks (server, training) are imported laz
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import sys

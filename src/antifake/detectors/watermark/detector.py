@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from antifake.detectors.watermark.marks import (
     KnownMark,
     bit_error_rate,
     bits_for_length,
+    block_grid,
     block_readings,
 )
 from antifake.media.types import Media, MediaType
@@ -42,11 +44,13 @@ CHANNEL_ORDERS = ("bgr", "rgb")
 DOMAINS = ("uint8", "float")
 
 
+@functools.lru_cache(maxsize=1024)
 def _binomial_cdf(k: int, n: int) -> float:
     """P(X <= k) for X ~ Binomial(n, 1/2): chance of <= k errors among n random bits."""
     return sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
 
 
+@functools.lru_cache(maxsize=64)
 def max_bit_errors(length: int, alpha: float = NULL_FALSE_POSITIVE) -> int:
     """The most bit errors still called a match for a ``length``-bit message.
 
@@ -118,16 +122,49 @@ def _regions(height: int, width: int) -> list[tuple[str, slice, slice]]:
 
 def read_marks(rgb: np.ndarray, frame_index: int = 0) -> list[MarkReading]:
     """Decode every known mark, in both channel orders and pixel domains, on the image and
-    on its grid tiles."""
+    on its grid tiles.
+
+    The colour conversion, DWT and block readings are computed once per (order, domain)
+    on the whole image and tiles read a sub-grid of them: each 4x4 block of the DWT
+    approximation band is one 8x8 block of pixels and every step is local to it, so for a
+    tile whose origin is a multiple of 8 pixels the readings are bit for bit those of
+    decoding the cropped tile. One caveat makes the widths matter too: OpenCV's float32
+    BGR -> YUV rounds the last pixels of a row that do not fill a SIMD vector differently,
+    so tiles are reused only when the tile and the image are multiples of 64 pixels wide
+    (always true of the generation-size grids). Other tiles are decoded on their own.
+    Readings come out in region, order, domain, mark order, as the region-by-region decode.
+    """
     readings: list[MarkReading] = []
     height, width = rgb.shape[:2]
-    for region, rows, cols in _regions(height, width):
-        crop = rgb[rows, cols]
-        if crop.shape[0] * crop.shape[1] < MIN_PIXELS:
-            continue
-        for order, domain in ((o, d) for o in CHANNEL_ORDERS for d in DOMAINS):
-            as_bgr = crop[:, :, ::-1] if order == "bgr" else crop
-            blocks = block_readings(as_bgr, float_domain=domain == "float")
+    regions = [
+        (region, rows, cols)
+        for region, rows, cols in _regions(height, width)
+        if (rows.stop - rows.start) * (cols.stop - cols.start) >= MIN_PIXELS
+    ]
+    if not regions:
+        return readings
+    variants = [(o, d) for o in CHANNEL_ORDERS for d in DOMAINS]
+    # Exactly what block_readings gets for the whole image in each variant: "bgr" means the
+    # generator flipped RGB -> BGR before the encoder (a contiguous flipped copy, as before).
+    as_bgr = {"bgr": np.ascontiguousarray(rgb[:, :, ::-1]), "rgb": rgb}
+    grids = {
+        (order, domain): block_grid(as_bgr[order], float_domain=domain == "float")
+        for order, domain in variants
+    }
+    for region, rows, cols in regions:
+        tile_w = cols.stop - cols.start
+        reuse = region == "full" or (
+            rows.start % 8 == 0 and cols.start % 8 == 0 and tile_w % 64 == 0 and width % 64 == 0
+        )
+        for order, domain in variants:
+            if reuse:
+                n_r, n_c = (rows.stop - rows.start) // 8, tile_w // 8
+                r0, c0 = rows.start // 8, cols.start // 8
+                blocks = grids[(order, domain)][r0 : r0 + n_r, c0 : c0 + n_c].ravel()
+            else:
+                crop = rgb[rows, cols]
+                crop_bgr = crop[:, :, ::-1] if order == "bgr" else crop
+                blocks = block_readings(crop_bgr, float_domain=domain == "float")
             for mark in KNOWN_MARKS:
                 if blocks.size < mark.length:
                     continue

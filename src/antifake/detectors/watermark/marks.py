@@ -27,7 +27,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pywt
 
 DWTDCT_SCALE = 36.0  # imwatermark's default scale for the U channel
 DWTDCT_BLOCK = 4
@@ -89,6 +88,63 @@ KNOWN_MARKS: tuple[KnownMark, ...] = (
 )
 
 
+# pywt's Haar analysis low-pass filter (``pywt.Wavelet("haar").dec_lo``), in both precisions.
+_HAAR_LO = 0.7071067811865476
+_HAAR_LO_F32 = np.float32(_HAAR_LO)
+
+
+def haar_approx(channel: np.ndarray) -> np.ndarray:
+    """``pywt.dwt2(channel, "haar")[0]`` for an even-sized 2-D array, bit for bit.
+
+    pywt computes each output as ``h * x[2i+1] + h * x[2i]`` (its downsampling convolution,
+    filter length 2, no boundary extension on even sizes), along axis 0 and then axis 1, in
+    float64 for integer input and float32 for float32 input. The same operations in numpy
+    give the same rounding, without pywt's per-call overhead and its generic n-d loop.
+    """
+    h: np.floating[Any]
+    if channel.dtype == np.float32:
+        x, h = channel, _HAAR_LO_F32
+    else:
+        x, h = channel.astype(np.float64), np.float64(_HAAR_LO)
+    rows = h * x[1::2] + h * x[0::2]
+    return h * rows[:, 1::2] + h * rows[:, 0::2]
+
+
+def block_grid(
+    bgr: np.ndarray, float_domain: bool = False, scale: float = DWTDCT_SCALE
+) -> np.ndarray:
+    """Per-block 0/1 readings of the dwtDct decoder as a (rows, cols) grid of 8x8-pixel blocks.
+
+    Same input and conventions as :func:`block_readings` (which is this grid, flattened in
+    row-major order). Each reading depends only on its own 8x8 pixels, so the grid of a
+    crop is a sub-grid of this one when the crop's origin is a multiple of 8 pixels and
+    OpenCV's colour conversion treats its pixels the same way (see :func:`read_marks`).
+    """
+    image = bgr
+    rows, cols = image.shape[0] // 4 * 4, image.shape[1] // 4 * 4
+    pixels: np.ndarray[Any, np.dtype[np.uint8 | np.float32]] = (
+        np.ascontiguousarray(image, dtype=np.float32)
+        if float_domain
+        else np.ascontiguousarray(image, dtype=np.uint8)
+    )
+    yuv = cv2.cvtColor(pixels, cv2.COLOR_BGR2YUV)
+    approx = haar_approx(yuv[:rows, :cols, 1])
+    b = DWTDCT_BLOCK
+    n_r, n_c = approx.shape[0] // b, approx.shape[1] // b
+    blocks = (
+        approx[: n_r * b, : n_c * b]
+        .reshape(n_r, b, n_c, b)
+        .transpose(0, 2, 1, 3)
+        .reshape(n_r * n_c, b * b)
+    )
+    # argmax over |coefficients| excluding the block's [0, 0]; ties -> first, as np.argmax
+    magnitudes = np.abs(blocks[:, 1:])
+    pos = np.argmax(magnitudes, axis=1)
+    values = magnitudes[np.arange(blocks.shape[0]), pos]
+    readings = (np.mod(values, scale) > 0.5 * scale).astype(np.float64)
+    return readings.reshape(n_r, n_c)
+
+
 def block_readings(
     bgr: np.ndarray, float_domain: bool = False, scale: float = DWTDCT_SCALE
 ) -> np.ndarray:
@@ -102,28 +158,7 @@ def block_readings(
     quantised ``|U_float|`` and the uint8 decoder, which sees ``U_float + 127.5``, flips
     every block whose chosen coefficient was negative.
     """
-    if bgr.ndim != 3 or bgr.shape[2] != 3:
-        raise ValueError(f"expected HxWx3, got shape {bgr.shape}")
-    rows, cols = bgr.shape[0] // 4 * 4, bgr.shape[1] // 4 * 4
-    pixels: np.ndarray[Any, np.dtype[np.uint8 | np.float32]] = (
-        np.ascontiguousarray(bgr, dtype=np.float32)
-        if float_domain
-        else np.ascontiguousarray(bgr, dtype=np.uint8)
-    )
-    yuv = cv2.cvtColor(pixels, cv2.COLOR_BGR2YUV)
-    approx, _ = pywt.dwt2(yuv[:rows, :cols, 1], "haar")
-    b = DWTDCT_BLOCK
-    n_r, n_c = approx.shape[0] // b, approx.shape[1] // b
-    blocks = (
-        approx[: n_r * b, : n_c * b]
-        .reshape(n_r, b, n_c, b)
-        .transpose(0, 2, 1, 3)
-        .reshape(n_r * n_c, b * b)
-    )
-    # argmax over |coefficients| excluding the block's [0, 0]; ties -> first, as np.argmax
-    pos = np.argmax(np.abs(blocks[:, 1:]), axis=1) + 1
-    values = np.abs(blocks[np.arange(blocks.shape[0]), pos])
-    return (np.mod(values, scale) > 0.5 * scale).astype(np.float64)
+    return block_grid(bgr, float_domain=float_domain, scale=scale).ravel()
 
 
 def bits_for_length(readings: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:

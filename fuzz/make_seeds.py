@@ -19,6 +19,7 @@ SEED_KINDS = (
 
 def write_seeds(root: Path) -> dict[str, int]:
     """Populate ``root/<harness>/``; returns the number of seeds per harness."""
+    # (valid files of every kind, XMP/EXIF-bearing files, and hostile-matrix cases)
     import hostile
     import synth
 
@@ -38,6 +39,22 @@ def write_seeds(root: Path) -> dict[str, int]:
     )
     (dirs["media"] / "tiff_gray").write_bytes(hostile.tiff_gray(8, 8))
     (dirs["media"] / "gif_polyglot").write_bytes(hostile.gif_html_polyglot())
+    # The hostile matrix's bombs, hostile metadata and polyglots that fit max_len: they
+    # start the fuzzer next to the code paths that handle declared sizes.
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in hostile.cases():
+            if case.name.split("/")[0] not in ("bomb", "meta", "polyglot"):
+                continue
+            if case.slow_timeout_s is not None:
+                continue
+            d = Path(tmp) / str(len(list(Path(tmp).iterdir())))
+            d.mkdir()
+            path = case.build(d)
+            if path.is_file() and 0 < path.stat().st_size <= 65536:
+                seed_name = case.name.replace("/", "_").replace("^", "")
+                (dirs["media"] / seed_name).write_bytes(path.read_bytes())
     (dirs["metadata"] / "xmp").write_bytes(b"\x00\x00" + xmp)
     (dirs["metadata"] / "xmp_nested").write_bytes(b"\x00\x00" + hostile.xmp_nested(50))
     (dirs["metadata"] / "xxe").write_bytes(b"\x00\x00" + hostile.XXE_XMP)

@@ -13,7 +13,7 @@ from antifake.detectors.watermark.marks import block_grid, block_readings, haar_
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 def test_haar_approx_matches_pywt_bit_for_bit(dtype: type) -> None:
     rng = np.random.default_rng(0)
-    x = (rng.normal(0, 80, (130, 66)) if dtype is np.float32
+    x: np.ndarray = (rng.normal(0, 80, (130, 66)) if dtype is np.float32
          else rng.integers(0, 256, (130, 66))).astype(dtype)
     ours, ref = haar_approx(x), pywt.dwt2(x, "haar")[0]
     assert ours.dtype == ref.dtype

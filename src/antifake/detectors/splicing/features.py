@@ -18,9 +18,11 @@ noise level (other camera, other JPEG history, generator smoothness, resampling)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 CELL = 16  # statistics are collected on windows of 2x2 cells (32 px), stride CELL
 MAX_EVIDENCE_CELLS = 24
@@ -62,6 +64,60 @@ def _low_mean(win: np.ndarray, frac: float) -> np.ndarray:
     return np.partition(win, k - 1, axis=-1)[..., :k].mean(-1)
 
 
+def _low_means_exact(half_units: np.ndarray, rows: int, cols: int,
+                     fracs: tuple[float, ...]) -> list[np.ndarray]:
+    """:func:`_low_mean` of ``half_units / 2`` per window, for several fractions at once.
+
+    ``half_units`` is int16 (twice a half-integer-valued map). One radix sort per window
+    (numpy's stable sort of 16-bit integers) serves every fraction, and the sums are exact
+    integers. They equal :func:`_low_mean`'s float32 results bit for bit: there the
+    float32 sum of at most 1024 half-integers below 2048 is exact in any order (< 2**22),
+    and the division is numpy's mean's own (float32 sum / intp count, cast back).
+    """
+    ordered = np.sort(_windows(half_units, rows, cols), axis=-1, kind="stable")
+    out = []
+    for frac in fracs:
+        k = max(1, int(ordered.shape[-1] * frac))
+        total = ordered[..., :k].sum(-1, dtype=np.int64).astype(np.float32) * np.float32(0.5)
+        out.append(np.true_divide(total, np.intp(k), out=total, casting="unsafe"))
+    return out
+
+
+def _cell_sums(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols) float64 sums of ``x`` over each CELL x CELL cell."""
+    h, w = rows * CELL, cols * CELL
+    return x[:h, :w].reshape(rows, CELL, cols, CELL).sum(axis=(1, 3), dtype=np.float64)
+
+
+def _cells_to_windows(cells: np.ndarray) -> np.ndarray:
+    """Per-window float32 sums (the 2x2-cell windows of :func:`_windows`) from cell sums."""
+    p = np.pad(cells, [(0, 1), (0, 1)], mode="edge")
+    return (p[:-1, :-1] + p[1:, :-1] + p[:-1, 1:] + p[1:, 1:]).astype(np.float32)
+
+
+def _grid_ratio_exact(d: np.ndarray, axis: int, rows: int, cols: int) -> np.ndarray:
+    """The JPEG-grid ratio of :func:`cell_features` for an integer-valued difference map.
+
+    Boundary pixels are the columns (``axis=1``) or rows (``axis=0``) 7 and 15 of every
+    16-px cell; "inside" sums are the total minus the boundary sums. Every sum is an exact
+    integer, so this equals the masked window sums bit for bit at a fraction of the cost.
+    """
+    h, w = rows * CELL, cols * CELL
+    region = d[:h, :w]
+    if axis == 1:
+        on = (region[:, 7::16] + region[:, 15::16]).reshape(rows, CELL, cols).sum(
+            axis=1, dtype=np.float64)
+    else:
+        on = (region[7::16, :] + region[15::16, :]).reshape(rows, cols, CELL).sum(
+            axis=2, dtype=np.float64)
+    total = _cell_sums(d, rows, cols)
+    on_count = np.full((rows, cols), 2.0 * CELL)
+    off_count = np.full((rows, cols), float(CELL * CELL) - 2.0 * CELL)
+    num = _cells_to_windows(on) / (_cells_to_windows(on_count) + 1e-6)
+    den = _cells_to_windows(total - on) / (_cells_to_windows(off_count) + 1e-6)
+    return np.asarray(np.log((num + 0.5) / (den + 0.5)))
+
+
 def cell_features(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Per-cell (rows, cols, F) noise features, (rows, cols, 2) content covariates,
     validity mask, and the integer reduction factor applied to ``grey``."""
@@ -81,17 +137,30 @@ def cell_features(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     d_h = np.abs(np.diff(grey, axis=1, append=grey[:, -1:]))
     d_v = np.abs(np.diff(grey, axis=0, append=grey[-1:, :]))
     r1 = (d_h + d_v) / 2
-    w3 = _windows(r3, rows, cols)
-    noise_r3 = _low_mean(w3, 0.5)
-    noise_r3_floor = _low_mean(w3, 0.2)
-    noise_r1 = _low_mean(_windows(r1, rows, cols), 0.5)
+    # Fast path, bit for bit the same: a float32 luma with integer values (any 8-bit input
+    # not reduced above) makes r3 and r1 half-integers and the differences integers, so
+    # low means come from one radix sort and window sums from cell sums (exact sums).
+    exact = (scale == 1 and bool(np.all(grey == np.floor(grey)))
+             and float(grey.min()) >= 0.0 and float(grey.max()) < 256.0)
+    if exact:
+        noise_r3, noise_r3_floor = _low_means_exact(
+            (r3 * 2).astype(np.int16), rows, cols, (0.5, 0.2))
+        (noise_r1,) = _low_means_exact((r1 * 2).astype(np.int16), rows, cols, (0.5,))
+    else:
+        w3 = _windows(r3, rows, cols)
+        noise_r3 = _low_mean(w3, 0.5)
+        noise_r3_floor = _low_mean(w3, 0.2)
+        noise_r1 = _low_mean(_windows(r1, rows, cols), 0.5)
     # JPEG grid: differences across 8-px block boundaries vs inside blocks. A region with
     # another compression history (or a shifted grid) breaks the frame-wide pattern.
-    on_h = np.zeros_like(grey)
-    on_h[:, 7::8] = 1.0
-    on_v = np.zeros_like(grey)
-    on_v[7::8, :] = 1.0
-    def grid_ratio(d: np.ndarray, on: np.ndarray) -> np.ndarray:
+    def grid_ratio(d: np.ndarray, axis: int) -> np.ndarray:
+        if exact:
+            return _grid_ratio_exact(d, axis, rows, cols)
+        on = np.zeros_like(grey)
+        if axis == 1:
+            on[:, 7::8] = 1.0
+        else:
+            on[7::8, :] = 1.0
         num = _windows(d * on, rows, cols).sum(-1) / (_windows(on, rows, cols).sum(-1) + 1e-6)
         off = 1.0 - on
         den = _windows(d * off, rows, cols).sum(-1) / (_windows(off, rows, cols).sum(-1) + 1e-6)
@@ -100,10 +169,13 @@ def cell_features(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     smooth = cv2.GaussianBlur(grey, (0, 0), 2.5)
     grad = np.abs(cv2.Sobel(smooth, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
     texture = _windows(grad, rows, cols).mean(-1)
-    level = _windows(grey, rows, cols).mean(-1)
+    # An exact window sum over 1024 pixels divided by 1024 is exactly the float32 mean.
+    level = (_cells_to_windows(_cell_sums(grey, rows, cols)) / np.float32(4 * CELL * CELL)
+             if exact
+             else _windows(grey, rows, cols).mean(-1))
     feats = np.stack([
         np.log(noise_r3 + 0.2), np.log(noise_r3_floor + 0.2), np.log(noise_r1 + 0.2),
-        grid_ratio(d_h, on_h), grid_ratio(d_v, on_v),
+        grid_ratio(d_h, 1), grid_ratio(d_v, 0),
     ], axis=-1)
     covars = np.stack([np.log(texture + 1.0), level / 255.0], axis=-1)
     # Clipped (saturated or black) cells carry no noise to compare.
@@ -122,7 +194,30 @@ def _trimmed_lstsq(a: np.ndarray, y: np.ndarray, trim: float, iters: int) -> np.
     return coef
 
 
+_blas: ThreadpoolController | None = None
+
+
+def _single_threaded_blas() -> Any:
+    """Context limiting BLAS to one thread.
+
+    The fits below are tiny (thousands x 6): OpenBLAS's worker threads cost far more than
+    they save (lstsq 8.6 ms with 2 threads vs 0.3 ms with 1 on a busy 2-core machine), and
+    the results are identical (checked against OPENBLAS_NUM_THREADS=1).
+    """
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
+
+
 def robust_outlier_map(grey: np.ndarray, trim: float = 0.6, iters: int = 4) -> OutlierMap:
+    """Per-cell robust z-score of disagreement with the image's bulk noise statistics
+    (see :func:`_robust_outlier_map`), with BLAS limited to one thread."""
+    with _single_threaded_blas():
+        return _robust_outlier_map(grey, trim, iters)
+
+
+def _robust_outlier_map(grey: np.ndarray, trim: float, iters: int) -> OutlierMap:
     """Per-cell robust z-score of disagreement with the image's bulk noise statistics.
 
     1. Noise features depend on content (texture, brightness): regress them on those

@@ -497,7 +497,9 @@ def _bytes_name(name: bytes, kind: str) -> Callable[[Path], Path]:
 
 def _nested_name(parts: list[str], kind: str) -> Callable[[Path], Path]:
     def build(d: Path) -> Path:
-        p = d.joinpath(*parts)
+        # ".." components climb out of x/y/, never out of the case directory d
+        (d / "x" / "y").mkdir(parents=True, exist_ok=True)
+        p = d.joinpath("x", "y", *parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(base_bytes(kind))
         return p

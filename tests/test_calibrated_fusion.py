@@ -19,6 +19,7 @@ def res(name: str, score: float | None, kind: str = "forensic", **kw: object) ->
 FUSION = CalibratedFusion(
     coef={"forensic_image": 1.0}, intercept=0.0, ai_threshold=0.9, authentic_threshold=0.1,
     ai_thresholds={"image": 0.9, "video": 0.6}, authentic_thresholds={"image": 0.1, "video": 0.1},
+    ignore=["splicing"],
 )
 
 
@@ -42,19 +43,27 @@ def test_provenance_opinions_add_evidence_to_the_calibrated_score() -> None:
     assert with_meta.ai_probability == pytest.approx(0.95)
     assert with_meta.verdict == "ai_generated"
     assert with_meta.generator == gen
-    assert with_meta.details["basis"] == "calibrated+provenance"
+    assert with_meta.details["basis"] == "calibrated+evidence"
+    assert with_meta.details["evidence_detectors"] == ["metadata"]
 
 
 def test_provenance_without_forensic_opinion_starts_from_even_odds() -> None:
     out = FUSION.fuse([res("watermark", 0.97, kind="provenance")], media_type="image")
     assert out.ai_probability == pytest.approx(0.97)
-    assert out.details["basis"] == "provenance"
+    assert out.details["basis"] == "evidence"
 
 
-def test_uncalibrated_non_provenance_detectors_are_ignored() -> None:
+def test_ignored_detectors_stay_out_of_the_verdict() -> None:
     out = FUSION.fuse([res("forensic_image", 0.5), res("splicing", 0.95, kind="splicing")],
                       media_type="image")
     assert out.ai_probability == pytest.approx(0.5)
+    assert out.details["ignored_detectors"] == ["splicing"]
+
+
+def test_plugin_detector_added_after_the_fit_counts_as_evidence() -> None:
+    out = FUSION.fuse([res("my_plugin", 0.95)], media_type="image")
+    assert out.ai_probability == pytest.approx(0.95)
+    assert out.verdict == "ai_generated"
 
 
 def test_fit_sets_per_group_thresholds_at_target_fpr() -> None:
@@ -89,5 +98,6 @@ def test_fit_sets_per_group_thresholds_at_target_fpr() -> None:
 def test_shipped_calibration_has_image_and_video_points() -> None:
     f = CalibratedFusion.load()
     assert {"image", "video"} <= set(f.ai_thresholds)
+    assert f.ignore == ["splicing"]
     for t in f.ai_thresholds.values():
         assert 0 < t < 1 and not math.isnan(t)

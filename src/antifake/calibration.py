@@ -5,11 +5,14 @@
 ``x_d = logit(score_d)`` (clipped like EvidenceFusion), ``0`` when the detector is missing,
 failed or has no opinion (neutral), and computes ``z = intercept + sum_d coef_d * x_d``.
 
-Provenance detectors are not part of the fit (there is no out-of-fold provenance data: the
-corpus is stripped), but their findings are independent evidence, so a non-decisive
-provenance opinion (a metadata signature, a watermark, an untrusted C2PA claim) adds its
-log-odds to ``z`` exactly as in :class:`antifake.fusion.EvidenceFusion`. Decisive results
-(a valid C2PA AI declaration) override everything. ``p = sigmoid(z)``.
+Detectors outside the fit are independent evidence: a non-decisive provenance opinion (a
+metadata signature, a watermark, an untrusted C2PA claim: there is no out-of-fold provenance
+data, the corpus is stripped) or a plugin detector added after the fit adds its log-odds to
+``z`` exactly as in :class:`antifake.fusion.EvidenceFusion`, until a refit gives it a
+coefficient. Detectors listed in ``ignore`` are deliberately kept out of the verdict (e.g.
+``splicing``, a localisation aid whose score is not calibrated as a probability); their
+heatmaps and evidence are still reported. Decisive results (a valid C2PA AI declaration)
+override everything. ``p = sigmoid(z)``.
 
 Operating thresholds are set per media type (``image``/``video``) at a target false
 positive rate on real media of that type, because image and video scores are not on the
@@ -53,6 +56,8 @@ class CalibratedFusion:
     # Per media type operating points; a type not listed uses the two fields above.
     ai_thresholds: dict[str, float] = field(default_factory=dict)
     authentic_thresholds: dict[str, float] = field(default_factory=dict)
+    # Detectors whose scores never enter the verdict (reported only).
+    ignore: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> CalibratedFusion:
@@ -73,14 +78,16 @@ class CalibratedFusion:
                    ai_thresholds={k: float(v) for k, v in d.get("ai_thresholds", {}).items()},
                    authentic_thresholds={
                        k: float(v) for k, v in d.get("authentic_thresholds", {}).items()
-                   })
+                   },
+                   ignore=[str(x) for x in d.get("ignore", [])])
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "coef": self.coef, "intercept": self.intercept,
                 "ai_threshold": self.ai_threshold,
                 "authentic_threshold": self.authentic_threshold,
                 "ai_thresholds": self.ai_thresholds,
-                "authentic_thresholds": self.authentic_thresholds, "meta": self.meta}
+                "authentic_thresholds": self.authentic_thresholds, "ignore": self.ignore,
+                "meta": self.meta}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", "utf-8")
@@ -110,19 +117,17 @@ class CalibratedFusion:
         usable = [r for r in results if r.error is None and r.score is not None]
         decisive = [r for r in usable if r.decisive]
         known = {r.detector: r.score for r in usable if r.detector in self.coef}
-        provenance = [r for r in usable if r.kind == "provenance" and r.detector not in self.coef]
+        extra = [r for r in usable if r.detector not in self.coef and r.detector not in self.ignore]
         if decisive:
             top = max(decisive, key=lambda r: abs((r.score or 0.5) - 0.5))
             p = float(top.score or 0.5)
             basis = f"decisive:{top.detector}"
-        elif known or provenance:
+        elif known or extra:
             # No calibrated detector spoke -> start from even odds, not the base rate.
             z = self.log_odds(known) if known else 0.0
-            z += sum(_logit(r.score or 0.5) for r in provenance)
+            z += sum(_logit(r.score or 0.5) for r in extra)
             p = _sigmoid(z)
-            basis = "+".join(
-                (["calibrated"] if known else []) + (["provenance"] if provenance else [])
-            )
+            basis = "+".join((["calibrated"] if known else []) + (["evidence"] if extra else []))
         else:
             p, basis = 0.5, "no-evidence"
         ai_thr, auth_thr = self.thresholds(media_type)
@@ -139,7 +144,9 @@ class CalibratedFusion:
             details={"method": self.name, "basis": basis, "ai_threshold": ai_thr,
                      "authentic_threshold": auth_thr, "media_type": media_type,
                      "opinions": len(usable),
-                     "calibrated_detectors": sorted(self.coef)},
+                     "calibrated_detectors": sorted(self.coef),
+                     "evidence_detectors": sorted(r.detector for r in extra),
+                     "ignored_detectors": sorted(self.ignore)},
         )
 
 

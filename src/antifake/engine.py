@@ -23,6 +23,11 @@ from antifake.results import AnalysisResult, DetectorResult
 
 log = logging.getLogger(__name__)
 
+try:
+    import resource
+except ImportError:  # not on Windows: no address-space cap to report
+    resource = None  # type: ignore[assignment]
+
 # Called as progress(file, step, total_steps, label) while a file is analysed.
 ProgressCallback = Callable[[str, int, int, str], None]
 
@@ -36,6 +41,40 @@ _FILE_LEVEL_CODES = {
     ErrorCode.NOT_FOUND,
     ErrorCode.TIMEOUT,
 }
+
+
+# Allocation failures of native libraries that do not raise MemoryError: torch's CPU
+# allocator raises RuntimeError, OpenCV cv2.error "Insufficient memory"/"Failed to
+# allocate", onnxruntime and other C++ code surface std::bad_alloc as text.
+_OOM_MESSAGES = ("can't allocate memory", "bad_alloc", "bad allocation", "out of memory",
+                 "insufficient memory", "failed to allocate")
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a failed allocation."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 8:
+        if isinstance(cur, MemoryError):
+            return True
+        if not isinstance(cur, AntifakeError) and any(
+                m in str(cur).lower() for m in _OOM_MESSAGES):
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
+
+
+def memory_error_dict() -> dict[str, str]:
+    """The ``error`` of a file whose analysis ran out of memory: ``too_large``, naming the
+    process's address-space cap (``RLIMIT_AS``, set by the service) when there is one.
+    Not retried by the service: the same file would fail the same way."""
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0] if resource is not None else -1
+    if resource is not None and soft != resource.RLIM_INFINITY:
+        message = f"analysis exceeded the memory limit ({soft // (1024 * 1024)} MiB)"
+    else:
+        message = "analysis ran out of memory"
+    return {"code": ErrorCode.TOO_LARGE.value, "message": message}
 
 
 def default_fusion() -> Fusion:
@@ -99,10 +138,14 @@ class Engine:
         try:
             self._analyze_into(result, Path(path), progress)
         except AntifakeError as exc:
-            result.error = exc.to_dict()
+            result.error = memory_error_dict() if _is_out_of_memory(exc) else exc.to_dict()
         except Exception as exc:  # a bug, but one file must not take down a batch/server
-            log.exception("internal error analysing %s", name)
-            result.error = {"code": ErrorCode.INTERNAL_ERROR.value, "message": repr(exc)}
+            if _is_out_of_memory(exc):  # the file needs more memory than this process has
+                log.warning("out of memory analysing %s: %r", name, exc)
+                result.error = memory_error_dict()
+            else:
+                log.exception("internal error analysing %s", name)
+                result.error = {"code": ErrorCode.INTERNAL_ERROR.value, "message": repr(exc)}
         if result.error is not None:
             result.verdict = None
             result.ai_probability = None
@@ -145,13 +188,15 @@ class Engine:
         try:
             out = detector.analyze(media, ctx)  # type: ignore[arg-type]
         except AntifakeError as exc:
-            if exc.code in _FILE_LEVEL_CODES:
+            if exc.code in _FILE_LEVEL_CODES or _is_out_of_memory(exc):
                 raise
             out = DetectorResult(
                 detector=detector.name, score=None, kind=detector.kind,
                 summary=f"detector failed: {exc.message}", error=exc.to_dict(),
             )
         except Exception as exc:
+            if _is_out_of_memory(exc):  # the file is too big for this process, not a bug
+                raise
             log.exception("detector %s failed", detector.name)
             out = DetectorResult(
                 detector=detector.name, score=None, kind=detector.kind,

@@ -8,7 +8,9 @@ models load once per process.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import resource
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +24,54 @@ from antifake.config import AnalysisOptions, FrameSampling, Limits
 from antifake.errors import AntifakeError, ErrorCode
 from antifake.results import AnalysisResult, DetectorResult, GeneratorGuess
 
+log = logging.getLogger(__name__)
+
 # progress(fraction in [0, 1], stage label)
 ProgressFn = Callable[[float, str], None]
+
+_MIB = 1024 * 1024
+
+
+def vm_size_mib() -> int | None:
+    """This process's virtual size (``VmSize``, what ``RLIMIT_AS`` counts) in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def apply_memory_limit(limit_mb: int) -> None:
+    """Cap this process's address space at ``limit_mb`` MiB (``RLIMIT_AS``; 0 = no cap).
+
+    Called once in every process that runs the engine (local analysis processes, Celery
+    pool children), never in the API server. Past the cap an allocation fails: numpy,
+    Pillow and OpenCV raise ``MemoryError``, which the engine reports as ``too_large``
+    ("analysis exceeded the memory limit (N MiB)") instead of the host's OOM killer
+    picking a victim. Only lowers the limit: a stricter cap set from outside is kept.
+    """
+    if limit_mb <= 0:
+        return
+    wanted = limit_mb * _MIB
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY and soft <= wanted:
+        return
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+    idle = vm_size_mib()
+    if idle is not None and idle > limit_mb * 0.8:
+        log.warning("analysis memory cap of %d MiB leaves little room: this process already "
+                    "maps %d MiB; most analyses will fail with too_large", limit_mb, idle)
+
+
+def memory_exceeded_result(file_name: str) -> dict[str, Any]:
+    """The result of a file whose analysis ran out of memory outside the engine."""
+    from antifake.engine import memory_error_dict
+
+    return error_result(file_name, memory_error_dict())
 
 
 @dataclass(frozen=True)
@@ -78,8 +126,11 @@ def run_analysis(task: AnalysisTask, progress: ProgressFn | None = None) -> Anal
         engine = _engine_for(task)
     except AntifakeError as exc:
         return AnalysisOutcome(result=error_result(task.display_name, exc.to_dict()), heatmaps={})
-    result = engine.analyze(task.path, progress=on_step, display_name=task.display_name)
-    return AnalysisOutcome(result=result.to_dict(), heatmaps=result.heatmaps())
+    try:
+        result = engine.analyze(task.path, progress=on_step, display_name=task.display_name)
+        return AnalysisOutcome(result=result.to_dict(), heatmaps=result.heatmaps())
+    except MemoryError:  # the engine reports its own; this is the result's conversion
+        return AnalysisOutcome(result=memory_exceeded_result(task.display_name), heatmaps={})
 
 
 def error_result(file_name: str, error: dict[str, Any]) -> dict[str, Any]:

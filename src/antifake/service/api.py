@@ -414,7 +414,8 @@ def _start(state: ServiceState) -> None:
         from antifake.service.worker import AnalysisPool, LocalJobRunner
 
         state.pool = AnalysisPool(
-            s.workers, on_restart=lambda reason: state.metrics.worker_restarts.labels(reason).inc())
+            s.workers, on_restart=lambda reason: state.metrics.worker_restarts.labels(reason).inc(),
+            memory_mb=s.analysis_memory_mb)
         state.runner = LocalJobRunner(s, state.store, state.pool,
                                       on_result=state.metrics.observe_result)
         state.runner.start()

@@ -9,6 +9,11 @@ Worker processes (Celery's prefork pool) give the isolation: a hard ``time_limit
 hung analysis and Celery replaces the child; with ``acks_late`` +
 ``task_reject_on_worker_lost`` a crashed child's message is redelivered.
 
+Each prefork child caps its address space at ``analysis_memory_mb`` when it starts
+(``worker_process_init``), so a file that needs more fails with ``too_large`` instead of
+growing the child until the host's OOM killer steps in; the worker's main process, which
+runs no analysis, is not capped. (Pools without children, ``solo``/``threads``, get no cap.)
+
 Run a worker with ``antifake worker`` (or ``celery -A antifake.service.celery_app worker``);
 it reads the same ``ANTIFAKE_*`` environment as the server.
 """
@@ -20,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from antifake.service.settings import ServiceSettings
 
@@ -46,6 +52,15 @@ def create_celery_app(settings: ServiceSettings, register_task: bool = True) -> 
     app.conf.antifake_settings = settings
     if not register_task:
         return app
+
+    def cap_pool_child(**_kwargs: Any) -> None:
+        from antifake.service.analysis import apply_memory_limit
+
+        apply_memory_limit(settings.analysis_memory_mb)
+
+    # Fires in each prefork child (the processes that run the engine), never in the main
+    # worker or the API server. weak=False: the closure has no other reference.
+    worker_process_init.connect(cap_pool_child, weak=False)
 
     @app.task(name=TASK_NAME, bind=True, max_retries=None)
     def analyze_job(self: Any, job_id: str) -> str:

@@ -44,6 +44,10 @@ def _common_options(fn: Any) -> Any:
                       help="Redis URL of the Celery broker (queue backend 'celery').")(fn)
     fn = click.option("--workers", type=click.IntRange(min=1), default=None,
                       help="Analysis processes (local) or Celery concurrency [default: 2].")(fn)
+    fn = click.option("--analysis-memory-mb", type=click.IntRange(min=0), default=None,
+                      help="Address-space cap (RLIMIT_AS) of each analysis process in MiB; "
+                           "a file needing more fails with too_large. 0: no cap "
+                           "[default: 3072].")(fn)
     return fn
 
 
@@ -63,7 +67,8 @@ def _common_options(fn: Any) -> Any:
 @click.option("--log-level", default="info", show_default=True)
 def serve_command(
     host: str, port: int, data_dir: Path | None, database_url: str | None,
-    broker_url: str | None, workers: int | None, queue_backend: str | None, auth: bool | None,
+    broker_url: str | None, workers: int | None, analysis_memory_mb: int | None,
+    queue_backend: str | None, auth: bool | None,
     max_upload_mb: float | None, retention_hours: float | None, job_timeout: float | None,
     log_level: str,
 ) -> None:
@@ -84,7 +89,7 @@ def serve_command(
         queue_backend=queue_backend, auth_required=auth,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
         retention_s=retention_hours * 3600 if retention_hours is not None else None,
-        job_timeout_s=job_timeout,
+        job_timeout_s=job_timeout, analysis_memory_mb=analysis_memory_mb,
     )
     click.echo(f"antifake: data in {settings.data_dir}, queue {settings.queue_backend}, "
                f"API keys {'required' if settings.auth_required else 'not required'}; "
@@ -97,14 +102,15 @@ def serve_command(
 @_common_options
 @click.option("--loglevel", default="info", show_default=True)
 def worker_command(data_dir: Path | None, database_url: str | None, broker_url: str | None,
-                   workers: int | None, loglevel: str) -> None:
+                   workers: int | None, analysis_memory_mb: int | None, loglevel: str) -> None:
     """Run a Celery worker for a server started with --queue-backend celery.
 
     It must see the same database and data dir as the server (shared disk or PostgreSQL
     plus a shared volume for uploads).
     """
     settings = _settings(data_dir=data_dir, database_url=database_url, broker_url=broker_url,
-                         workers=workers, queue_backend="celery")
+                         workers=workers, queue_backend="celery",
+                         analysis_memory_mb=analysis_memory_mb)
     # The module-level Celery app of celery_app reads ANTIFAKE_*; child processes too.
     os.environ.update(settings.to_env())
     from antifake.service import celery_app  # builds its app from the env set above

@@ -58,6 +58,10 @@ class ServiceSettings:
     default_sampling: str = "fps=2,max=64"
     job_timeout_s: float = 300.0  # wall clock per file; the analysis process is killed after
     max_attempts: int = 3  # a job whose worker crashed/hung this often is failed
+    # Address-space cap (RLIMIT_AS, MiB) of every process that runs the engine; 0 = none.
+    # An idle analysis process maps ~580 MiB; 3072 admits ~60 Mpx images (36 Mpx peaks at
+    # ~2.2 GiB virtual) and fails larger/costlier files with too_large (docs/service.md).
+    analysis_memory_mb: int = 3072
     lease_s: float = 30.0  # a running job whose lease is not renewed for this long is retried
     requeue_running_on_startup: bool = True  # single-server default; see docs/scaling.md
 
@@ -75,6 +79,8 @@ class ServiceSettings:
                 f"queue_backend must be 'local' or 'celery', not {self.queue_backend!r}")
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
+        if self.analysis_memory_mb < 0:
+            raise ValueError("analysis_memory_mb must be >= 0 (0 = no cap)")
         FrameSampling.parse(self.default_sampling)  # fail at startup, not per request
 
     # -- derived paths -------------------------------------------------------------------

@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from antifake.errors import ErrorCode
-from antifake.service.analysis import AnalysisOutcome, AnalysisTask, ProgressFn, run_analysis
+from antifake.service.analysis import (
+    AnalysisOutcome,
+    AnalysisTask,
+    ProgressFn,
+    apply_memory_limit,
+    memory_exceeded_result,
+    run_analysis,
+)
 from antifake.service.jobs import AnalysisAborted, Heartbeat, execute_job
 from antifake.service.settings import ServiceSettings
 from antifake.service.store import JobStore, utcnow
@@ -38,8 +45,13 @@ log = logging.getLogger(__name__)
 WORKER_CRASHED = "worker_crashed"  # service-level error code: the analysis process died
 
 
-def _slot_main(conn: Connection) -> None:
-    """Analysis process: receive a task, send progress messages and one final message."""
+def _slot_main(conn: Connection, memory_mb: int = 0) -> None:
+    """Analysis process: receive a task, send progress messages and one final message.
+
+    ``memory_mb`` caps this process's address space (``RLIMIT_AS``) once the imports are
+    done: a file that needs more fails with ``too_large`` instead of growing the process
+    until the host's OOM killer steps in.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
     try:  # warm up while idle so the first request does not pay for the imports
         import antifake.engine  # noqa: F401
@@ -48,6 +60,7 @@ def _slot_main(conn: Connection) -> None:
         ensure_builtin_detectors()
     except Exception:  # reported again, per file, when a task needs it
         pass
+    apply_memory_limit(memory_mb)
     while True:
         try:
             task = conn.recv()
@@ -62,20 +75,27 @@ def _slot_main(conn: Connection) -> None:
         try:
             outcome = run_analysis(task, progress)
             conn.send(("done", outcome))
+        except MemoryError:  # pickling a big result (heatmaps) failed under the cap
+            outcome = AnalysisOutcome(result=memory_exceeded_result(task.display_name),
+                                      heatmaps={})
+            conn.send(("done", outcome))
         except BaseException as exc:  # run_analysis handles media errors; this is a bug
             conn.send(("error", repr(exc)))
 
 
 class _Slot:
-    def __init__(self, ctx: Any, index: int, on_restart: Callable[[str], None] | None) -> None:
+    def __init__(self, ctx: Any, index: int, on_restart: Callable[[str], None] | None,
+                 memory_mb: int = 0) -> None:
         self.ctx, self.index, self.on_restart = ctx, index, on_restart
+        self.memory_mb = memory_mb
         self.busy = False
         self._start()
 
     def _start(self) -> None:
         parent, child = self.ctx.Pipe(duplex=True)
         self.proc = self.ctx.Process(
-            target=_slot_main, args=(child,), name=f"antifake-analysis-{self.index}", daemon=True
+            target=_slot_main, args=(child, self.memory_mb), name=f"antifake-analysis-{self.index}",
+            daemon=True,
         )
         self.proc.start()
         child.close()
@@ -141,11 +161,16 @@ class _Slot:
 
 
 class AnalysisPool:
-    """N analysis processes; :meth:`analyze` blocks until a slot is free."""
+    """N analysis processes; :meth:`analyze` blocks until a slot is free.
 
-    def __init__(self, size: int, on_restart: Callable[[str], None] | None = None) -> None:
+    ``memory_mb`` (> 0) caps each process's address space (``ServiceSettings.
+    analysis_memory_mb``).
+    """
+
+    def __init__(self, size: int, on_restart: Callable[[str], None] | None = None,
+                 memory_mb: int = 0) -> None:
         ctx = mp.get_context("spawn")
-        self._slots = [_Slot(ctx, i, on_restart) for i in range(size)]
+        self._slots = [_Slot(ctx, i, on_restart, memory_mb) for i in range(size)]
         self._free: queue.Queue[_Slot] = queue.Queue()
         for s in self._slots:
             self._free.put(s)

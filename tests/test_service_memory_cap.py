@@ -10,7 +10,10 @@ same analysis process must go on serving normal files.
 from __future__ import annotations
 
 import json
+import os
 import resource
+import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -36,6 +39,9 @@ SIDE = 6000  # 36 Mpx: decodes to 36 MB grey, 108 MB RGB, then float copies per 
 
 _IDLE_PROBE = """
 import json
+import os
+import shutil
+import socket
 import antifake.engine
 from antifake.detectors.registry import ensure_builtin_detectors
 ensure_builtin_detectors()
@@ -205,3 +211,54 @@ def test_engine_keeps_other_detector_bugs_per_detector(tmp_path: Path) -> None:
     assert result.error is None
     boom = next(d for d in result.detectors if d.detector == "boom")
     assert boom.error["code"] == "internal_error"
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+def test_celery_pool_children_are_capped(tmp_path: Path, cap_mb: int, bomb: bytes,
+                                         small_png: bytes) -> None:
+    """Celery backend: the prefork child (worker_process_init) runs under the cap, the
+    too_large job is not retried, and the same worker then analyses a normal file."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    redis = subprocess.Popen(
+        [str(shutil.which("redis-server")), "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    # A pool child also maps Celery and kombu: give it 150 MiB more than an analysis process.
+    cap = cap_mb + 150
+    try:
+        settings = make_settings(tmp_path / "data", auth_required=False, detectors=None,
+                                 queue_backend="celery", analysis_memory_mb=cap,
+                                 broker_url=f"redis://127.0.0.1:{port}/0", max_attempts=3)
+        env = {**os.environ, **settings.to_env()}
+        root = Path(__file__).resolve().parent
+        env["PYTHONPATH"] = os.pathsep.join([str(root.parent / "src"), str(root),
+                                             env.get("PYTHONPATH", "")])
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "antifake.service.celery_app", "worker",
+             "--pool=prefork", "--concurrency=1", "-Q", "antifake", "--without-gossip",
+             "--without-mingle", "--loglevel=warning"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with TestClient(create_app(settings)) as client:
+            job = client.post("/v1/jobs", files={"file": ("bomb.png", bomb)}).json()
+            done = wait_job(client, job["id"], timeout_s=60)
+            assert done["status"] == "failed" and done["attempts"] == 1, done
+            assert done["error"] == {
+                "code": "too_large", "message": f"analysis exceeded the memory limit ({cap} MiB)"}
+            ok = wait_job(client, client.post(
+                "/v1/jobs", files={"file": ("a.png", small_png)}).json()["id"], timeout_s=60)
+            assert ok["status"] == "succeeded" and ok["attempts"] == 1, ok
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                out, _ = worker.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                out, _ = worker.communicate()
+            if out:
+                print(out.decode(errors="replace")[-3000:])
+        redis.terminate()
+        redis.wait(10)

@@ -106,6 +106,18 @@ class FrameSelector:
             return True
         return self._targets is not None and self._pos >= len(self._targets)
 
+    @property
+    def next_time(self) -> float | None:
+        """The next wanted time when the selector has explicit targets (else None)."""
+        if self._targets is not None and self._pos < len(self._targets):
+            return self._targets[self._pos]
+        return None
+
+    @property
+    def tolerance(self) -> float:
+        """How far before a wanted time a frame still counts as that time's frame."""
+        return self._tolerance
+
     def want(self, time_s: float) -> bool:
         """Whether the frame at ``time_s`` (seconds from the stream start) is kept."""
         if self.done:
@@ -125,6 +137,13 @@ class FrameSelector:
         if chosen:
             self.kept += 1
         return chosen
+
+
+# Seek instead of decoding through when the next wanted frame is this far ahead: decoding
+# 720p H.264 runs at a few hundred frames/s on one core, so sparse samples of a long clip
+# (the default fps=2, max 64 spread over the clip) would otherwise decode every frame.
+SEEK_MIN_GAP_S = 5.0
+_SEEKABLE = {"mp4", "mov", "mkv", "webm"}
 
 
 def _spread(last_time: float, count: int) -> list[float]:
@@ -192,7 +211,35 @@ class VideoMedia:
             decoded = 0
             last_time_s = 0.0
             decoder = container.decode(stream)
+            # Seeking: only with explicit target times, a seekable container and frames that
+            # carry timestamps; selection stays by time, so the frames kept are those a full
+            # decode keeps. After a seek, indices come from the time (round(t * fps)).
+            can_seek = (
+                info.format in _SEEKABLE and sampling.mode != "keyframes" and bool(info.fps)
+                and stream.time_base is not None
+            )
+            seeked = False
+            seek_back_s = 1.0
+            seek_target: float | None = None
+            seek_goal: float | None = None
             while not selector.done:
+                wanted = selector.next_time
+                if (can_seek and wanted is not None and decoded > 0
+                        and wanted - last_time_s > SEEK_MIN_GAP_S
+                        and (wanted != seek_goal or last_time_s == -math.inf)):
+                    # One seek per wanted time (then decode on from where it landed), more
+                    # only when it landed too late.
+                    seek_goal = wanted
+                    seek_target = max(0.0, wanted - selector.tolerance - seek_back_s)
+                    offset = int((seek_target + self._start_time_s) / (stream.time_base or 1))
+                    try:
+                        container.seek(offset, backward=True, any_frame=False, stream=stream)
+                    except Exception:  # unseekable after all: keep decoding through
+                        can_seek = False
+                    else:
+                        seeked = True
+                        decoder = container.decode(stream)
+                        last_time_s = seek_target
                 try:
                     frame = next(decoder)
                 except StopIteration:
@@ -218,9 +265,20 @@ class VideoMedia:
                     )
                 t = frame.time
                 if t is None:
+                    if seeked:
+                        raise _corrupt(f"{info.format} frame without a timestamp after a seek")
+                    can_seek = False
                     time_s = (decoded - 1) / info.fps if info.fps else 0.0
                 else:
                     time_s = max(0.0, float(t) - self._start_time_s)
+                if seek_target is not None:
+                    first_after_seek, seek_target = seek_target, None
+                    if first_after_seek > 0.0 and time_s > first_after_seek + 1e-6:
+                        # Landed after the requested time (a sparse or inexact index), so a
+                        # wanted frame may lie before it: seek further back and decode on.
+                        seek_back_s *= 4
+                        last_time_s = -math.inf
+                        continue
                 last_time_s = max(last_time_s, time_s)
                 if time_s > limits.max_duration_s:
                     raise AntifakeError(
@@ -237,6 +295,8 @@ class VideoMedia:
                         f"cannot convert {info.format} frame {decoded - 1}", exc
                     ) from exc
                 index = decoded - 1
+                if seeked and info.fps:
+                    index = int(round(time_s * info.fps))
                 if sampling.mode == "keyframes" and info.fps:
                     # Only keyframes were decoded: recover the index in the full stream.
                     index = int(round(time_s * info.fps))

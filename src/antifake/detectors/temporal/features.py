@@ -58,6 +58,12 @@ class FramePair:
     cur: np.ndarray
 
 
+# Seek when the next wanted frame is this far ahead (see iter_frame_pairs); PyAV's names of
+# the demuxers whose seek index we trust.
+SEEK_MIN_GAP_S = 5.0
+_SEEKABLE = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"}
+
+
 def work_size(width: int, height: int, work_width: int = WORK_WIDTH) -> tuple[int, int]:
     """The (w, h) frames are analysed at: ``work_width`` wide, even height."""
     h = max(MIN_WORK_HEIGHT, int(round(height * work_width / max(1, width) / 2)) * 2)
@@ -109,14 +115,72 @@ def iter_frame_pairs(
         history: dict[int, np.ndarray] = {}
         size: tuple[int, int] | None = None
         last_wanted = max(pair_starts) if pair_starts else None
+        # Sparse pairs over a long clip: seek to each group instead of decoding every frame
+        # (only for containers with a seek index and a declared frame rate; indices after
+        # a seek come from the timestamps, round(t * fps), which is the decoded index of a
+        # constant-frame-rate stream).
+        needed = (sorted(set(pair_starts) | (wanted_prev or set()))
+                  if pair_starts is not None else [])
+        time_base = stream.time_base
+        start_s = float(stream.start_time * time_base) if (
+            stream.start_time is not None and time_base is not None) else 0.0
+        can_seek = (bool(needed) and time_base is not None
+                    and bool(stream.average_rate) and container.format.name in _SEEKABLE)
+        gap_frames = SEEK_MIN_GAP_S * fps
+        seek_back_s = 1.0
+        seek_to: float | None = None
+        force_seek = False
+        seek_goal = -1
+        seeked = False
+        pos = 0
+        index = -1
+        index_before_seek = -1
+        decoded = 0
+        decoder = container.decode(stream)
         try:
-            for index, frame in enumerate(container.decode(stream)):
-                if index >= max_decoded_frames:
+            while True:
+                while pos < len(needed) and needed[pos] <= index:
+                    pos += 1
+                if can_seek and index >= 0 and pos < len(needed) and (force_seek or (
+                        needed[pos] - index > gap_frames and needed[pos] != seek_goal)):
+                    # One seek per wanted frame (then decode on from wherever it landed),
+                    # more only when it landed too late.
+                    force_seek = False
+                    seek_goal = needed[pos]
+                    seek_to = max(0.0, needed[pos] / fps - seek_back_s)
+                    container.seek(int((seek_to + start_s) / (time_base or 1)),
+                                   backward=True, any_frame=False, stream=stream)
+                    decoder = container.decode(stream)
+                    seeked = True
+                    index_before_seek = index
+                frame = next(decoder, None)
+                if frame is None:
+                    return
+                decoded += 1
+                if decoded > max_decoded_frames:
                     raise AntifakeError(
                         ErrorCode.TOO_LARGE, f"more than {max_decoded_frames} frames decoded"
                     )
                 if frame.width * frame.height > max_pixels:
                     raise AntifakeError(ErrorCode.TOO_LARGE, "frame exceeds the pixel limit")
+                if seeked:
+                    if frame.pts is None or frame.time_base is None:
+                        raise AntifakeError(ErrorCode.CORRUPT_MEDIA,
+                                            "video frame without a timestamp after a seek")
+                    index = int(round((float(frame.pts * frame.time_base) - start_s) * fps))
+                    if seek_to is not None:
+                        expected, seek_to = int(round(seek_to * fps)), None
+                        if expected > 0 and index > expected:
+                            # Landed after the requested time (sparse or inexact index): a
+                            # wanted frame may lie before it, so seek further back.
+                            seek_back_s *= 4
+                            force_seek = True
+                            index = index_before_seek
+                            continue
+                else:
+                    index += 1
+                    if frame.pts is None:
+                        can_seek = False
                 is_second = pair_starts is None or index in pair_starts
                 is_first = wanted_prev is None or index in wanted_prev
                 if not (is_second or is_first):

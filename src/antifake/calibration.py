@@ -37,8 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from antifake.fusion import EvidenceFusion, FusedVerdict, _logit, _sigmoid
-from antifake.results import DetectorResult, Verdict
+from antifake.fusion import (
+    EvidenceFusion,
+    FusedVerdict,
+    _logit,
+    _sigmoid,
+    decisive_override,
+    verdict_for,
+)
+from antifake.results import DetectorResult
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -115,13 +122,11 @@ class CalibratedFusion:
         self, results: list[DetectorResult], media_type: str | None = None
     ) -> FusedVerdict:
         usable = [r for r in results if r.error is None and r.score is not None]
-        decisive = [r for r in usable if r.decisive]
+        override = decisive_override(usable)
         known = {r.detector: r.score for r in usable if r.detector in self.coef}
         extra = [r for r in usable if r.detector not in self.coef and r.detector not in self.ignore]
-        if decisive:
-            top = max(decisive, key=lambda r: abs((r.score or 0.5) - 0.5))
-            p = float(top.score or 0.5)
-            basis = f"decisive:{top.detector}"
+        if override:
+            p, basis = override
         elif known or extra:
             # No calibrated detector spoke -> start from even odds, not the base rate.
             z = self.log_odds(known) if known else 0.0
@@ -131,12 +136,7 @@ class CalibratedFusion:
         else:
             p, basis = 0.5, "no-evidence"
         ai_thr, auth_thr = self.thresholds(media_type)
-        if p >= ai_thr:
-            verdict: Verdict = "ai_generated"
-        elif p <= auth_thr:
-            verdict = "authentic"
-        else:
-            verdict = "uncertain"
+        verdict = verdict_for(p, ai_thr, auth_thr)
         return FusedVerdict(
             verdict=verdict,
             ai_probability=p,

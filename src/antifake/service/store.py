@@ -378,13 +378,21 @@ class JobStore:
         """Upsert the result row (idempotent), then mark the job finished."""
         now = utcnow()
         error = result.get("error")
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
         with self.session() as s:
-            row = s.get(ResultRow, job_id)
-            if row is None:
-                s.add(ResultRow(job_id=job_id, result=result, heatmaps_path=heatmaps_path,
-                                written_at=now))
-            else:
-                row.result, row.heatmaps_path, row.written_at = result, heatmaps_path, now
+            # One atomic INSERT .. ON CONFLICT DO UPDATE: duplicate deliveries of the same
+            # job racing each other (a read-then-insert raised a unique violation) all land.
+            ins = upsert(ResultRow).values(job_id=job_id, result=result,
+                                           heatmaps_path=heatmaps_path, written_at=now)
+            s.execute(ins.on_conflict_do_update(
+                index_elements=[ResultRow.job_id],
+                set_={"result": ins.excluded.result,
+                      "heatmaps_path": ins.excluded.heatmaps_path,
+                      "written_at": ins.excluded.written_at},
+            ))
             s.execute(
                 update(JobRow).where(JobRow.id == job_id).values(
                     status="failed" if error else "succeeded", progress=1.0, stage=None,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install antifake and everything it needs into ./.venv, from scratch.
 #   bash scripts/install.sh          # runtime + dev tools (tests, ruff, mypy)
-#   ANTIFAKE_SYSTEM_PACKAGES=0 ...   # skip apt packages (redis-server, chromium, pango)
+#   ANTIFAKE_SYSTEM_PACKAGES=0 ...   # skip the apt packages of scripts/apt-packages.txt
 # Order matters: the CPU build of torch goes in first, or pip pulls a multi-GB CUDA build
 # for invisible-watermark's needs; invisible-watermark itself goes in with --no-deps because
 # its metadata asks for opencv-python, which would clash with opencv-python-headless.

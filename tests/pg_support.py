@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -23,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from service_support import free_port
 
 PG_USER = "postgres"  # the superuser role initdb creates (-U)
 
@@ -44,6 +43,12 @@ def _pg_bin_dir() -> Path | None:
         return Path(found[-1]).parent
     on_path = shutil.which("initdb")
     return Path(on_path).parent if on_path else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ def pg_cluster() -> Iterator[PgCluster]:
                     "--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C"]))
         # A free port can be taken between probing and binding: retry a few times.
         for attempt in range(3):
-            port = free_port()
+            port = _free_port()
             # Only TCP on loopback (no Unix socket in /var/run), no fsync: a throwaway.
             opts = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
                     f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off")

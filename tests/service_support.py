@@ -7,15 +7,9 @@ The service imports this module inside its analysis processes through the
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -123,68 +117,6 @@ def wait_job(client, job_id: str, headers: dict[str, str] | None = None,  # type
             return body
         assert time.monotonic() < deadline, f"job {job_id} still {body['status']}"
         time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listening on {port}")
-
-
-@contextmanager
-def celery_stack(tmp_path: Path, **overrides: Any) -> Iterator[Any]:
-    """A real redis-server on a loopback port and a real Celery prefork worker (one child).
-
-    Yields the ServiceSettings (``queue_backend="celery"``, ``overrides`` applied) the API
-    under test must use; stops both processes afterwards and prints the worker's log tail.
-    """
-    redis_bin = shutil.which("redis-server")
-    assert redis_bin is not None, "redis-server not installed"
-    port = free_port()
-    redis = subprocess.Popen(
-        [redis_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    worker = None
-    try:
-        wait_port(port)
-        settings = make_settings(tmp_path / "data", auth_required=False, queue_backend="celery",
-                                 broker_url=f"redis://127.0.0.1:{port}/0", **overrides)
-        env = {**os.environ, **settings.to_env()}
-        tests_dir = Path(__file__).resolve().parent
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(tests_dir.parent / "src"), str(tests_dir), env.get("PYTHONPATH", "")])
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "antifake.service.celery_app", "worker",
-             "--pool=prefork", "--concurrency=1", "-Q", "antifake", "--without-gossip",
-             "--without-mingle", "--loglevel=warning"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        yield settings
-    finally:
-        if worker is not None:
-            worker.terminate()
-            try:
-                out, _ = worker.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                out, _ = worker.communicate()
-            if out:
-                print(out.decode(errors="replace")[-3000:])
-        redis.terminate()
-        redis.wait(10)
 
 
 class ServerThread:

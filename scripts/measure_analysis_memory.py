@@ -20,11 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from synth import zero_png  # noqa: E402  (test-media helpers shared with the memory-cap test)
 
 
 def _status() -> dict[str, int]:
@@ -35,6 +33,22 @@ def _status() -> dict[str, int]:
         if key.startswith("Vm") and value.strip().endswith("kB"):
             out[key] = int(value.split()[0]) // 1024
     return out
+
+
+def zero_png(side: int) -> bytes:
+    """A valid 8-bit greyscale PNG of ``side`` x ``side`` zeros (a few hundred KiB at most)."""
+    import struct
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload)))
+
+    comp = zlib.compressobj(9)
+    row = b"\0" * (side + 1)
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body)
+            + chunk(b"IEND", b""))
 
 
 def _child(side: int | None, cap_mb: int) -> dict[str, Any]:
@@ -48,7 +62,7 @@ def _child(side: int | None, cap_mb: int) -> dict[str, Any]:
         return report
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "zero.png"
-        path.write_bytes(zero_png(side, side))
+        path.write_bytes(zero_png(side))
         report["file_kib"] = path.stat().st_size // 1024
         engine = antifake.engine.Engine()
         report["after_engine"] = _status()

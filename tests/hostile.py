@@ -155,7 +155,8 @@ def patch(data: bytes, offset: int, value: bytes) -> bytes:
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return _synth().png_chunk(kind, payload)
+    return (struct.pack(">I", len(payload)) + kind + payload
+            + struct.pack(">I", zlib.crc32(kind + payload)))
 
 
 def png_insert_before_idat(png: bytes, chunks: bytes) -> bytes:
@@ -165,7 +166,12 @@ def png_insert_before_idat(png: bytes, chunks: bytes) -> bytes:
 
 def png_zlib_bomb(width: int, height: int) -> bytes:
     """A valid greyscale PNG of ``width`` x ``height`` zeros: a few KiB, huge when decoded."""
-    return _synth().zero_png(width, height)
+    raw = zlib.compressobj(9)
+    row = b"\0" * (width + 1)
+    body = b"".join(raw.compress(row) for _ in range(height)) + raw.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", body)
+            + png_chunk(b"IEND", b""))
 
 
 def png_declaring(width: int, height: int) -> bytes:

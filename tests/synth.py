@@ -104,26 +104,11 @@ def write_animated_image(
     return path
 
 
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    """One PNG chunk: length, type, data, CRC."""
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
     import struct
     import zlib
 
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def zero_png(width: int, height: int) -> bytes:
-    """A valid 8-bit greyscale PNG of ``width`` x ``height`` zeros: a few KiB on disk, large
-    when decoded (decompression-bomb and memory-cap tests)."""
-    import struct
-    import zlib
-
-    comp = zlib.compressobj(9)
-    row = b"\0" * (width + 1)
-    body = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", body)
-            + png_chunk(b"IEND", b""))
 
 
 def write_png_declaring(path: Path, width: int, height: int) -> Path:
@@ -133,8 +118,8 @@ def write_png_declaring(path: Path, width: int, height: int) -> Path:
     import zlib
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    body = png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body + png_chunk(b"IEND", b""))
+    body = _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body + _png_chunk(b"IEND", b""))
     return path
 
 

@@ -14,9 +14,11 @@ import os
 import resource
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,7 +33,7 @@ from antifake.results import DetectorKind, DetectorResult
 from antifake.service.api import create_app
 from antifake.service.settings import ServiceSettings
 from service_support import make_settings, wait_job
-from synth import write_image, zero_png
+from synth import write_image
 
 SIDE = 6000  # 36 Mpx: decodes to 36 MB grey, 108 MB RGB, then float copies per detector
 
@@ -48,6 +50,21 @@ print(json.dumps(int(vm.split()[1]) // 1024))
 """
 
 
+def zero_png(side: int) -> bytes:
+    """A valid greyscale PNG of ``side`` x ``side`` zeros (tens of KiB)."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload)))
+
+    comp = zlib.compressobj(9)
+    row = b"\0" * (side + 1)
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body)
+            + chunk(b"IEND", b""))
+
+
 @pytest.fixture(scope="module")
 def cap_mb() -> int:
     """The idle analysis process's address space + 450 MiB (measured, not guessed: the
@@ -61,7 +78,7 @@ def cap_mb() -> int:
 
 @pytest.fixture(scope="module")
 def bomb() -> bytes:
-    data = zero_png(SIDE, SIDE)
+    data = zero_png(SIDE)
     assert len(data) < 64 * 1024
     return data
 

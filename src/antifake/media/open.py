@@ -9,6 +9,7 @@ from pathlib import Path
 
 from antifake.config import Limits
 from antifake.errors import AntifakeError, ErrorCode
+from antifake.media.bmff import check_sample_counts
 from antifake.media.images import open_image
 from antifake.media.metadata import bound_metadata
 from antifake.media.sniff import check_container_size, sniff_file
@@ -30,10 +31,11 @@ def open_media(path: str | Path, limits: Limits | None = None) -> Media:
     """Open and validate an image or video file.
 
     Order matters: the cheap checks (existence, size, sniffed format, container size
-    fields, declared pixels/duration/frames) run before any full decode. Images are then
-    decoded once; videos are probed and their first frame decoded. Everything a hostile
-    file can cause is raised as :class:`AntifakeError` (``not_found``, ``empty_file``,
-    ``unsupported_media``, ``corrupt_media``, ``too_large``).
+    fields, MP4/MOV sample counts, declared pixels/duration/frames) run before any full
+    decode. Images are then decoded once; videos are probed and their first frame
+    decoded. Everything a hostile file can cause is raised as :class:`AntifakeError`
+    (``not_found``, ``empty_file``, ``unsupported_media``, ``corrupt_media``,
+    ``too_large``).
     """
     limits = limits or Limits()
     p = Path(path)
@@ -54,6 +56,10 @@ def open_media(path: str | Path, limits: Limits | None = None) -> Media:
     try:
         sniffed = sniff_file(p)
         check_container_size(p, sniffed, size)
+        if sniffed.format in ("mp4", "mov"):
+            # FFmpeg indexes every declared sample while opening: refuse absurd counts first.
+            with open(p, "rb") as fh:
+                check_sample_counts(fh, sniffed.format, size, limits)
         facts = FileFacts(p, sniffed.format, sniffed.mime, size, _sha256(p))
     except PermissionError as exc:
         raise AntifakeError(ErrorCode.NOT_FOUND, f"file not readable: {p}") from exc

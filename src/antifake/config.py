@@ -34,7 +34,10 @@ class FrameSampling:
     ``mode``: ``all`` every decoded frame, ``fps`` about ``fps`` frames per second,
     ``keyframes`` only key (intra) frames. ``max_frames`` caps the count whatever the
     mode; with a known duration the frames are then spread over the whole clip instead of
-    taken from its start.
+    taken from its start. ``fps`` samples more than 5 s apart (a long clip) are taken at
+    the last keyframe at or before each wanted time when one lies after the previous
+    wanted time (see :class:`antifake.media.video.FrameSelector`); ``all``, ``keyframes``
+    and denser ``fps`` sampling pick frames by their exact times.
     """
 
     mode: SamplingMode = "fps"

@@ -49,6 +49,16 @@ class FrameSelector:
     half a frame period of the next wanted time. With ``max_frames`` and a known
     duration the wanted times are spread uniformly over the whole clip; without a known
     duration the first ``max_frames`` matches are kept.
+
+    Sparse ``fps`` sampling (wanted times more than :data:`SNAP_MIN_SPACING_S` apart, e.g.
+    the default ``fps=2,max=64`` over a clip longer than about 5 minutes) may be snapped to
+    keyframes with :meth:`snap_to_keyframes`: each wanted time is then replaced by the
+    last keyframe at or before it, provided that keyframe comes more than one frame period
+    after the previous wanted time (so at most one sample spacing early, and samples stay
+    distinct and in order); a wanted time without such a keyframe stays exact. Decoding a
+    keyframe needs no other frame, so a snapped sample costs one decode instead of one per
+    frame since the previous keyframe. ``all``, ``keyframes`` and dense ``fps`` sampling
+    are never snapped.
     """
 
     def __init__(
@@ -60,8 +70,11 @@ class FrameSelector:
     ) -> None:
         self.cap = sampling.max_frames
         self.kept = 0
+        self._mode = sampling.mode
         self._tolerance = 0.5 / stream_fps if stream_fps and stream_fps > 0 else 1e-3
+        self._frame_period = 2 * self._tolerance
         self._targets: list[float] | None = None  # explicit wanted times, ascending
+        self._snapped: set[int] = set()  # positions in _targets moved onto a keyframe
         self._pos = 0
         self._step: float | None = None  # unbounded arithmetic targets (duration unknown)
         self._next = 0.0
@@ -114,9 +127,45 @@ class FrameSelector:
         return None
 
     @property
+    def next_is_keyframe(self) -> bool:
+        """True when the next wanted time was snapped onto a keyframe's own time."""
+        return self._targets is not None and self._pos in self._snapped
+
+    @property
     def tolerance(self) -> float:
         """How far before a wanted time a frame still counts as that time's frame."""
         return self._tolerance
+
+    @property
+    def sparse_targets(self) -> list[float] | None:
+        """The wanted times when :meth:`snap_to_keyframes` applies to them, else None:
+        ``fps`` sampling with explicit times more than :data:`SNAP_MIN_SPACING_S` apart."""
+        t = self._targets
+        if self._mode != "fps" or t is None or len(t) < 2 or self._pos > 0:
+            return None
+        if min(b - a for a, b in zip(t, t[1:], strict=False)) <= SNAP_MIN_SPACING_S:
+            return None
+        return list(t)
+
+    def snap_to_keyframes(self, keyframe_times: list[float | None]) -> int:
+        """Move sparse wanted times onto keyframes; returns how many moved.
+
+        ``keyframe_times[i]`` is the presentation time of the last keyframe at or before
+        wanted time ``i`` of :attr:`sparse_targets` (None when unknown). It replaces that
+        time when it lies in ``(previous wanted time + one frame period, wanted time]``;
+        otherwise the wanted time stays as it is (decoded exactly).
+        """
+        targets = self.sparse_targets
+        if targets is None or len(keyframe_times) != len(targets):
+            return 0
+        previous = -math.inf
+        for i, (wanted, key) in enumerate(zip(targets, keyframe_times, strict=True)):
+            if key is not None and previous + self._frame_period < key <= wanted:
+                assert self._targets is not None
+                self._targets[i] = key
+                self._snapped.add(i)
+            previous = wanted
+        return len(self._snapped)
 
     def want(self, time_s: float) -> bool:
         """Whether the frame at ``time_s`` (seconds from the stream start) is kept."""
@@ -143,6 +192,13 @@ class FrameSelector:
 # 720p H.264 runs at a few hundred frames/s on one core, so sparse samples of a long clip
 # (the default fps=2, max 64 spread over the clip) would otherwise decode every frame.
 SEEK_MIN_GAP_S = 5.0
+# fps samples further apart than this are snapped to keyframes (FrameSelector): seeking to
+# an exact time still decodes every frame from the keyframe before it (x264's default
+# GOP is 250 frames, ~8 s at 30 fps), a keyframe is one decode.
+SNAP_MIN_SPACING_S = SEEK_MIN_GAP_S
+# A snapped (keyframe) target is seeked to when more than this lies before it: landing on
+# a keyframe decodes nothing else.
+KEYFRAME_SEEK_MIN_GAP_S = 0.25
 _SEEKABLE = {"mp4", "mov", "mkv", "webm"}
 
 
@@ -169,6 +225,33 @@ def _as_float(value: Any) -> float | None:
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     return f if math.isfinite(f) and f > 0 else None
+
+
+def keyframes_at_or_before(
+    container: Any, stream: Any, times_s: list[float], start_time_s: float = 0.0
+) -> list[float | None]:
+    """Presentation time (from the stream start) of the last keyframe at or before each
+    of ``times_s``, from the container's seek index: one backward seek and one demuxed
+    packet each, nothing decoded. None where it cannot be told (no index, a packet without
+    timestamp or not flagged key, or a landing after the time, as a DTS-based index can
+    give with B-frames). Leaves the container at an arbitrary position."""
+    time_base = stream.time_base
+    out: list[float | None] = []
+    for t in times_s:
+        found: float | None = None
+        try:
+            container.seek(int(round((t + start_time_s) / time_base)), backward=True,
+                           any_frame=False, stream=stream)
+            for packet in container.demux(stream):
+                if packet.pts is not None and packet.size and packet.is_keyframe:
+                    key = float(packet.pts * time_base) - start_time_s
+                    if -1e-6 <= key <= t + 1e-6:
+                        found = max(0.0, min(key, t))
+                break
+        except Exception:  # unseekable or damaged here: that time stays exact
+            found = None
+        out.append(found)
+    return out
 
 
 class VideoMedia:
@@ -213,25 +296,37 @@ class VideoMedia:
             decoder = container.decode(stream)
             # Seeking: only with explicit target times, a seekable container and frames that
             # carry timestamps; selection stays by time, so the frames kept are those a full
-            # decode keeps. After a seek, indices come from the time (round(t * fps)).
+            # decode keeps (with the wanted times snapped to keyframes for sparse fps
+            # sampling, see FrameSelector). After a seek, indices come from the time
+            # (round(t * fps)). In keyframes mode only keyframes are decoded after a seek
+            # too, so the first one at or after the wanted time is found as without seeking.
             can_seek = (
-                info.format in _SEEKABLE and sampling.mode != "keyframes" and bool(info.fps)
-                and stream.time_base is not None
+                info.format in _SEEKABLE and bool(info.fps) and stream.time_base is not None
             )
+            sparse = selector.sparse_targets
+            if can_seek and sparse is not None:
+                selector.snap_to_keyframes(self._keyframes_at_or_before(sparse))
             seeked = False
             seek_back_s = 1.0
             seek_target: float | None = None
             seek_goal: float | None = None
             while not selector.done:
                 wanted = selector.next_time
+                on_keyframe = selector.next_is_keyframe
+                min_gap = KEYFRAME_SEEK_MIN_GAP_S if on_keyframe else SEEK_MIN_GAP_S
                 if (can_seek and wanted is not None and decoded > 0
-                        and wanted - last_time_s > SEEK_MIN_GAP_S
+                        and wanted - last_time_s > min_gap
                         and (wanted != seek_goal or last_time_s == -math.inf)):
                     # One seek per wanted time (then decode on from where it landed), more
                     # only when it landed too late.
+                    retry = wanted == seek_goal
                     seek_goal = wanted
-                    seek_target = max(0.0, wanted - selector.tolerance - seek_back_s)
-                    offset = int((seek_target + self._start_time_s) / (stream.time_base or 1))
+                    if on_keyframe and not retry:
+                        seek_target = wanted  # a keyframe's own time: decoding starts on it
+                    else:
+                        seek_target = max(0.0, wanted - selector.tolerance - seek_back_s)
+                    offset = int(round((seek_target + self._start_time_s)
+                                       / (stream.time_base or 1)))
                     try:
                         container.seek(offset, backward=True, any_frame=False, stream=stream)
                     except Exception:  # unseekable after all: keep decoding through
@@ -306,6 +401,19 @@ class VideoMedia:
                     rgb=np.ascontiguousarray(rgb, dtype=np.uint8),
                     keyframe=bool(frame.key_frame),
                 )
+        finally:
+            container.close()
+
+    def _keyframes_at_or_before(self, times_s: list[float]) -> list[float | None]:
+        """:func:`keyframes_at_or_before` on a container of its own (index lookups only)."""
+        info = self.info
+        try:
+            container = av.open(str(info.path), format=_DEMUXERS[info.format])
+        except Exception:
+            return [None] * len(times_s)
+        try:
+            stream = container.streams.video[0]
+            return keyframes_at_or_before(container, stream, times_s, self._start_time_s)
         finally:
             container.close()
 

@@ -10,9 +10,15 @@ import numpy as np
 from antifake.config import FrameSampling
 from antifake.detectors.base import AnalysisContext
 from antifake.detectors.registry import register_detector
-from antifake.detectors.temporal.features import FEATURE_NAMES, iter_frame_pairs, pair_features
+from antifake.detectors.temporal.features import (
+    FEATURE_NAMES,
+    iter_frame_pairs,
+    keyframe_indices_at_or_before,
+    pair_features,
+)
 from antifake.detectors.temporal.model import PairModel, load_packaged_model
 from antifake.media.types import Media, MediaType
+from antifake.media.video import SNAP_MIN_SPACING_S
 from antifake.results import DetectorKind, DetectorResult
 
 # Below this many analysed pairs the evidence is too thin to state an opinion.
@@ -64,6 +70,34 @@ def plan_pairs(
     return groups
 
 
+def snap_groups_to_keyframes(
+    groups: list[list[int]], keyframes: list[int | None]
+) -> tuple[list[list[int]], set[int]]:
+    """Move sparse bursts next to keyframes, so that each costs a few decodes instead of
+    one per frame since the keyframe before it.
+
+    ``keyframes[i]`` is the last keyframe at or before the first frame of ``groups[i]``
+    (its second-frame indices minus one), or None. A group moves to the pairs
+    (k+1, k+2), (k+2, k+3), ... after its keyframe ``k`` - the keyframe itself is skipped, so
+    no pair compares an intra-coded frame with a predicted one, which is rare in an
+    unsnapped sample - when ``k`` lies after the previous group's last frame and the moved
+    group still ends before the next group starts; otherwise it stays exact. Moved groups
+    only ever start earlier than planned, by less than one group spacing (plus one frame).
+    Returns the groups and the keyframes they were moved to.
+    """
+    out: list[list[int]] = []
+    used: set[int] = set()
+    prev_last = -1
+    for i, (group, k) in enumerate(zip(groups, keyframes, strict=True)):
+        next_first = groups[i + 1][0] - 1 if i + 1 < len(groups) else math.inf
+        if k is not None and prev_last < k <= group[0] - 1 and k + 1 + len(group) < next_first:
+            group = list(range(k + 2, k + 2 + len(group)))
+            used.add(k)
+        out.append(group)
+        prev_last = group[-1]
+    return out, used
+
+
 @register_detector("temporal", description="Temporal consistency of motion and texture")
 class TemporalConsistencyDetector:
     """Scores video by motion-compensated consistency of consecutive frames.
@@ -103,6 +137,15 @@ class TemporalConsistencyDetector:
         if count is not None and count < 2:
             return self._no_opinion("fewer than 2 frames: no motion to analyse")
         groups = plan_pairs(count or 10**9, fps, ctx.sampling, self.burst, self.max_pairs)
+        keyframes: set[int] = set()
+        starts = [g[0] for g in groups]
+        if (ctx.sampling.mode == "fps" and fps > 0 and count is not None and len(groups) > 1
+                and min(b - a for a, b in zip(starts, starts[1:], strict=False))
+                > SNAP_MIN_SPACING_S * fps):
+            # Sparse bursts (a long clip): next to keyframes, as the media layer snaps
+            # sparse frame samples (FrameSelector.snap_to_keyframes).
+            groups, keyframes = snap_groups_to_keyframes(
+                groups, keyframe_indices_at_or_before(media.path, [s - 1 for s in starts]))
         wanted = {i for g in groups for i in g}
         group_of = {i: k for k, g in enumerate(groups) for i in g}
         feats: list[np.ndarray] = []
@@ -114,6 +157,7 @@ class TemporalConsistencyDetector:
             wanted,
             max_decoded_frames=ctx.limits.max_frames,
             max_pixels=ctx.limits.max_video_pixels,
+            keyframes=keyframes,
         ):
             k = group_of[pair.index]
             feats.append(pair_features(pair.prev, pair.cur))
@@ -144,6 +188,7 @@ class TemporalConsistencyDetector:
         )
         details: dict[str, Any] = {
             "pairs": len(feats),
+            "bursts_at_keyframes": len(keyframes),
             "clip_logit": round(clip_logit, 3),
             "median_features": {
                 n: round(float(v), 4) for n, v in zip(FEATURE_NAMES, np.median(x, 0), strict=True)

@@ -15,7 +15,8 @@ energy that pulses from frame to frame, and flow fields that are less self-consi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +26,7 @@ import cv2
 import numpy as np
 
 from antifake.errors import AntifakeError, ErrorCode
+from antifake.media.video import keyframes_at_or_before
 
 WORK_WIDTH = 320  # analysis width in px; height follows the aspect ratio (even)
 MIN_WORK_HEIGHT = 32
@@ -76,6 +78,41 @@ def _frame_time(frame: av.VideoFrame, fallback_index: int, fps: float) -> float:
     return fallback_index / fps if fps > 0 else float(fallback_index)
 
 
+def _stream_timing(container: av.container.InputContainer) -> tuple[float, float, bool]:
+    """(fps, start time in s, whether indices can be derived from timestamps) of the
+    first video stream, as :func:`iter_frame_pairs` uses them."""
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+    fps = float(rate) if rate else 25.0
+    time_base = stream.time_base
+    start_s = float(stream.start_time * time_base) if (
+        stream.start_time is not None and time_base is not None) else 0.0
+    seekable = (time_base is not None and bool(stream.average_rate)
+                and container.format.name in _SEEKABLE)
+    return fps, start_s, seekable
+
+
+def keyframe_indices_at_or_before(path: Path | str, indices: list[int]) -> list[int | None]:
+    """Decoded index of the last keyframe at or before each of ``indices``, read from the
+    container's seek index without decoding (None where it cannot be told: a container
+    :func:`iter_frame_pairs` does not seek in, or see
+    :func:`antifake.media.video.keyframes_at_or_before`)."""
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError):
+        return [None] * len(indices)
+    with container:
+        if not container.streams.video:
+            return [None] * len(indices)
+        fps, start_s, seekable = _stream_timing(container)
+        if not seekable:
+            return [None] * len(indices)
+        times = keyframes_at_or_before(
+            container, container.streams.video[0], [i / fps for i in indices], start_s)
+    return [None if t is None else min(i, int(round(t * fps)))
+            for i, t in zip(indices, times, strict=True)]
+
+
 def iter_frame_pairs(
     path: Path | str,
     pair_starts: set[int] | None = None,
@@ -85,13 +122,17 @@ def iter_frame_pairs(
     stop_after: int | None = None,
     work_width: int = WORK_WIDTH,
     pair_gap: int = 1,
+    keyframes: Collection[int] = (),
 ) -> Iterator[FramePair]:
     """Decode ``path`` sequentially and yield (frame i-gap, frame i) pairs.
 
     ``pair_starts``: decoded indices ``i`` of the *second* frame of each wanted pair, or
     None for every pair. Only frames that belong to a wanted pair are converted, the rest
     are merely decoded. ``pair_gap`` > 1 pairs frames further apart (used by training to
-    simulate lower frame rates). Raises ``too_large``/``corrupt_media`` like the media layer.
+    simulate lower frame rates). ``keyframes``: decoded indices known to be keyframes (see
+    :func:`keyframe_indices_at_or_before`); a wanted frame with one of them shortly before
+    it is reached by seeking to that keyframe, even when it is close. Raises
+    ``too_large``/``corrupt_media`` like the media layer.
     """
     try:
         container = av.open(str(path))
@@ -109,8 +150,7 @@ def iter_frame_pairs(
             raise AntifakeError(
                 ErrorCode.TOO_LARGE, f"frame {cc.width}x{cc.height} exceeds the pixel limit"
             )
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        fps = float(rate) if rate else 25.0
+        fps, start_s, seekable = _stream_timing(container)
         wanted_prev = None if pair_starts is None else {i - pair_gap for i in pair_starts}
         history: dict[int, np.ndarray] = {}
         size: tuple[int, int] | None = None
@@ -122,11 +162,9 @@ def iter_frame_pairs(
         needed = (sorted(set(pair_starts) | (wanted_prev or set()))
                   if pair_starts is not None else [])
         time_base = stream.time_base
-        start_s = float(stream.start_time * time_base) if (
-            stream.start_time is not None and time_base is not None) else 0.0
-        can_seek = (bool(needed) and time_base is not None
-                    and bool(stream.average_rate) and container.format.name in _SEEKABLE)
+        can_seek = bool(needed) and seekable
         gap_frames = SEEK_MIN_GAP_S * fps
+        known_keys = sorted(keyframes)
         seek_back_s = 1.0
         seek_to: float | None = None
         force_seek = False
@@ -141,14 +179,22 @@ def iter_frame_pairs(
             while True:
                 while pos < len(needed) and needed[pos] <= index:
                     pos += 1
+                # A known keyframe after the current frame and at or before the next
+                # wanted one: seeking to it decodes nothing before it.
+                j = bisect_right(known_keys, needed[pos]) - 1 if pos < len(needed) else -1
+                key = known_keys[j] if j >= 0 and known_keys[j] > index + 1 else None
                 if can_seek and index >= 0 and pos < len(needed) and (force_seek or (
-                        needed[pos] - index > gap_frames and needed[pos] != seek_goal)):
+                        needed[pos] != seek_goal and (needed[pos] - index > gap_frames or (
+                            key is not None and needed[pos] - index > 2)))):
                     # One seek per wanted frame (then decode on from wherever it landed),
                     # more only when it landed too late.
+                    if key is not None and not force_seek:
+                        seek_to = (key + 0.25) / fps  # lands on that keyframe
+                    else:
+                        seek_to = max(0.0, needed[pos] / fps - seek_back_s)
                     force_seek = False
                     seek_goal = needed[pos]
-                    seek_to = max(0.0, needed[pos] / fps - seek_back_s)
-                    container.seek(int((seek_to + start_s) / (time_base or 1)),
+                    container.seek(int(round((seek_to + start_s) / (time_base or 1))),
                                    backward=True, any_frame=False, stream=stream)
                     decoder = container.decode(stream)
                     seeked = True

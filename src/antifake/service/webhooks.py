@@ -7,7 +7,10 @@ receivers reject replays (see :func:`antifake.sdk.verify_webhook`).
 
 Webhooks are the service's only outgoing requests to user-chosen URLs, so targets that
 resolve to loopback/private/link-local addresses are refused unless
-``webhook_allow_private`` is set.
+``webhook_allow_private`` is set. The host is resolved once per delivery and the request
+is sent to the address that was checked (``Host`` header and TLS SNI/certificate check
+keep the name): a DNS answer that changes between the check and the connection
+("DNS rebinding") cannot redirect the POST to an internal address.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import json
 import logging
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +41,68 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def validate_webhook_url(url: str, allow_private: bool) -> None:
-    """Raise :class:`WebhookURLError` unless ``url`` is http(s) to an allowed host."""
+@dataclass(frozen=True)
+class PinnedTarget:
+    """Where one delivery goes: ``url`` with the host replaced by the checked address."""
+
+    url: str
+    host_header: str
+    sni_hostname: str | None  # https only: name for SNI and the certificate check
+
+
+def _parse(url: str) -> SplitResult:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookURLError("webhook_url must be an http(s) URL with a host")
     if len(url) > 2000:
         raise WebhookURLError("webhook_url is too long")
-    if allow_private:
-        return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError as exc:
+        raise WebhookURLError("webhook_url has an invalid port") from exc
+    return parts
+
+
+def resolve_webhook_url(url: str, allow_private: bool) -> PinnedTarget:
+    """Resolve ``url``'s host once, check every address, and pin the first one.
+
+    Raises :class:`WebhookURLError` for a bad URL, a host that does not resolve, or (unless
+    ``allow_private``) one with any non-public address.
+    """
+    parts = _parse(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except OSError as exc:
-        raise WebhookURLError(f"webhook host does not resolve: {parts.hostname}") from exc
-    for info in infos:
-        addr = ipaddress.ip_address(info[4][0])
-        if not addr.is_global:
-            raise WebhookURLError(
-                f"webhook host {parts.hostname} resolves to a non-public address ({addr}); "
-                "set webhook_allow_private to allow it"
-            )
+        raise WebhookURLError(f"webhook host does not resolve: {host}") from exc
+    addrs = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addrs:
+        raise WebhookURLError(f"webhook host does not resolve: {host}")
+    if not allow_private:
+        for addr in addrs:
+            if not addr.is_global:
+                raise WebhookURLError(
+                    f"webhook host {host} resolves to a non-public address ({addr}); "
+                    "set webhook_allow_private to allow it"
+                )
+    pinned = addrs[0]
+    literal = f"[{pinned}]" if pinned.version == 6 else str(pinned)
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    host_header = parts.netloc.rsplit("@", 1)[-1]  # no userinfo in the Host header
+    return PinnedTarget(
+        url=urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
+        host_header=host_header,
+        sni_hostname=host if parts.scheme == "https" else None,
+    )
+
+
+def validate_webhook_url(url: str, allow_private: bool) -> None:
+    """Raise :class:`WebhookURLError` unless ``url`` is http(s) to an allowed host."""
+    if allow_private:
+        _parse(url)
+        return
+    resolve_webhook_url(url, allow_private)
 
 
 def deliver(
@@ -67,9 +113,12 @@ def deliver(
     import httpx
 
     try:
-        validate_webhook_url(url, allow_private)  # again: DNS may have changed since submit
+        # Again at delivery (DNS may have changed since submit), and the request goes to
+        # the address checked here, not to a second resolution.
+        target = resolve_webhook_url(url, allow_private)
     except WebhookURLError as exc:
         return f"refused: {exc}"[:100]
+    extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     status = "not attempted"
     for attempt in range(attempts):
@@ -79,10 +128,13 @@ def deliver(
             "User-Agent": "antifake-webhook/1",
             TIMESTAMP_HEADER: ts,
             SIGNATURE_HEADER: sign(secret, ts, body),
+            "Host": target.host_header,
         }
         try:
-            resp = httpx.post(url, content=body, headers=headers, timeout=timeout_s,
-                              follow_redirects=False)
+            with httpx.Client(timeout=timeout_s, follow_redirects=False,
+                              trust_env=False) as client:
+                resp = client.post(target.url, content=body, headers=headers,
+                                   extensions=extensions)
             status = f"http {resp.status_code}"
             if resp.status_code < 500 and resp.status_code != 429:
                 return "delivered" if resp.status_code < 300 else status

@@ -1,0 +1,100 @@
+"""Webhook deliveries go to the address that was checked (no DNS-rebinding window)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+
+from antifake.service import webhooks
+from antifake.service.webhooks import WebhookURLError, deliver, resolve_webhook_url, sign
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        self.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Any:
+    _Recorder.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _rebinding_resolver(first: str, later: str) -> tuple[Any, list[str]]:
+    """A getaddrinfo that answers ``first`` once and ``later`` afterwards (DNS rebinding)
+    for names; address literals (what the pinned connection looks up) resolve as usual."""
+    calls: list[str] = []
+    real = socket.getaddrinfo
+
+    def fake(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        if host.replace(".", "").isdigit():
+            return real(host, port, *args, **kwargs)
+        calls.append(host)
+        addr = first if len(calls) == 1 else later
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (addr, port))]
+
+    return fake, calls
+
+
+def test_delivery_uses_the_checked_address_and_keeps_the_host_name(
+        receiver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = receiver.server_address[1]
+    fake, calls = _rebinding_resolver("127.0.0.1", "10.255.255.1")
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", fake)
+    status = deliver(f"http://hooks.example:{port}/hook?k=1", "s3cret", {"id": "j1"},
+                     timeout_s=5, allow_private=True, attempts=1)
+    # A second resolution would have sent the POST to 10.255.255.1 (unroutable): it was
+    # delivered, so the connection used the one answer that was checked.
+    assert status == "delivered"
+    assert calls == ["hooks.example"]
+    (req,) = _Recorder.received
+    assert req["path"] == "/hook?k=1"
+    assert req["headers"]["Host"] == f"hooks.example:{port}"
+    ts = req["headers"][webhooks.TIMESTAMP_HEADER]
+    assert req["headers"][webhooks.SIGNATURE_HEADER] == sign("s3cret", ts, req["body"])
+
+
+def test_private_answer_at_delivery_is_refused_without_a_request(
+        receiver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = receiver.server_address[1]
+    fake, _ = _rebinding_resolver("127.0.0.1", "127.0.0.1")
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", fake)
+    status = deliver(f"http://hooks.example:{port}/hook", "s", {"id": "j1"}, timeout_s=5,
+                     allow_private=False, attempts=1)
+    assert status.startswith("refused: webhook host hooks.example resolves to a non-public")
+    assert _Recorder.received == []
+
+
+def test_pinned_target_for_https_and_ipv6(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2606:4700::1111", port, 0, 0))]
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", fake)
+    t = resolve_webhook_url("https://user:pw@hooks.example/h", allow_private=False)
+    assert t.url == "https://[2606:4700::1111]/h"
+    assert t.host_header == "hooks.example"
+    assert t.sni_hostname == "hooks.example"  # certificate checked against the name
+
+
+@pytest.mark.parametrize("url", ["ftp://x.example/", "http:///nohost", "http://x.example:99999/"])
+def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(WebhookURLError):
+        resolve_webhook_url(url, allow_private=True)

@@ -370,3 +370,32 @@ def test_web_page_is_mounted_and_busy_server_sheds_load(tmp_path: Path) -> None:
         r = client.post("/v1/detect", files={"file": ("a.png", b"x")})
         assert r.status_code == 503 and r.headers["Retry-After"] == "1"
         assert r.json()["error"]["code"] == "busy"
+
+
+def test_idempotency_key_race_loser_gets_the_winners_jobs(service, media,  # type: ignore[no-untyped-def]
+                                                          monkeypatch) -> None:
+    """A request that checked for the key before the other one committed its jobs (the
+    check is simulated as having found nothing) answers with the winner's jobs: no second
+    job, and its upload deleted."""
+    client, keys, settings = service
+    store = client.app.state.service.store
+    hdr = {**h(keys["a"]), "Idempotency-Key": "race-7"}
+    first = client.post("/v1/jobs", files={"file": ("a.png", media["png"].read_bytes())},
+                        headers=hdr)
+    assert first.status_code == 202
+    uploads_before = sorted(settings.uploads_dir.rglob("*.bin"))
+    real_find = store.find_by_idempotency_key
+    calls: list[str] = []
+
+    def find_nothing_first(principal: str, key: str):  # type: ignore[no-untyped-def]
+        calls.append(key)
+        return [] if len(calls) == 1 else real_find(principal, key)
+
+    monkeypatch.setattr(store, "find_by_idempotency_key", find_nothing_first)
+    again = client.post("/v1/jobs", files={"file": ("a.png", media["png"].read_bytes())},
+                        headers=hdr)
+    assert again.status_code == 200 and len(calls) == 2
+    assert [j["id"] for j in again.json()["jobs"]] == [j["id"] for j in first.json()["jobs"]]
+    assert len(real_find(store.get_job(first.json()["jobs"][0]["id"]).principal,
+                         "race-7")) == 1
+    assert sorted(settings.uploads_dir.rglob("*.bin")) == uploads_before

@@ -130,3 +130,42 @@ def test_quota_is_race_free_under_concurrent_requests(tmp_path: Path) -> None:
     assert granted.count(True) == 5 and store.usage_today("k") == 5
     assert store.consume_quota("other", 3, None) and store.usage_today("other") == 3
     store.dispose()
+
+
+def test_concurrent_requests_with_one_idempotency_key_create_one_batch(tmp_path: Path) -> None:
+    """Both requests found no job for the key before either created one (the race the
+    API's check-then-create leaves open): the claim row lets exactly one batch in."""
+    import threading
+
+    from antifake.service.store import DuplicateIdempotencyKey
+
+    store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def submit(n: int) -> None:
+        barrier.wait()
+        try:
+            store.create_jobs("p", [NewJob(f"j{n}a", "a.png", "/x"), NewJob(f"j{n}b", "b", "/y")],
+                              {}, None, max_attempts=3, idempotency_key="k1")
+            outcomes.append("created")
+        except DuplicateIdempotencyKey:
+            outcomes.append("duplicate")
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["created", "duplicate", "duplicate", "duplicate"]
+    batch = store.find_by_idempotency_key("p", "k1")
+    assert len(batch) == 2 and batch[0].id[:-1] == batch[1].id[:-1]
+    # Another key (principal) may use the same Idempotency-Key independently.
+    store.create_jobs("q", [NewJob("q1", "a.png", "/x")], {}, None, max_attempts=3,
+                      idempotency_key="k1")
+    # Once the batch's jobs are deleted (retention), the key can be used again.
+    store.delete_jobs([j.id for j in batch])
+    store.create_jobs("p", [NewJob("j9", "a.png", "/x")], {}, None, max_attempts=3,
+                      idempotency_key="k1")
+    assert [j.id for j in store.find_by_idempotency_key("p", "k1")] == ["j9"]
+    store.dispose()

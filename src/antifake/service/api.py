@@ -50,7 +50,13 @@ from antifake.service.jobs import AnalysisAborted, job_to_json
 from antifake.service.metrics import MetricsMiddleware, ServiceMetrics
 from antifake.service.ratelimit import TokenBuckets
 from antifake.service.settings import ServiceSettings
-from antifake.service.store import Job, JobStore, NewJob, new_job_id
+from antifake.service.store import (
+    DuplicateIdempotencyKey,
+    Job,
+    JobStore,
+    NewJob,
+    new_job_id,
+)
 from antifake.service.webhooks import WebhookURLError, validate_webhook_url
 
 log = logging.getLogger(__name__)
@@ -548,6 +554,17 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
             jobs = await run_in_threadpool(
                 state.store.create_jobs, principal.id, new, opts, webhook_url,
                 settings.max_attempts, idempotency_key)
+        except DuplicateIdempotencyKey:
+            # A concurrent request with the same key won: answer with its jobs, drop ours
+            # and give back the quota charged for them.
+            for nj in new:
+                Path(nj.upload_path).unlink(missing_ok=True)
+            if principal.daily_quota is not None:
+                await run_in_threadpool(state.store.consume_quota, principal.id,
+                                        -len(uploads), None)
+            previous = await run_in_threadpool(
+                state.store.find_by_idempotency_key, principal.id, idempotency_key or "")
+            return JSONResponse(_jobs_response(state, previous), status_code=200)
         except BaseException:
             # No job row points at these files: delete them now rather than orphan them.
             for nj in new:

@@ -112,6 +112,21 @@ class ResultRow(Base):
     written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class IdempotencyRow(Base):
+    """One row per (key, Idempotency-Key) that created jobs: its primary key makes two
+    concurrent requests with the same Idempotency-Key create one batch of jobs, not two."""
+
+    __tablename__ = "idempotency_keys"
+
+    principal: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DuplicateIdempotencyKey(Exception):
+    """Another request with the same Idempotency-Key created its jobs first."""
+
+
 class UsageRow(Base):
     __tablename__ = "usage"
 
@@ -227,6 +242,16 @@ class JobStore:
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
+    def _upsert(self, table: type[Base]) -> Any:
+        """The dialect's INSERT (with ``on_conflict_do_nothing``) for ``table``."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
     # -- usage / quotas ------------------------------------------------------------------
     def consume_quota(self, principal: str, files: int, daily_quota: int | None) -> bool:
         """Count ``files`` against today's quota; False (and nothing counted) if over it.
@@ -235,13 +260,8 @@ class JobStore:
         one conditional UPDATE (``files + n <= quota``) whose row count is the answer.
         """
         day = utcnow().strftime("%Y-%m-%d")
-        dialect = self.engine.dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
         with self.session() as s:
-            s.execute(upsert(UsageRow).values(principal=principal, day=day, files=0)
+            s.execute(self._upsert(UsageRow).values(principal=principal, day=day, files=0)
                       .on_conflict_do_nothing())
             q = update(UsageRow).where(UsageRow.principal == principal, UsageRow.day == day)
             if daily_quota is not None:
@@ -266,6 +286,15 @@ class JobStore:
     ) -> list[Job]:
         now = utcnow()
         with self.session() as s:
+            if idempotency_key:
+                # Claimed in the same transaction as the jobs: of two racing requests one
+                # inserts the claim, the other inserts nothing and raises (no duplicates).
+                claimed = s.execute(
+                    self._upsert(IdempotencyRow)
+                    .values(principal=principal, key=idempotency_key, created_at=now)
+                    .on_conflict_do_nothing())
+                if not claimed.rowcount:  # type: ignore[attr-defined]
+                    raise DuplicateIdempotencyKey(idempotency_key)
             rows = [
                 JobRow(
                     id=f.id, principal=principal, status="queued", progress=0.0,
@@ -465,6 +494,11 @@ class JobStore:
         with self.session() as s:
             s.execute(delete(ResultRow).where(ResultRow.job_id.in_(job_ids)))
             s.execute(delete(JobRow).where(JobRow.id.in_(job_ids)))
+            # An Idempotency-Key whose jobs are all gone may be used again.
+            s.execute(delete(IdempotencyRow).where(~(
+                select(JobRow.id).where(JobRow.principal == IdempotencyRow.principal,
+                                        JobRow.idempotency_key == IdempotencyRow.key)
+                .exists())))
 
     def delete_old_usage(self, before_day: str) -> None:
         with self.session() as s:

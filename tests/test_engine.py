@@ -115,3 +115,87 @@ def test_result_serialises_to_json(tmp_path: Path) -> None:
     assert data["file"] == "upload.webm"
     assert data["media"]["sha256"] and len(data["media"]["sha256"]) == 64
     assert data["engine_version"] and data["analyzed_at"].endswith("Z")
+
+
+# ------------------------------------------------------------------ concurrent detectors
+
+
+@register_detector("test_slow_corrupt", default=False)
+class SlowCorrupt(AlwaysAI):
+    """Sees corruption only after a while: an earlier detector's failure must win."""
+
+    name: ClassVar[str] = "test_slow_corrupt"
+
+    def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
+        import time
+
+        time.sleep(0.05)
+        raise AntifakeError(ErrorCode.CORRUPT_MEDIA, "slow one saw it")
+
+
+@register_detector("test_records_end", default=False)
+class RecordsEnd(AlwaysAI):
+    name: ClassVar[str] = "test_records_end"
+    finished: ClassVar[list[str]] = []
+
+    def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
+        import time
+
+        time.sleep(0.1)
+        RecordsEnd.finished.append(str(media.path))
+        return super().analyze(media, ctx)
+
+
+def _comparable(result: object) -> list[tuple[str, object, str, object]]:
+    return [(d.detector, d.score, d.summary, d.details.get("frames_checked"))
+            for d in result.detectors]  # type: ignore[attr-defined]
+
+
+def test_concurrent_detectors_give_the_sequential_results(tmp_path: Path) -> None:
+    img = write_image(tmp_path / "a.jpg", width=320, height=256)
+    vid = write_video(tmp_path / "v.mp4", frames=24, width=128, height=96)
+    sequential, concurrent = Engine(detector_threads=1), Engine(detector_threads=3)
+    for path in (img, vid):
+        one, many = sequential.analyze(path), concurrent.analyze(path)
+        assert one.ok and many.ok
+        assert _comparable(many) == _comparable(one)
+        assert (many.verdict, many.ai_probability) == (one.verdict, one.ai_probability)
+        assert [d.detector for d in many.detectors] == [d.detector for d in one.detectors]
+
+
+def test_concurrent_failure_is_the_first_in_detector_order_and_nothing_outlives_it(
+        tmp_path: Path) -> None:
+    img = write_image(tmp_path / "a.png")
+    RecordsEnd.finished.clear()
+    engine = Engine(detectors=["test_records_end", "test_corrupt", "test_slow_corrupt"],
+                    detector_threads=3)
+    result = engine.analyze(img)
+    assert result.error == {"code": "corrupt_media", "message": "frame 3 is broken"}
+    # The slow detector that was already running finished before analyze returned.
+    assert RecordsEnd.finished == [str(img)]
+
+
+def test_concurrent_analyses_leave_the_warning_filters_alone(tmp_path: Path) -> None:
+    import warnings
+
+    img = write_image(tmp_path / "a.png")
+    before = list(warnings.filters)
+    engine = Engine(detectors=["test_always_ai", "test_image_only", "test_records_end"],
+                    detector_threads=3)
+    for _ in range(5):
+        assert engine.analyze(img).ok
+    assert warnings.filters == before
+
+
+def test_concurrent_progress_and_timeout_match_the_sequential_ones(tmp_path: Path) -> None:
+    img = write_image(tmp_path / "a.png")
+    seen: list[tuple[int, int, str]] = []
+    Engine(detectors=["test_records_end", "test_image_only"], detector_threads=2).analyze(
+        img, progress=lambda _f, step, total, label: seen.append((step, total, label))
+    )
+    assert seen == [(0, 2, "test_records_end"), (1, 2, "test_image_only"), (2, 2, "fusion")]
+    opts = AnalysisOptions(limits=replace(Limits(), timeout_s=-1.0))
+    result = Engine(detectors=["test_always_ai", "test_image_only"], options=opts,
+                    detector_threads=2).analyze(img)
+    assert result.error is not None and result.error["code"] == "timeout"
+    assert "before test_always_ai" in result.error["message"]

@@ -6,8 +6,11 @@ Free of web and queue code: the CLI, the API and workers all call :meth:`Engine.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,14 +108,30 @@ class Engine:
         fusion: Fusion | None = None,
         options: AnalysisOptions | None = None,
         detector_config: Mapping[str, Mapping[str, Any]] | None = None,
+        detector_threads: int = 1,
     ) -> None:
         """``detector_config`` maps a detector name to keyword arguments for its factory,
-        e.g. ``{"c2pa": {"trust_anchors": "anchors.pem"}}``."""
+        e.g. ``{"c2pa": {"trust_anchors": "anchors.pem"}}``.
+
+        ``detector_threads``: the detectors of one file run concurrently on up to this many
+        threads (default 1: one after another, in this thread). Their heavy work (numpy,
+        OpenCV, onnxruntime, FFmpeg) releases the GIL, so this can shorten one verdict
+        when cores are idle; results keep the detectors' order and do not depend on the
+        thread count, and each detector's ``elapsed_ms`` is its own wall time, which then
+        overlaps the others'. Not the default: on the shared 2-core benchmark machine it
+        gained nothing under load (docs/benchmarks.md), and concurrent detectors need
+        more address space at once - with the service's per-process ``RLIMIT_AS`` cap an
+        analysis process died (SIGABRT) in tests/test_service_memory_cap.py.
+        """
         self.options = options or AnalysisOptions()
         names = list(detectors or self.options.detectors or default_detector_names())
         config = detector_config or {}
         self.detectors: list[Detector] = [create_detector(n, **config.get(n, {})) for n in names]
         self.fusion: Fusion = fusion or default_fusion()
+        self.detector_threads = max(1, int(detector_threads or 1))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
 
     @property
     def detector_versions(self) -> dict[str, str]:
@@ -165,15 +184,23 @@ class Engine:
             sampling=opts.sampling, limits=opts.limits, want_heatmaps=opts.want_heatmaps
         )
         applicable = [d for d in self.detectors if media.info.media_type in d.media_types]
-        for step, detector in enumerate(applicable):
-            if progress:
-                progress(result.file, step, len(applicable), detector.name)
+
+        def run(detector: Detector) -> DetectorResult:
             if time.monotonic() > deadline:
                 raise AntifakeError(
                     ErrorCode.TIMEOUT,
                     f"analysis exceeded {opts.limits.timeout_s:.0f} s before {detector.name}",
                 )
-            result.detectors.append(self._run_detector(detector, media, ctx))
+            return self._run_detector(detector, media, ctx)
+
+        if self.detector_threads > 1 and len(applicable) > 1:
+            result.detectors.extend(
+                self._run_concurrently(applicable, run, result.file, progress))
+        else:
+            for step, detector in enumerate(applicable):
+                if progress:
+                    progress(result.file, step, len(applicable), detector.name)
+                result.detectors.append(run(detector))
         if progress:
             progress(result.file, len(applicable), len(applicable), "fusion")
         fused = self.fusion.fuse(result.detectors, media_type=media.info.media_type)
@@ -181,6 +208,46 @@ class Engine:
         result.ai_probability = fused.ai_probability
         result.generator = fused.generator
         result.fusion = fused.details
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The engine's detector threads, started on first use (again after a fork: a
+        forked child, e.g. a prefork worker, inherits the pool but not its threads)."""
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self.detector_threads,
+                                                thread_name_prefix="antifake-detector")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def _run_concurrently(
+        self,
+        detectors: list[Detector],
+        run: Callable[[Detector], DetectorResult],
+        file: str,
+        progress: ProgressCallback | None,
+    ) -> list[DetectorResult]:
+        """Run ``detectors`` on the engine's threads; results and progress in their order.
+
+        Progress is reported as in a sequential run (step ``i`` names detector ``i``, sent
+        once every detector before it has finished), from the calling thread. When one
+        fails at file level (corrupt media, timeout, out of memory) the first such failure
+        in detector order is raised, after the detectors still running have finished and
+        those not started are cancelled, so no work outlives the call.
+        """
+        pool = self._executor()
+        futures: list[Future[DetectorResult]] = [pool.submit(run, d) for d in detectors]
+        total = len(detectors)
+        try:
+            for step, (detector, future) in enumerate(zip(detectors, futures, strict=True)):
+                if progress:
+                    progress(file, step, total, detector.name)
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise
+        return [f.result() for f in futures]
 
     @staticmethod
     def _run_detector(detector: Detector, media: object, ctx: AnalysisContext) -> DetectorResult:

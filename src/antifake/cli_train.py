@@ -29,8 +29,9 @@ def _log(msg: str) -> None:
               help="Folder for forensic_image.onnx/.json, calibration.json, oof_scores.tsv.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE,
               show_default=True, help="Feature and laundered-copy cache.")
-@click.option("--family", default="mnv2e", show_default=True,
-              help="Feature family: mnv2e, mnv2_low, mnv2_last, mnv2_all, mnv2:3,6,..., residual")
+@click.option("--family", default="effl0e", show_default=True,
+              help="Feature family: effl0e, mnv2e, mnv2_low, mnv2_last, mnv2_all, mnv2:3,6,..., "
+                   "residual")
 @click.option("--max-frames", default=2, show_default=True, help="Frames per video.")
 @click.option("--install", is_flag=True,
               help="Also copy the model and calibration into the installed package.")
@@ -65,7 +66,7 @@ def train_command(data: Path, out_dir: Path, cache_dir: Path, family: str, max_f
 @click.option("--conditions", default="original,masked,laundered,laundered+masked,"
               "half+masked,crop+masked", show_default=True,
               help="Comma list; combine steps with + (original laundered half crop masked).")
-@click.option("--family", "families", multiple=True, default=["mnv2e"], show_default=True,
+@click.option("--family", "families", multiple=True, default=["effl0e"], show_default=True,
               help="Feature family (repeat to compare families).")
 @click.option("--train-conditions", default=None,
               help="Comma list of training conditions (default: the shipped recipe).")

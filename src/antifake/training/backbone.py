@@ -159,7 +159,7 @@ class ForensicNet(nn.Module):
         self.probes[0].bias.data = b.clone()
 
 
-def export_onnx(net: ForensicNet, path: Path, example_hw: tuple[int, int] = (256, 256)) -> None:
+def export_onnx(net: nn.Module, path: Path, example_hw: tuple[int, int] = (256, 256)) -> None:
     """Export with dynamic batch/height/width; outputs ``logit`` (N,K) and ``logit_map``."""
     net.eval()
     x = torch.zeros(1, 3, *example_hw)

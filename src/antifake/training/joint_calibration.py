@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--temporal-cache", type=Path, default=None)
     ap.add_argument("--out", type=Path, required=True, help="calibration JSON to write")
+    ap.add_argument("--ignore", action="append", default=[], metavar="DETECTOR",
+                    help="keep this detector out of the verdict (repeatable), e.g. splicing")
+    ap.add_argument("--ignore-reason", default=None, help="why, stored in the file's meta")
     args = ap.parse_args(argv)
     temporal = temporal_oof_scores(args.corpus.resolve(), args.temporal_cache)
     joined = args.oof_tsv.with_name("oof_scores_joint.tsv")
@@ -78,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     fusion: CalibratedFusion = refit_from_tsv(joined, args.out)
     fusion.meta.update({"fitted_on": "leave-one-source-out scores joined on file+condition",
                         "rows": n, "temporal_scores": len(temporal)})
+    if args.ignore:
+        fusion.ignore = sorted(set(args.ignore))
+        if args.ignore_reason:
+            fusion.meta["ignore_reason"] = args.ignore_reason
     fusion.save(args.out)
     print(fusion.to_dict())
     return 0

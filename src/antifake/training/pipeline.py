@@ -26,21 +26,31 @@ from antifake.training.features import FAMILY_TAPS, FeatureExtractor
 from antifake.training.metrics import rates_at_threshold, roc_auc, tpr_at_fpr
 from antifake.training.probe import LinearProbe, balanced_weights, fit_probe
 
-DEFAULT_FAMILY = "mnv2e"
+DEFAULT_FAMILY = "effl0e"
 # Every training frame has the logo corner masked; laundered/half/cropped copies teach
 # robustness to re-encoding and resizing (measured in docs/benchmarks.md).
 TRAIN_CONDITIONS = ("masked", "laundered+masked", "half+masked", "crop+masked")
 CALIBRATION_CONDITIONS = ("masked", "laundered+masked")
-MODEL_VERSION = "mnv2e-probe-0.1"
+MODEL_VERSION = "effl0e-probe-0.2"
 EVAL_CONDITIONS = ("original", "masked", "laundered", "laundered+masked", "half+masked",
                    "crop+masked")
 MIN_SOURCES_FOR_CLASS = 2  # a generator family is an attribution class only with >= 2 sources
-L2 = 0.1
+# The probe's L2 weight per feature family (chosen leave one source out, docs/benchmarks.md:
+# the EfficientNet features need much stronger shrinkage); ``set_l2`` overrides for all.
+FAMILY_L2 = {"effl0e": 3.0}
+DEFAULT_L2 = 0.1
+L2: float | None = None
 
 
-def set_l2(value: float) -> None:
+def set_l2(value: float | None) -> None:
+    """Use ``value`` as the probe's L2 weight for every family (None: per-family default)."""
     global L2
     L2 = value
+
+
+def l2_for(family: str) -> float:
+    """The L2 weight :func:`fit_model` uses for ``family``."""
+    return L2 if L2 is not None else FAMILY_L2.get(family, DEFAULT_L2)
 
 Log = Callable[[str], None]
 
@@ -95,7 +105,7 @@ def fit_model(fx: FeatureExtractor, family: str, items: Sequence[Item],
     y = np.asarray(ys)
     # Balance groups/sources per file, then share each file's weight among its frames.
     w = balanced_weights(groups, srcs)  # per row: every source's frames share its weight
-    l2 = L2 if l2 is None else l2
+    l2 = l2_for(family) if l2 is None else l2
     binary = fit_probe(x, y, w, 2, l2)
     classes = classes or attribution_classes(items)
     attribution = None
@@ -274,6 +284,7 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
     from antifake.calibration import _threshold_for_fpr, fit_calibrated_fusion
     from antifake.detectors.forensic_image.preprocess import MAX_SIDE, prepare_rgb, to_array
     from antifake.training.backbone import ForensicNet, export_onnx
+    from antifake.training.backbone_effl0 import EffLite0ForensicNet
     from antifake.training.features import taps_of
     from antifake.training.media_io import frames_for_condition
 
@@ -307,8 +318,12 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
         wa, ba = model.attribution.raw_weights()
         weights.append(wa)
         biases.append(ba)
-    net = ForensicNet(taps, n_outputs=sum(len(b) for b in biases),
-                      energy=family.startswith("mnv2e"))
+    n_outputs = sum(len(b) for b in biases)
+    net: ForensicNet | EffLite0ForensicNet
+    if family.startswith("effl0e"):
+        net = EffLite0ForensicNet(taps, n_outputs=n_outputs)
+    else:
+        net = ForensicNet(taps, n_outputs=n_outputs, energy=family.startswith("mnv2e"))
     net.set_probe(np.concatenate(weights), np.concatenate(biases))
     onnx_path = out_dir / "forensic_image.onnx"
     export_onnx(net, onnx_path)
@@ -321,6 +336,7 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
         raise RuntimeError(f"ONNX/probe mismatch: {onnx_logit} vs {probe_logit}")
     config = {
         "version": MODEL_VERSION, "family": family, "taps": list(taps), "max_side": MAX_SIDE,
+        "l2": l2_for(family),
         "classes": oof.classes if model.attribution is not None else [],
         "unknown_below": unknown_below, "threshold": threshold, "thresholds": thresholds,
         "train_conditions": list(train_conditions), "max_frames_per_video": max_frames,

@@ -1,7 +1,8 @@
 """``forensic_image``: learned generator-trace detector for images and video frames.
 
-A frozen ImageNet MobileNetV2 trunk (layers 3, 6, 10 and 13; each location's features and
-their squares) with a linear probe, run
+A frozen ImageNet EfficientNet-Lite0 trunk (blocks 2, 4, 7, 10 and 14; each location's
+features and their squares) with a linear probe - or whichever trunk the shipped ONNX file
+holds (``forensic_image.json`` names it) - run
 fully-convolutionally through onnxruntime on the frame brought to a long side of 384 px.
 The probe's logit map (one value per 16x16 working-resolution cell) is the heatmap; its
 mean is the frame logit. For video, sampled frames give a timeline, the clip logit is the
@@ -71,12 +72,12 @@ def score_frame(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @register_detector("forensic_image")
 class ForensicImageDetector:
-    """Learned generator-trace detector (frozen MobileNetV2 + linear probe, ONNX)."""
+    """Learned generator-trace detector (frozen ImageNet CNN + linear probe, ONNX)."""
 
     name: ClassVar[str] = "forensic_image"
     kind: ClassVar[DetectorKind] = "forensic"
     media_types: ClassVar[frozenset[MediaType]] = frozenset({"image", "video"})
-    version: ClassVar[str] = "mnv2e-probe-0.1"
+    version: ClassVar[str] = str(load_config().get("version", "unknown"))
 
     def __init__(self, unknown_below: float | None = None) -> None:
         cfg = load_config()

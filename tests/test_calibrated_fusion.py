@@ -95,6 +95,29 @@ def test_fit_sets_per_group_thresholds_at_target_fpr() -> None:
     assert round_trip.ai_thresholds == fusion.ai_thresholds
 
 
+def test_operating_point_holds_within_every_stratum() -> None:
+    """Laundered real files score higher than the originals: a point fitted on the pooled
+    rows lets more than 5 % of laundered real files through; with strata it may not."""
+    rng = np.random.default_rng(2)
+    scores, labels, strata = [], [], []
+    for condition, real_mean in (("original", -2.0), ("laundered", -0.5)):
+        for label, mean in ((0, real_mean), (1, 2.0)):
+            for z in rng.normal(mean, 1.0, 400):
+                scores.append({"forensic_image": float(1 / (1 + np.exp(-z)))})
+                labels.append(label)
+                strata.append(condition)
+    pooled = fit_calibrated_fusion(scores, labels, target_fpr=0.05)
+    strict = fit_calibrated_fusion(scores, labels, target_fpr=0.05, strata=strata)
+    p = np.array([strict.probability(s) for s in scores])
+    y, st = np.array(labels), np.array(strata)
+    laundered_real = (y == 0) & (st == "laundered")
+    assert np.mean(p[laundered_real] >= pooled.ai_threshold) > 0.05
+    for condition in ("original", "laundered"):
+        real = (y == 0) & (st == condition)
+        assert np.mean(p[real] >= strict.ai_threshold) <= 0.05
+    assert strict.ai_threshold > pooled.ai_threshold
+
+
 def test_shipped_calibration_has_image_and_video_points() -> None:
     f = CalibratedFusion.load()
     assert {"image", "video"} <= set(f.ai_thresholds)

@@ -167,13 +167,17 @@ def fit_calibrated_fusion(
     target_fpr: float = 0.05,
     authentic_fpr_tpr: float = 0.05,
     l2: float = 1e-3,
+    strata: Sequence[str] | None = None,
 ) -> CalibratedFusion:
     """Fit the logistic fusion on held-out (out-of-fold) detector scores.
 
     ``scores``: one mapping detector -> score (or None) per file; ``labels``: 1 = AI.
     ``groups`` (e.g. media type) are given equal weight, and ``ai_threshold`` is the
     smallest probability keeping the FPR on real files <= ``target_fpr`` within *every*
-    group. ``authentic_threshold`` is the largest probability below which at most
+    group. With ``strata`` (e.g. the evaluation condition of each row: as published vs
+    laundered copies), each group's point must also hold within every stratum - the
+    strictest one decides, so re-encoded media do not get a higher false-positive rate.
+    ``authentic_threshold`` is the largest probability below which at most
     ``authentic_fpr_tpr`` of the AI files fall.
     """
     dets = sorted(detectors or {k for row in scores for k in row})
@@ -214,11 +218,13 @@ def fit_calibrated_fusion(
         auth = float(p_ai[int(math.floor(authentic_fpr_tpr * len(p_ai)))]) if len(p_ai) else 0.2
         return min(auth, ceiling)
 
+    st = np.asarray(strata if strata is not None else ["all"] * len(y))
     ai_by_group: dict[str, float] = {}
     for gv in np.unique(g):
-        real = (g == gv) & (y == 0)
-        if real.any():
-            ai_by_group[str(gv)] = _threshold_for_fpr(p[real], target_fpr)
+        points = [_threshold_for_fpr(p[(g == gv) & (y == 0) & (st == sv)], target_fpr)
+                  for sv in np.unique(st) if ((g == gv) & (y == 0) & (st == sv)).any()]
+        if points:
+            ai_by_group[str(gv)] = max(points)
     # Fallback for media types without their own point: the strictest of the groups.
     thr = max(ai_by_group.values())
     auth = authentic_point(p[y == 1], thr)
@@ -243,20 +249,24 @@ def refit_from_tsv(path: str | Path, out: str | Path | None = None,
                    target_fpr: float = 0.05) -> CalibratedFusion:
     """Refit from a TSV of out-of-fold scores and optionally save the JSON.
 
-    Columns: ``is_ai`` (0/1), optional ``group`` (e.g. media type), then one column per
-    detector holding its out-of-fold score (empty = no opinion). ``antifake train``
+    Columns: ``is_ai`` (0/1), optional ``group`` (e.g. media type) and ``condition`` (the
+    operating points must hold within each), then one column per detector holding its
+    out-of-fold score (empty = no opinion). ``antifake train``
     writes such a file (``oof_scores.tsv``); other detectors add their columns.
     """
-    rows, labels, groups = [], [], []
+    rows, labels, groups, conditions = [], [], [], []
     with Path(path).open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh, delimiter="\t")
         skip = {"is_ai", "group", "file", "label", "source", "condition"}
         for row in reader:
             labels.append(int(row["is_ai"]))
             groups.append(row.get("group") or "all")
+            conditions.append(row.get("condition") or "all")
             rows.append({k: (float(v) if v not in ("", None) else None)
                          for k, v in row.items() if k not in skip})
-    fusion = fit_calibrated_fusion(rows, labels, groups=groups, target_fpr=target_fpr)
+    # Operating points hold within every condition of the table (e.g. laundered copies).
+    fusion = fit_calibrated_fusion(rows, labels, groups=groups, target_fpr=target_fpr,
+                                   strata=conditions)
     if out is not None:
         fusion.save(out)
     return fusion

@@ -298,16 +298,21 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
     write_tsv(out_dir / "oof_scores.tsv", table)
     fusion = fit_calibrated_fusion(
         [{"forensic_image": r["forensic_image"]} for r in table],
-        [r["is_ai"] for r in table], groups=[r["group"] for r in table])
+        [r["is_ai"] for r in table], groups=[r["group"] for r in table],
+        strata=[r["condition"] for r in table])
     fusion.meta.update({"fitted_on": "leave-one-source-out scores of forensic_image",
                         "conditions": list(calibration_conditions)})
     fusion.save(out_dir / "calibration.json")
-    # The detector's own operating threshold: <= 5 % FPR on real files of every media type.
+    # The detector's own operating threshold: <= 5 % FPR on real files of every media type,
+    # within every calibration condition (the strictest condition decides).
     p = np.asarray([r["forensic_image"] for r in table])
     y = np.asarray([r["is_ai"] for r in table])
     g = np.asarray([r["group"] for r in table])
-    thresholds = {gv: _threshold_for_fpr(p[(g == gv) & (y == 0)], 0.05)
-                  for gv in sorted(set(g.tolist())) if ((g == gv) & (y == 0)).any()}
+    cond = np.asarray([r["condition"] for r in table])
+    thresholds = {
+        gv: max(_threshold_for_fpr(p[(g == gv) & (y == 0) & (cond == c)], 0.05)
+                for c in sorted(set(cond.tolist())) if ((g == gv) & (y == 0) & (cond == c)).any())
+        for gv in sorted(set(g.tolist())) if ((g == gv) & (y == 0)).any()}
     threshold = max(thresholds.values())
 
     model = fit_model(fx, family, items, train_conditions, classes=oof.classes)

@@ -19,6 +19,7 @@ Usage (repo root, venv active)::
     PYTHONPATH=src python bench/bench_engine.py --runs 30
     PYTHONPATH=src python bench/bench_engine.py --runs 0 --video-seconds 10 --long-seconds 600
     PYTHONPATH=src python bench/bench_engine.py --profile 1024   # cProfile top functions
+    PYTHONPATH=src python bench/bench_engine.py --detector-threads 3   # Engine(detector_threads=3)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -121,11 +123,16 @@ def analysed_frames(result: object) -> int:
     return n
 
 
-def video_child(path: str) -> dict[str, object]:
-    """Run in a fresh process: one warm-up-free whole-engine verdict on the clip."""
+def _engine(detector_threads: int) -> Any:
     from antifake.engine import Engine
 
-    engine = Engine()
+    # Older trees (before/after comparisons) have no detector_threads argument.
+    return Engine(detector_threads=detector_threads) if detector_threads > 1 else Engine()
+
+
+def video_child(path: str, detector_threads: int = 1) -> dict[str, object]:
+    """Run in a fresh process: one warm-up-free whole-engine verdict on the clip."""
+    engine: Any = _engine(detector_threads)
     t0 = time.perf_counter()
     result = engine.analyze(path)
     wall = time.perf_counter() - t0
@@ -154,16 +161,17 @@ def main() -> int:
     ap.add_argument("--profile", choices=["1024", "512", "video"], default=None,
                     help="cProfile one input instead of benchmarking")
     ap.add_argument("--json", action="store_true", help="print JSON only")
+    ap.add_argument("--detector-threads", type=int, default=1,
+                    help="Engine(detector_threads=N): run the detectors concurrently")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(video_child(args.child)))
+        print(json.dumps(video_child(args.child, args.detector_threads)))
         return 0
-
-    from antifake.engine import Engine
 
     out: dict[str, object] = {
         "nproc": os.cpu_count(),
+        "detector_threads": args.detector_threads,
         "loadavg_start": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,7 +182,7 @@ def main() -> int:
             target = {"1024": big, "512": small}.get(args.profile)
             if target is None:
                 target = make_clip(tmpd / "clip.mp4", int(args.video_seconds * 30))
-            engine = Engine()
+            engine = _engine(args.detector_threads)
             for _ in range(2):
                 engine.analyze(target)
             prof = cProfile.Profile()
@@ -186,7 +194,7 @@ def main() -> int:
             pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
             return 0
         if args.runs > 0:
-            engine = Engine()
+            engine = _engine(args.detector_threads)
             out["image_1024x1024_jpeg"] = bench_image(engine, big, args.runs, args.warmup)
             out["image_512x384_jpeg"] = bench_image(engine, small, args.runs, args.warmup)
         clips = []
@@ -196,7 +204,8 @@ def main() -> int:
             clips.append(("video_720p_long", args.long_seconds))
         for name, seconds in clips:
             clip = make_clip(tmpd / f"{name}.mp4", int(round(seconds * 30)))
-            r = subprocess.run([sys.executable, __file__, "--child", str(clip)],
+            r = subprocess.run([sys.executable, __file__, "--child", str(clip),
+                                "--detector-threads", str(args.detector_threads)],
                                capture_output=True, text=True, check=True)
             res = json.loads(r.stdout.strip().splitlines()[-1])
             res["seconds"] = seconds

@@ -53,7 +53,8 @@ class FrameSelector:
     Sparse ``fps`` sampling (wanted times more than :data:`SNAP_MIN_SPACING_S` apart, e.g.
     the default ``fps=2,max=64`` over a clip longer than about 5 minutes) may be snapped to
     keyframes with :meth:`snap_to_keyframes`: each wanted time is then replaced by the
-    last keyframe at or before it, provided that keyframe comes more than one frame period
+    keyframe the container's seek index gives at or before it (the last one, when every
+    keyframe is indexed, as in mp4/mov), provided it comes more than one frame period
     after the previous wanted time (so at most one sample spacing early, and samples stay
     distinct and in order); a wanted time without such a keyframe stays exact. Decoding a
     keyframe needs no other frame, so a snapped sample costs one decode instead of one per

@@ -39,6 +39,9 @@ MIN_SOURCES_FOR_CLASS = 2  # a generator family is an attribution class only wit
 # the EfficientNet features need much stronger shrinkage); ``set_l2`` overrides for all.
 FAMILY_L2 = {"effl0e": 3.0}
 DEFAULT_L2 = 0.1
+# The attribution head's L2 (default: 10x the binary probe's). For effl0e 30 flattened every
+# family probability below the 0.5 "unknown" cut; 1.0 was the best of 30/3/1/0.3 out of fold.
+FAMILY_ATTRIBUTION_L2 = {"effl0e": 1.0}
 L2: float | None = None
 
 
@@ -114,7 +117,8 @@ def fit_model(fx: FeatureExtractor, family: str, items: Sequence[Item],
         fam_a = np.asarray([f if f in classes else OTHER_AI for f in fams])
         idx = np.asarray([classes.index(f) for f in fam_a[ai]])
         wa = balanced_weights(list(fam_a[ai]), list(np.asarray(srcs)[ai]))
-        attribution = fit_probe(x[ai], idx, wa, len(classes), l2 * 10)
+        attribution = fit_probe(x[ai], idx, wa, len(classes),
+                                FAMILY_ATTRIBUTION_L2.get(family, l2 * 10))
     return FittedModel(family, binary, attribution, classes)
 
 

@@ -31,7 +31,8 @@ HARNESSES = {
 
 
 def run(seconds_each: float, corpus: Path, artifacts: Path,
-        only: list[str] | None = None, seed: int = 0) -> list[tuple[str, int, float, str]]:
+        only: list[str] | None = None, seed: int = 0,
+        unit_timeout: int = 10) -> list[tuple[str, int, float, str]]:
     """Run each harness for ``seconds_each``; (name, exit code, seconds, output tail)."""
     sys.path.insert(0, str(HERE))
     from make_seeds import write_seeds
@@ -45,7 +46,7 @@ def run(seconds_each: float, corpus: Path, artifacts: Path,
         cmd = [
             sys.executable, str(HERE / script), str(corpus / name),
             f"-max_total_time={max(1, int(seconds_each))}", f"-max_len={max_len}",
-            "-timeout=10", "-rss_limit_mb=512", "-print_final_stats=1",
+            f"-timeout={unit_timeout}", "-rss_limit_mb=512", "-print_final_stats=1",
             f"-artifact_prefix={artifacts}/{name}-",
         ]
         env = dict(os.environ)
@@ -78,6 +79,9 @@ def decode_artifact(line: str, out_dir: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="short fuzz run of every harness")
     ap.add_argument("--seconds-each", type=float, default=8.0)
+    ap.add_argument("--unit-timeout", type=int, default=10,
+                    help="libFuzzer -timeout: seconds one input may take before it counts "
+                         "as a hang")
     ap.add_argument("--seed", type=int, default=0,
                     help="libFuzzer -seed (0: random, the libFuzzer default)")
     ap.add_argument("--decode", type=Path, default=None,
@@ -95,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         corpus = args.corpus or Path(tmp)
-        results = run(args.seconds_each, corpus, args.artifacts, args.only, args.seed)
+        results = run(args.seconds_each, corpus, args.artifacts, args.only, args.seed,
+                      args.unit_timeout)
     failed = 0
     for name, rc, elapsed, tail in results:
         stats = [ln for ln in tail.splitlines() if ln.startswith("stat::number_of_executed")

@@ -148,15 +148,25 @@ class ForensicNet(nn.Module):
 
     def set_probe(self, weight: np.ndarray, bias: np.ndarray) -> None:
         """Load a linear probe ``(n_outputs, D)`` over :meth:`pooled_features` (raw scale)."""
-        w = torch.as_tensor(weight, dtype=torch.float32)
-        b = torch.as_tensor(bias, dtype=torch.float32)
-        start = 0
-        for probe, t in zip(self.probes, self.taps, strict=True):
-            c = LAYER_INFO[t][0] * (2 if self.energy else 1)
-            probe.weight.data = w[:, start : start + c].reshape(w.shape[0], c, 1, 1).clone()
-            probe.bias.data = torch.zeros(w.shape[0])
-            start += c
-        self.probes[0].bias.data = b.clone()
+        mult = 2 if self.energy else 1
+        fill_probes(self.probes, [LAYER_INFO[t][0] * mult for t in self.taps], weight, bias)
+
+
+def fill_probes(probes: nn.ModuleList, channels: Sequence[int], weight: np.ndarray,
+                bias: np.ndarray) -> None:
+    """Split a linear probe ``(n_outputs, sum(channels))`` over per-tap 1x1 convolutions.
+
+    Column block k goes to ``probes[k]``; the whole bias goes to the first one, so the sum
+    of the per-tap logit maps, averaged, is the probe applied to the pooled features.
+    """
+    w = torch.as_tensor(weight, dtype=torch.float32)
+    b = torch.as_tensor(bias, dtype=torch.float32)
+    start = 0
+    for probe, c in zip(probes, channels, strict=True):
+        probe.weight.data = w[:, start : start + c].reshape(w.shape[0], c, 1, 1).clone()
+        probe.bias.data = torch.zeros(w.shape[0])
+        start += c
+    probes[0].bias.data = b.clone()
 
 
 def export_onnx(net: nn.Module, path: Path, example_hw: tuple[int, int] = (256, 256)) -> None:

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from antifake.training.backbone import fill_probes
+
 # (kernel, first stride, expansion, out channels, repeats) per stage of EfficientNet-Lite0.
 _STAGES = [(3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
            (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1)]
@@ -166,12 +168,4 @@ class EffLite0ForensicNet(nn.Module):
 
     def set_probe(self, weight: np.ndarray, bias: np.ndarray) -> None:
         """Load a linear probe ``(n_outputs, D)`` over :meth:`pooled_features` (raw scale)."""
-        w = torch.as_tensor(weight, dtype=torch.float32)
-        b = torch.as_tensor(bias, dtype=torch.float32)
-        start = 0
-        for probe, t in zip(self.probes, self.taps, strict=True):
-            c = BLOCK_INFO[t][0] * 2
-            probe.weight.data = w[:, start : start + c].reshape(w.shape[0], c, 1, 1).clone()
-            probe.bias.data = torch.zeros(w.shape[0])
-            start += c
-        self.probes[0].bias.data = b.clone()
+        fill_probes(self.probes, [BLOCK_INFO[t][0] * 2 for t in self.taps], weight, bias)

@@ -150,6 +150,22 @@ class CalibratedFusion:
         )
 
 
+def thresholds_by_group(p: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                        strata: Sequence[str] | None, fpr: float) -> dict[str, float]:
+    """Per group, the smallest threshold keeping the real FPR <= ``fpr`` within every
+    stratum (the strictest stratum decides); groups without real rows are left out."""
+    y = np.asarray(labels)
+    g = np.asarray(groups)
+    st = np.asarray(strata if strata is not None else ["all"] * len(y))
+    out: dict[str, float] = {}
+    for gv in np.unique(g):
+        points = [_threshold_for_fpr(p[(g == gv) & (y == 0) & (st == sv)], fpr)
+                  for sv in np.unique(st) if ((g == gv) & (y == 0) & (st == sv)).any()]
+        if points:
+            out[str(gv)] = max(points)
+    return out
+
+
 def _threshold_for_fpr(p_real: np.ndarray, fpr: float) -> float:
     """Smallest threshold t (``p >= t`` is AI) keeping the real FPR <= ``fpr``."""
     r = np.sort(p_real)[::-1]
@@ -218,13 +234,7 @@ def fit_calibrated_fusion(
         auth = float(p_ai[int(math.floor(authentic_fpr_tpr * len(p_ai)))]) if len(p_ai) else 0.2
         return min(auth, ceiling)
 
-    st = np.asarray(strata if strata is not None else ["all"] * len(y))
-    ai_by_group: dict[str, float] = {}
-    for gv in np.unique(g):
-        points = [_threshold_for_fpr(p[(g == gv) & (y == 0) & (st == sv)], target_fpr)
-                  for sv in np.unique(st) if ((g == gv) & (y == 0) & (st == sv)).any()]
-        if points:
-            ai_by_group[str(gv)] = max(points)
+    ai_by_group = thresholds_by_group(p, y, g, strata, target_fpr)
     # Fallback for media types without their own point: the strictest of the groups.
     thr = max(ai_by_group.values())
     auth = authentic_point(p[y == 1], thr)

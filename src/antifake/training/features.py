@@ -186,18 +186,14 @@ class FeatureExtractor:
         if not path.exists():
             # Only the family asked for: computing all of them made retraining ~3x slower.
             frames = frames_for_condition(item.path, condition, self.cache_dir, self.max_frames)
-            for b in (base,):
-                bpath = self._path(b, condition, item)
-                if bpath.exists():
-                    continue
-                if b in ("mnv2", "mnv2e", "effl0e"):
-                    fb = np.concatenate([
-                        self.session(b).run(None, {"image": to_array(prepare_rgb(f))})[0]
-                        for f in frames])
-                else:
-                    fb = np.stack([residual_features(f) for f in frames])
-                bpath.parent.mkdir(parents=True, exist_ok=True)
-                np.save(bpath, fb.astype(np.float32))
+            if base == "residual":
+                fb = np.stack([residual_features(f) for f in frames])
+            else:
+                fb = np.concatenate([
+                    self.session(base).run(None, {"image": to_array(prepare_rgb(f))})[0]
+                    for f in frames])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, fb.astype(np.float32))
         feats = np.load(path)
         if base == "mnv2" and family != "mnv2":
             feats = feats[:, tap_columns(taps_of(family))]

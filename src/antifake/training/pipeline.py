@@ -285,7 +285,7 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
     """
     import onnxruntime as ort
 
-    from antifake.calibration import _threshold_for_fpr, fit_calibrated_fusion
+    from antifake.calibration import fit_calibrated_fusion, thresholds_by_group
     from antifake.detectors.forensic_image.preprocess import MAX_SIDE, prepare_rgb, to_array
     from antifake.training.backbone import ForensicNet, export_onnx
     from antifake.training.backbone_effl0 import EffLite0ForensicNet
@@ -309,14 +309,10 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
     fusion.save(out_dir / "calibration.json")
     # The detector's own operating threshold: <= 5 % FPR on real files of every media type,
     # within every calibration condition (the strictest condition decides).
-    p = np.asarray([r["forensic_image"] for r in table])
-    y = np.asarray([r["is_ai"] for r in table])
-    g = np.asarray([r["group"] for r in table])
-    cond = np.asarray([r["condition"] for r in table])
-    thresholds = {
-        gv: max(_threshold_for_fpr(p[(g == gv) & (y == 0) & (cond == c)], 0.05)
-                for c in sorted(set(cond.tolist())) if ((g == gv) & (y == 0) & (cond == c)).any())
-        for gv in sorted(set(g.tolist())) if ((g == gv) & (y == 0)).any()}
+    thresholds = thresholds_by_group(
+        np.asarray([r["forensic_image"] for r in table]),
+        np.asarray([r["is_ai"] for r in table]), np.asarray([r["group"] for r in table]),
+        [r["condition"] for r in table], 0.05)
     threshold = max(thresholds.values())
 
     model = fit_model(fx, family, items, train_conditions, classes=oof.classes)

@@ -1,5 +1,6 @@
 """Fuzz format sniffing and the container size checks (``sniff_bytes``,
-``check_container_size``: RIFF, ISO-BMFF box walk, EBML header/Segment).
+``check_container_size``: RIFF, ISO-BMFF box walk and MP4/MOV sample counts, EBML
+header/Segment).
 
     python fuzz/fuzz_sniff.py fuzz/corpus/sniff -max_len=8192
 """
@@ -13,8 +14,12 @@ import _common
 import atheris
 
 with atheris.instrument_imports(include=["antifake"]):
+    from antifake.config import Limits
     from antifake.errors import AntifakeError
     from antifake.media.sniff import MIME_TYPES, check_container_size, sniff_bytes
+
+
+LIMITS = Limits(**_common.FUZZ_LIMITS_KW)  # type: ignore[arg-type]
 
 
 def test_one_input(data: bytes) -> None:
@@ -26,7 +31,7 @@ def test_one_input(data: bytes) -> None:
         raise AssertionError(f"unknown format {sniffed.format!r}")
     path = _common.scratch_file(data)
     with contextlib.suppress(AntifakeError):
-        check_container_size(path, sniffed, len(data))
+        check_container_size(path, sniffed, len(data), LIMITS)
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from antifake.config import Limits
 from antifake.errors import AntifakeError, ErrorCode
-from antifake.media.bmff import check_sample_counts
 from antifake.media.images import open_image
 from antifake.media.metadata import bound_metadata
 from antifake.media.sniff import check_container_size, sniff_file
@@ -55,11 +54,7 @@ def open_media(path: str | Path, limits: Limits | None = None) -> Media:
         )
     try:
         sniffed = sniff_file(p)
-        check_container_size(p, sniffed, size)
-        if sniffed.format in ("mp4", "mov"):
-            # FFmpeg indexes every declared sample while opening: refuse absurd counts first.
-            with open(p, "rb") as fh:
-                check_sample_counts(fh, sniffed.format, size, limits)
+        check_container_size(p, sniffed, size, limits)
         facts = FileFacts(p, sniffed.format, sniffed.mime, size, _sha256(p))
     except PermissionError as exc:
         raise AntifakeError(ErrorCode.NOT_FOUND, f"file not readable: {p}") from exc

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from antifake.config import Limits
 from antifake.errors import AntifakeError, ErrorCode
+from antifake.media.bmff import check_sample_counts
 from antifake.media.types import MediaType
 
 HEAD_BYTES = 4096
@@ -189,11 +191,15 @@ def _check_bmff(fh: BinaryIO, fmt: str, file_size: int) -> None:
         offset += size
 
 
-def check_container_size(path: Path, sniffed: Sniffed, file_size: int) -> None:
+def check_container_size(path: Path, sniffed: Sniffed, file_size: int,
+                         limits: Limits | None = None) -> None:
     """Raise ``corrupt_media`` when the container says the file should be longer.
 
     Covers RIFF (WebP, AVI), ISO-BMFF (MP4, MOV) and Matroska (WebM, MKV). Formats
     without such a size field (JPEG, PNG, GIF...) are checked by their decoder instead.
+    With ``limits``, MP4/MOV tracks declaring more samples than they allow raise
+    ``too_large`` too (:func:`antifake.media.bmff.check_sample_counts`: FFmpeg indexes
+    every declared sample while opening the file).
     """
     fmt = sniffed.format
     with open(path, "rb") as fh:
@@ -205,6 +211,8 @@ def check_container_size(path: Path, sniffed: Sniffed, file_size: int) -> None:
                 raise _truncated(fmt, declared, file_size)
         elif fmt in ("mp4", "mov"):
             _check_bmff(fh, fmt, file_size)
+            if limits is not None:
+                check_sample_counts(fh, fmt, file_size, limits)
         elif fmt in ("webm", "mkv"):
             try:
                 _, pos = _ebml_doctype(head)

@@ -20,7 +20,8 @@ from antifake.detectors.watermark.marks import (
     bit_error_rate,
     bits_for_length,
     block_grid,
-    block_readings,
+    float_readings_from_sums,
+    pixel_sums_2x2,
 )
 from antifake.media.types import Media, MediaType
 from antifake.results import DetectorKind, DetectorResult, GeneratorGuess
@@ -128,11 +129,10 @@ def read_marks(rgb: np.ndarray, frame_index: int = 0) -> list[MarkReading]:
     on the whole image and tiles read a sub-grid of them: each 4x4 block of the DWT
     approximation band is one 8x8 block of pixels and every step is local to it, so for a
     tile whose origin is a multiple of 8 pixels the readings are bit for bit those of
-    decoding the cropped tile. One caveat makes the widths matter too: OpenCV's float32
-    BGR -> YUV rounds the last pixels of a row that do not fill a SIMD vector differently,
-    so tiles are reused only when the tile and the image are multiples of 64 pixels wide
-    (always true of the generation-size grids). Other tiles are decoded on their own.
-    Readings come out in region, order, domain, mark order, as the region-by-region decode.
+    decoding the cropped tile (OpenCV's uint8 YUV is per pixel; the float domain is
+    computed from 2x2 sums, see :func:`float_readings_from_sums`). Other tiles are decoded
+    on their own. Readings come out in region, order, domain, mark order, as the
+    region-by-region decode.
     """
     readings: list[MarkReading] = []
     height, width = rgb.shape[:2]
@@ -145,26 +145,28 @@ def read_marks(rgb: np.ndarray, frame_index: int = 0) -> list[MarkReading]:
         return readings
     variants = [(o, d) for o in CHANNEL_ORDERS for d in DOMAINS]
     # Exactly what block_readings gets for the whole image in each variant: "bgr" means the
-    # generator flipped RGB -> BGR before the encoder (a contiguous flipped copy, as before).
-    as_bgr = {"bgr": np.ascontiguousarray(rgb[:, :, ::-1]), "rgb": rgb}
+    # generator flipped RGB -> BGR before the encoder (block_grid swaps R and B itself).
+    # The float-domain readings of both orders come from the same 2x2 channel sums.
+    sums = pixel_sums_2x2(rgb)
     grids = {
-        (order, domain): block_grid(as_bgr[order], float_domain=domain == "float")
+        (order, domain): (
+            float_readings_from_sums(sums, swap_rb=order == "bgr")
+            if domain == "float"
+            else block_grid(rgb, swap_rb=order == "bgr")
+        )
         for order, domain in variants
     }
     for region, rows, cols in regions:
         tile_w = cols.stop - cols.start
-        reuse = region == "full" or (
-            rows.start % 8 == 0 and cols.start % 8 == 0 and tile_w % 64 == 0 and width % 64 == 0
-        )
+        reuse = rows.start % 8 == 0 and cols.start % 8 == 0
         for order, domain in variants:
             if reuse:
                 n_r, n_c = (rows.stop - rows.start) // 8, tile_w // 8
                 r0, c0 = rows.start // 8, cols.start // 8
                 blocks = grids[(order, domain)][r0 : r0 + n_r, c0 : c0 + n_c].ravel()
             else:
-                crop = rgb[rows, cols]
-                crop_bgr = crop[:, :, ::-1] if order == "bgr" else crop
-                blocks = block_readings(crop_bgr, float_domain=domain == "float")
+                blocks = block_grid(rgb[rows, cols], float_domain=domain == "float",
+                                    swap_rb=order == "bgr").ravel()
             for mark in KNOWN_MARKS:
                 if blocks.size < mark.length:
                     continue

@@ -22,6 +22,7 @@ which ``imwatermark`` does at import time.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +112,10 @@ def haar_approx(channel: np.ndarray) -> np.ndarray:
 
 
 def block_grid(
-    bgr: np.ndarray, float_domain: bool = False, scale: float = DWTDCT_SCALE
+    bgr: np.ndarray,
+    float_domain: bool = False,
+    scale: float = DWTDCT_SCALE,
+    swap_rb: bool = False,
 ) -> np.ndarray:
     """Per-block 0/1 readings of the dwtDct decoder as a (rows, cols) grid of 8x8-pixel blocks.
 
@@ -119,16 +123,65 @@ def block_grid(
     row-major order). Each reading depends only on its own 8x8 pixels, so the grid of a
     crop is a sub-grid of this one when the crop's origin is a multiple of 8 pixels and
     OpenCV's colour conversion treats its pixels the same way (see :func:`read_marks`).
+    ``swap_rb=True`` reads ``bgr[:, :, ::-1]`` (the other channel order) without a copy of
+    the image where that is exact.
     """
-    image = bgr
-    rows, cols = image.shape[0] // 4 * 4, image.shape[1] // 4 * 4
-    pixels: np.ndarray[Any, np.dtype[np.uint8 | np.float32]] = (
-        np.ascontiguousarray(image, dtype=np.float32)
-        if float_domain
-        else np.ascontiguousarray(image, dtype=np.uint8)
-    )
-    yuv = cv2.cvtColor(pixels, cv2.COLOR_BGR2YUV)
-    approx = haar_approx(yuv[:rows, :cols, 1])
+    rows, cols = bgr.shape[0] // 4 * 4, bgr.shape[1] // 4 * 4
+    if float_domain:
+            return _float_readings(bgr[:rows, :cols], swap_rb, scale)
+    # For uint8 pixels OpenCV's RGB->YUV is exactly BGR->YUV of the flipped image.
+    pixels = np.ascontiguousarray(bgr, dtype=np.uint8)
+    yuv = cv2.cvtColor(pixels, cv2.COLOR_RGB2YUV if swap_rb else cv2.COLOR_BGR2YUV)
+    return _uint8_readings(yuv[:rows, :cols, 1], scale)
+
+
+# OpenCV's float BGR->YUV (imgproc color_yuv): Y = .299 R + .587 G + .114 B and
+# U = (B - Y) * .492 + 0.5, with float32 constants.
+_Y_FROM_RGB = tuple(float(np.float32(c)) for c in (0.299, 0.587, 0.114))
+_U_FROM_B_MINUS_Y = float(np.float32(0.492))
+_FLOAT_CHROMA_DELTA = 0.5
+
+
+def _float_readings(bgr: np.ndarray, swap_rb: bool, scale: float) -> np.ndarray:
+    """Block readings of the float-domain decode (see :func:`block_readings`)."""
+    return float_readings_from_sums(pixel_sums_2x2(bgr), swap_rb, scale)
+
+
+def pixel_sums_2x2(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel (B, G, R) sums of each 2x2 pixel square of the full 8x8 blocks."""
+    b = DWTDCT_BLOCK
+    h, w = bgr.shape[0] // (2 * b) * 2 * b, bgr.shape[1] // (2 * b) * 2 * b
+    out = []
+    for channel in cv2.split(np.ascontiguousarray(bgr[:h, :w, :3])):
+        c = channel.astype(np.int16) if channel.dtype == np.uint8 else channel.astype(np.float64)
+        out.append((c[0::2, 0::2] + c[1::2, 0::2] + c[0::2, 1::2] + c[1::2, 1::2])
+                   .astype(np.float64))
+    return out[0], out[1], out[2]
+
+
+def float_readings_from_sums(
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray], swap_rb: bool, scale: float = DWTDCT_SCALE
+) -> np.ndarray:
+    """Float-domain block readings from :func:`pixel_sums_2x2` (either channel order).
+
+    U is affine in the pixels and the Haar approximation coefficient of a 2x2 is ``h**2``
+    times its sum, so each coefficient is computed from the 2x2 channel sums, in float64,
+    without a float copy of the image or its YUV. This equals OpenCV's float32 YUV
+    followed by the float32 DWT up to their rounding (~1e-5); a reading can differ only
+    for a coefficient that close to a multiple of ``scale / 2``.
+    """
+    blue, green, red = sums
+    if swap_rb:
+        blue, red = red, blue
+    c_r, c_g, c_b = _Y_FROM_RGB
+    luma = red * c_r + green * c_g + blue * c_b
+    hh = np.float64(_HAAR_LO) * np.float64(_HAAR_LO)
+    approx = ((blue - luma) * _U_FROM_B_MINUS_Y + 4 * _FLOAT_CHROMA_DELTA) * hh
+    return _readings_from_approx(approx, scale)
+
+
+def _readings_from_approx(approx: np.ndarray, scale: float) -> np.ndarray:
+    """Block readings from the Haar approximation band (any float dtype)."""
     b = DWTDCT_BLOCK
     n_r, n_c = approx.shape[0] // b, approx.shape[1] // b
     blocks = (
@@ -143,6 +196,43 @@ def block_grid(
     values = magnitudes[np.arange(blocks.shape[0]), pos]
     readings = (np.mod(values, scale) > 0.5 * scale).astype(np.float64)
     return readings.reshape(n_r, n_c)
+
+
+def _uint8_readings(u: np.ndarray, scale: float) -> np.ndarray:
+    """:func:`_readings_from_approx` of ``haar_approx(u)`` for a uint8 U plane, faster.
+
+    A Haar approximation coefficient of 8-bit pixels is, up to pywt's float64 rounding
+    (relative error ~1e-16, so below 1e-12 here), half the integer sum ``S`` of its 2x2
+    pixels. A block's largest coefficient therefore comes from its largest ``S`` (a
+    smaller ``S`` is at least 0.5 smaller), and its reading ``(S/2) mod scale >
+    scale/2`` is the float one unless ``S/2`` lies on a reading boundary (a multiple of
+    ``scale/2``), where the rounding decides. Those few blocks are recomputed exactly as
+    pywt does; the rest never leave integers.
+    """
+    b = DWTDCT_BLOCK
+    n_r, n_c = u.shape[0] // (2 * b), u.shape[1] // (2 * b)
+    px = u[: n_r * 2 * b, : n_c * 2 * b].astype(np.int16)
+    sums = px[0::2, 0::2] + px[1::2, 0::2] + px[0::2, 1::2] + px[1::2, 1::2]
+    blocks = sums.reshape(n_r, b, n_c, b).transpose(0, 2, 1, 3).reshape(n_r, n_c, b * b)
+    largest = blocks[..., 1:].max(axis=-1).astype(np.float64) * 0.5  # coefficients are >= 0
+    rem = np.mod(largest, scale)
+    readings = (rem > 0.5 * scale).astype(np.float64)
+    tol = 1e-6
+    edge = (np.abs(rem - 0.5 * scale) < tol) | (rem < tol) | (rem > scale - tol)
+    if edge.any():
+        rr, cc = np.nonzero(edge)
+        tiles = u[: n_r * 2 * b, : n_c * 2 * b].reshape(n_r, 2 * b, n_c, 2 * b)[rr, :, cc, :]
+        approx = haar_approx_stack(tiles)  # (n, b, b), pywt's rounding
+        values = np.abs(approx.reshape(len(rr), b * b)[:, 1:]).max(axis=1)
+        readings[rr, cc] = (np.mod(values, scale) > 0.5 * scale).astype(np.float64)
+    return readings
+
+
+def haar_approx_stack(tiles: np.ndarray) -> np.ndarray:
+    """:func:`haar_approx` of each (even-sized) tile of a (n, h, w) integer stack."""
+    x, h = tiles.astype(np.float64), np.float64(_HAAR_LO)
+    rows = h * x[:, 1::2] + h * x[:, 0::2]
+    return np.asarray(h * rows[:, :, 1::2] + h * rows[:, :, 0::2])
 
 
 def block_readings(
@@ -161,12 +251,22 @@ def block_readings(
     return block_grid(bgr, float_domain=float_domain, scale=scale).ravel()
 
 
+@functools.lru_cache(maxsize=64)
+def _bit_positions(n_blocks: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which bit each of ``n_blocks`` blocks carries, and how many blocks carry each bit
+    (at least 1, so a mean is defined); shared by every read of the same size (read-only)."""
+    idx = np.arange(n_blocks) % length
+    counts = np.maximum(np.bincount(idx, minlength=length), 1)
+    idx.flags.writeable = False
+    counts.flags.writeable = False
+    return idx, counts
+
+
 def bits_for_length(readings: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Decoded bits and per-bit mean reading for a message of ``length`` bits."""
-    idx = np.arange(readings.size) % length
+    idx, counts = _bit_positions(readings.size, length)
     sums = np.bincount(idx, weights=readings, minlength=length)
-    counts = np.bincount(idx, minlength=length)
-    means = sums / np.maximum(counts, 1)
+    means = sums / counts
     return (means * 255 > 127).astype(np.uint8), means
 
 

@@ -124,13 +124,21 @@ def analysed_frames(result: object) -> int:
 
 
 def _engine(detector_threads: int) -> Any:
+    """``Engine()`` as the CLI makes it (allocator tuned; ``ANTIFAKE_MALLOC_TUNING=0``
+    turns that off), or with ``detector_threads`` when it is > 0."""
     from antifake.engine import Engine
 
-    # Older trees (before/after comparisons) have no detector_threads argument.
-    return Engine(detector_threads=detector_threads) if detector_threads > 1 else Engine()
+    try:
+        from antifake.allocator import tune_allocator
+    except ImportError:  # older trees (before/after comparisons)
+        pass
+    else:
+        tune_allocator()
+    # Older trees have no detector_threads argument.
+    return Engine(detector_threads=detector_threads) if detector_threads > 0 else Engine()
 
 
-def video_child(path: str, detector_threads: int = 1) -> dict[str, object]:
+def video_child(path: str, detector_threads: int = 0) -> dict[str, object]:
     """Run in a fresh process: one warm-up-free whole-engine verdict on the clip."""
     engine: Any = _engine(detector_threads)
     t0 = time.perf_counter()
@@ -161,8 +169,8 @@ def main() -> int:
     ap.add_argument("--profile", choices=["1024", "512", "video"], default=None,
                     help="cProfile one input instead of benchmarking")
     ap.add_argument("--json", action="store_true", help="print JSON only")
-    ap.add_argument("--detector-threads", type=int, default=1,
-                    help="Engine(detector_threads=N): run the detectors concurrently")
+    ap.add_argument("--detector-threads", type=int, default=0,
+                    help="Engine(detector_threads=N); 0 (default): Engine()'s own default")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -171,7 +179,8 @@ def main() -> int:
 
     out: dict[str, object] = {
         "nproc": os.cpu_count(),
-        "detector_threads": args.detector_threads,
+        "detector_threads": args.detector_threads or "default",
+        "malloc_tuning": os.environ.get("ANTIFAKE_MALLOC_TUNING", "1") != "0",
         "loadavg_start": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory() as tmp:

@@ -71,6 +71,9 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="antifake")
 def main() -> None:
     """Detect AI-generated and AI-edited images and video."""
+    from antifake.allocator import tune_allocator
+
+    tune_allocator()
 
 
 # Extensions of the formats antifake reads; see _is_media_candidate.

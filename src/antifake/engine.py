@@ -99,6 +99,24 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+MAX_DEFAULT_DETECTOR_THREADS = 4
+
+
+def default_detector_threads() -> int:
+    """Detector threads of an :class:`Engine` made without ``detector_threads``: one per
+    usable CPU, at most MAX_DEFAULT_DETECTOR_THREADS (a verdict has about five detectors,
+    and two or three of them do the heavy work)."""
+    return min(MAX_DEFAULT_DETECTOR_THREADS, usable_cpus())
+
+
 class Engine:
     """Runs a fixed set of detectors; create once and reuse (models load once)."""
 
@@ -108,27 +126,28 @@ class Engine:
         fusion: Fusion | None = None,
         options: AnalysisOptions | None = None,
         detector_config: Mapping[str, Mapping[str, Any]] | None = None,
-        detector_threads: int = 1,
+        detector_threads: int | None = None,
     ) -> None:
         """``detector_config`` maps a detector name to keyword arguments for its factory,
         e.g. ``{"c2pa": {"trust_anchors": "anchors.pem"}}``.
 
         ``detector_threads``: the detectors of one file run concurrently on up to this many
-        threads (default 1: one after another, in this thread). Their heavy work (numpy,
-        OpenCV, onnxruntime, FFmpeg) releases the GIL, so this can shorten one verdict
-        when cores are idle; results keep the detectors' order and do not depend on the
-        thread count, and each detector's ``elapsed_ms`` is its own wall time, which then
-        overlaps the others'. Not the default: on the shared 2-core benchmark machine it
-        gained nothing under load (docs/benchmarks.md), and concurrent detectors need
-        more address space at once - with the service's per-process ``RLIMIT_AS`` cap an
-        analysis process died (SIGABRT) in tests/test_service_memory_cap.py.
+        threads; 1 runs them one after another in the calling thread. Default (None):
+        :func:`default_detector_threads` (2 on a 2-core machine). Their heavy work (numpy,
+        OpenCV, onnxruntime, FFmpeg) releases the GIL, so this shortens one verdict;
+        results keep the detectors' order and do not depend on the thread count, and each
+        detector's ``elapsed_ms`` is its own wall time, which then overlaps the others'.
+        The cores are shared out: each detector is told (``AnalysisContext.cpu_threads``)
+        how many it may use for its own parallel work, so onnxruntime's pool does not
+        compete with the other detectors (docs/benchmarks.md, "Whole-engine latency").
         """
         self.options = options or AnalysisOptions()
         names = list(detectors or self.options.detectors or default_detector_names())
         config = detector_config or {}
         self.detectors: list[Detector] = [create_detector(n, **config.get(n, {})) for n in names]
         self.fusion: Fusion = fusion or default_fusion()
-        self.detector_threads = max(1, int(detector_threads or 1))
+        self.detector_threads = (default_detector_threads() if detector_threads is None
+                                 else max(1, int(detector_threads)))
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
@@ -180,10 +199,13 @@ class Engine:
         media = open_media(path, opts.limits)
         result.media_type = media.info.media_type
         result.media = media.info.to_dict()
-        ctx = AnalysisContext(
-            sampling=opts.sampling, limits=opts.limits, want_heatmaps=opts.want_heatmaps
-        )
         applicable = [d for d in self.detectors if media.info.media_type in d.media_types]
+        concurrent = self.detector_threads > 1 and len(applicable) > 1
+        ctx = AnalysisContext(
+            sampling=opts.sampling, limits=opts.limits, want_heatmaps=opts.want_heatmaps,
+            cpu_threads=(max(1, usable_cpus() // min(self.detector_threads, len(applicable)))
+                         if concurrent else None),
+        )
 
         def run(detector: Detector) -> DetectorResult:
             if time.monotonic() > deadline:
@@ -193,7 +215,7 @@ class Engine:
                 )
             return self._run_detector(detector, media, ctx)
 
-        if self.detector_threads > 1 and len(applicable) > 1:
+        if concurrent:
             result.detectors.extend(
                 self._run_concurrently(applicable, run, result.file, progress))
         else:

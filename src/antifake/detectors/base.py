@@ -17,6 +17,10 @@ class AnalysisContext:
     sampling: FrameSampling = field(default_factory=FrameSampling)
     limits: Limits = field(default_factory=Limits)
     want_heatmaps: bool = True
+    # CPU threads a detector may use for its own parallel work (e.g. onnxruntime's
+    # intra-op pool); None = the detector's default. The engine sets it when detectors
+    # run side by side, so that they do not oversubscribe the cores.
+    cpu_threads: int | None = None
 
 
 @runtime_checkable

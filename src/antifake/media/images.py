@@ -104,6 +104,8 @@ class ImageMedia:
     def __init__(self, info: MediaInfo, image: Image.Image) -> None:
         self.info = info
         self._image = image
+        self._rgb: np.ndarray | None = None
+        self._rgb_lock = threading.Lock()  # detectors on several threads ask at once
 
     @property
     def path(self) -> Path:
@@ -115,10 +117,19 @@ class ImageMedia:
         return self._image
 
     def frames(self, sampling: Any = None) -> Iterator[Frame]:
-        """Yield the image as one frame (index 0, time 0); ``sampling`` is ignored."""
-        with _pillow_guard(self.info.format):
-            rgb = to_rgb_array(self._image)
-        yield Frame(index=0, time_s=0.0, rgb=rgb, keyframe=True)
+        """Yield the image as one frame (index 0, time 0); ``sampling`` is ignored.
+
+        The RGB array is converted once and shared by every caller (read-only): each
+        detector asks for it, and a fresh copy per detector cost a conversion and, for a
+        large image, many page faults each time.
+        """
+        with self._rgb_lock:
+            if self._rgb is None:
+                with _pillow_guard(self.info.format):
+                    rgb = to_rgb_array(self._image)
+                rgb.flags.writeable = False
+                self._rgb = rgb
+        yield Frame(index=0, time_s=0.0, rgb=self._rgb, keyframe=True)
 
 
 class AnimatedImageMedia:

@@ -54,8 +54,10 @@ def create_celery_app(settings: ServiceSettings, register_task: bool = True) -> 
         return app
 
     def cap_pool_child(**_kwargs: Any) -> None:
+        from antifake.allocator import tune_allocator
         from antifake.service.analysis import apply_memory_limit
 
+        tune_allocator()
         apply_memory_limit(settings.analysis_memory_mb)
 
     # Fires in each prefork child (the processes that run the engine), never in the main

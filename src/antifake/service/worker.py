@@ -53,6 +53,9 @@ def _slot_main(conn: Connection, memory_mb: int = 0) -> None:
     until the host's OOM killer steps in.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
+    from antifake.allocator import tune_allocator
+
+    tune_allocator()
     try:  # warm up while idle so the first request does not pay for the imports
         import antifake.engine  # noqa: F401
         from antifake.detectors.registry import ensure_builtin_detectors

@@ -17,7 +17,6 @@ from antifake.detectors.watermark.marks import (
     KNOWN_MARKS,
     MIN_PIXELS,
     KnownMark,
-    bit_error_rate,
     bits_for_length,
     block_grid,
     float_readings_from_sums,
@@ -171,7 +170,7 @@ def read_marks(rgb: np.ndarray, frame_index: int = 0) -> list[MarkReading]:
                 if blocks.size < mark.length:
                     continue
                 bits, _ = bits_for_length(blocks, mark.length)
-                errors = int(np.sum(bits != mark.bits))
+                errors = int(np.count_nonzero(bits != mark.bits))
                 readings.append(
                     MarkReading(
                         mark=mark,
@@ -180,7 +179,7 @@ def read_marks(rgb: np.ndarray, frame_index: int = 0) -> list[MarkReading]:
                         region=region,
                         frame_index=frame_index,
                         bit_errors=errors,
-                        ber=bit_error_rate(bits, mark.bits),
+                        ber=errors / mark.length,
                         max_errors=max_bit_errors(mark.length),
                     )
                 )

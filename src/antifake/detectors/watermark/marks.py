@@ -180,22 +180,29 @@ def float_readings_from_sums(
     return _readings_from_approx(approx, scale)
 
 
-def _readings_from_approx(approx: np.ndarray, scale: float) -> np.ndarray:
-    """Block readings from the Haar approximation band (any float dtype)."""
+def _block_max_but_first(x: np.ndarray) -> np.ndarray:
+    """Per DWTDCT_BLOCK x DWTDCT_BLOCK block of ``x``, the largest value other than the
+    block's [0, 0], as a (rows, cols) grid (15 strided maxima: no transposed copy)."""
     b = DWTDCT_BLOCK
-    n_r, n_c = approx.shape[0] // b, approx.shape[1] // b
-    blocks = (
-        approx[: n_r * b, : n_c * b]
-        .reshape(n_r, b, n_c, b)
-        .transpose(0, 2, 1, 3)
-        .reshape(n_r * n_c, b * b)
-    )
-    # argmax over |coefficients| excluding the block's [0, 0]; ties -> first, as np.argmax
-    magnitudes = np.abs(blocks[:, 1:])
-    pos = np.argmax(magnitudes, axis=1)
-    values = magnitudes[np.arange(blocks.shape[0]), pos]
-    readings = (np.mod(values, scale) > 0.5 * scale).astype(np.float64)
-    return readings.reshape(n_r, n_c)
+    n_r, n_c = x.shape[0] // b, x.shape[1] // b
+    x = x[: n_r * b, : n_c * b]
+    out = x[0::b, 1::b].copy()
+    for i in range(b):
+        for j in range(b):
+            if (i, j) not in ((0, 0), (0, 1)):
+                np.maximum(out, x[i::b, j::b], out=out)
+    return out
+
+
+def _readings_from_approx(approx: np.ndarray, scale: float) -> np.ndarray:
+    """Block readings from the Haar approximation band (any float dtype).
+
+    The decoder takes the coefficient of largest magnitude other than the block's [0, 0]
+    (argmax, first of ties) and reads ``|v| mod scale > scale / 2``; that only needs the
+    largest magnitude itself.
+    """
+    values = _block_max_but_first(np.abs(approx))
+    return (np.mod(values, scale) > 0.5 * scale).astype(np.float64)
 
 
 def _uint8_readings(u: np.ndarray, scale: float) -> np.ndarray:
@@ -213,8 +220,7 @@ def _uint8_readings(u: np.ndarray, scale: float) -> np.ndarray:
     n_r, n_c = u.shape[0] // (2 * b), u.shape[1] // (2 * b)
     px = u[: n_r * 2 * b, : n_c * 2 * b].astype(np.int16)
     sums = px[0::2, 0::2] + px[1::2, 0::2] + px[0::2, 1::2] + px[1::2, 1::2]
-    blocks = sums.reshape(n_r, b, n_c, b).transpose(0, 2, 1, 3).reshape(n_r, n_c, b * b)
-    largest = blocks[..., 1:].max(axis=-1).astype(np.float64) * 0.5  # coefficients are >= 0
+    largest = _block_max_but_first(sums).astype(np.float64) * 0.5  # coefficients are >= 0
     rem = np.mod(largest, scale)
     readings = (rem > 0.5 * scale).astype(np.float64)
     tol = 1e-6
@@ -268,8 +274,3 @@ def bits_for_length(readings: np.ndarray, length: int) -> tuple[np.ndarray, np.n
     sums = np.bincount(idx, weights=readings, minlength=length)
     means = sums / counts
     return (means * 255 > 127).astype(np.uint8), means
-
-
-def bit_error_rate(decoded: np.ndarray, expected: np.ndarray) -> float:
-    """Fraction of bits that differ."""
-    return float(np.mean(decoded.astype(np.uint8) != expected.astype(np.uint8)))

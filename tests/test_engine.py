@@ -199,3 +199,53 @@ def test_concurrent_progress_and_timeout_match_the_sequential_ones(tmp_path: Pat
                     detector_threads=2).analyze(img)
     assert result.error is not None and result.error["code"] == "timeout"
     assert "before test_always_ai" in result.error["message"]
+
+
+def test_detector_threads_that_cannot_start_fall_back_to_one_after_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    img = write_image(tmp_path / "a.png")
+    real_start = threading.Thread.start
+    started: list[str] = []
+
+    def start(self: threading.Thread) -> None:
+        # What a process under RLIMIT_AS without room for another thread stack sees.
+        if self.name.startswith("antifake-detector") and started:
+            raise RuntimeError("can't start new thread")
+        started.append(self.name)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    engine = Engine(detectors=["test_always_ai", "test_image_only"], detector_threads=2)
+    assert len(started) == 1  # the second thread failed while the pool was being made
+    seen: list[str] = []
+    result = engine.analyze(img, progress=lambda _f, _s, _t, label: seen.append(label))
+    assert result.ok, result.error
+    assert [d.detector for d in result.detectors] == ["test_always_ai", "test_image_only"]
+    assert seen == ["test_always_ai", "test_image_only", "fusion"]
+    assert engine.analyze(img).ok  # and it stays usable
+
+
+def test_concurrent_detectors_share_out_the_cpus(tmp_path: Path) -> None:
+    from antifake.engine import usable_cpus
+
+    img = write_image(tmp_path / "a.png")
+    budgets: dict[str, int | None] = {}
+
+    class Spy:
+        name = "spy"
+        kind = "forensic"
+        media_types = frozenset({"image"})
+        version = "1"
+
+        def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
+            budgets[str(len(budgets))] = ctx.cpu_threads
+            return DetectorResult(detector=self.name, score=None)
+
+    for threads, want in ((1, None), (2, max(1, usable_cpus() // 2))):
+        engine = Engine(detectors=["test_image_only"], detector_threads=threads)
+        engine.detectors = [Spy(), Spy()]  # type: ignore[list-item]
+        budgets.clear()
+        assert engine.analyze(img).ok
+        assert set(budgets.values()) == {want}

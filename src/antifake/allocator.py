@@ -8,9 +8,12 @@ the benchmark machine (docs/benchmarks.md, "Whole-engine latency"). Keeping free
 for reuse removes them. Detector threads share two arenas, so their freed memory is
 reused too (a per-thread arena would keep faulting).
 
-The cost is memory kept mapped after a large analysis: up to ``TRIM_THRESHOLD`` of free
-heap (128 MiB) stays resident until it is reused. Set ``ANTIFAKE_MALLOC_TUNING=0`` to
-leave the allocator alone. The CLI, the service's analysis processes and the Celery
+The cost is memory kept mapped after an analysis: up to ``TRIM_THRESHOLD`` (32 MiB) of
+free heap stays resident until it is reused. Arrays of ``MMAP_THRESHOLD`` (16 MiB) and
+more still get their own mappings, returned when freed, so a very large file does not
+leave a large heap behind (which, under the service's address-space cap, left no room to
+analyse the next file when the thresholds were 64/128 MiB; tests/test_service_memory_cap.py).
+Set ``ANTIFAKE_MALLOC_TUNING=0`` to leave the allocator alone. The CLI, the service's analysis processes and the Celery
 worker call :func:`tune_allocator`; a program embedding the engine may call it too.
 """
 
@@ -29,8 +32,8 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
-MMAP_THRESHOLD = 64 << 20  # allocations below this come from the (reused) heap
-TRIM_THRESHOLD = 128 << 20  # free heap above this is returned to the system
+MMAP_THRESHOLD = 16 << 20  # allocations below this come from the (reused) heap
+TRIM_THRESHOLD = 32 << 20  # free heap above this is returned to the system
 ARENA_MAX = 2
 
 _done: bool | None = None

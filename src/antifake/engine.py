@@ -117,6 +117,27 @@ def default_detector_threads() -> int:
     return min(MAX_DEFAULT_DETECTOR_THREADS, usable_cpus())
 
 
+def _start_threads(n: int) -> ThreadPoolExecutor | None:
+    """A pool of ``n`` detector threads, every one started now; None if that fails.
+
+    ThreadPoolExecutor starts threads lazily, on a later ``submit``; a failure there would
+    lose track of the submitted work. Each thread here waits at a barrier until all ``n``
+    run, which forces all of them to start.
+    """
+    pool = ThreadPoolExecutor(n, thread_name_prefix="antifake-detector")
+    barrier = threading.Barrier(n, timeout=30)
+    try:
+        started = [pool.submit(barrier.wait) for _ in range(n)]
+        wait(started)
+        for f in started:
+            f.result()
+    except (RuntimeError, threading.BrokenBarrierError):  # "can't start new thread"
+        barrier.abort()
+        pool.shutdown(wait=False, cancel_futures=True)
+        return None
+    return pool
+
+
 class Engine:
     """Runs a fixed set of detectors; create once and reuse (models load once)."""
 
@@ -151,6 +172,8 @@ class Engine:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
+        if self.detector_threads > 1:
+            self._executor()  # start the threads now, while the process has room for them
 
     @property
     def detector_versions(self) -> dict[str, str]:
@@ -219,10 +242,7 @@ class Engine:
             result.detectors.extend(
                 self._run_concurrently(applicable, run, result.file, progress))
         else:
-            for step, detector in enumerate(applicable):
-                if progress:
-                    progress(result.file, step, len(applicable), detector.name)
-                result.detectors.append(run(detector))
+            result.detectors.extend(self._run_in_order(applicable, run, result.file, progress))
         if progress:
             progress(result.file, len(applicable), len(applicable), "fusion")
         fused = self.fusion.fuse(result.detectors, media_type=media.info.media_type)
@@ -231,15 +251,37 @@ class Engine:
         result.generator = fused.generator
         result.fusion = fused.details
 
-    def _executor(self) -> ThreadPoolExecutor:
-        """The engine's detector threads, started on first use (again after a fork: a
-        forked child, e.g. a prefork worker, inherits the pool but not its threads)."""
+    def _executor(self) -> ThreadPoolExecutor | None:
+        """The engine's detector threads, all started on first use (again after a fork: a
+        forked child, e.g. a prefork worker, inherits the pool but not its threads).
+
+        None when they cannot all be started - e.g. a process under an address-space cap
+        (``RLIMIT_AS``) that a large file has fragmented has no room for a thread stack;
+        the engine then runs detectors one after another in this process from then on
+        (logged once), instead of failing files.
+        """
         with self._pool_lock:
-            if self._pool is None or self._pool_pid != os.getpid():
-                self._pool = ThreadPoolExecutor(self.detector_threads,
-                                                thread_name_prefix="antifake-detector")
-                self._pool_pid = os.getpid()
+            if self._pool_pid != os.getpid():
+                self._pool, self._pool_pid = _start_threads(self.detector_threads), os.getpid()
+                if self._pool is None:
+                    log.warning("could not start %d detector threads; running detectors "
+                                "one after another in this process", self.detector_threads)
             return self._pool
+
+    @staticmethod
+    def _run_in_order(
+        detectors: list[Detector],
+        run: Callable[[Detector], DetectorResult],
+        file: str,
+        progress: ProgressCallback | None,
+    ) -> list[DetectorResult]:
+        """Run ``detectors`` one after another in this thread."""
+        out = []
+        for step, detector in enumerate(detectors):
+            if progress:
+                progress(file, step, len(detectors), detector.name)
+            out.append(run(detector))
+        return out
 
     def _run_concurrently(
         self,
@@ -257,6 +299,8 @@ class Engine:
         those not started are cancelled, so no work outlives the call.
         """
         pool = self._executor()
+        if pool is None:
+            return self._run_in_order(detectors, run, file, progress)
         futures: list[Future[DetectorResult]] = [pool.submit(run, d) for d in detectors]
         total = len(detectors)
         try:

@@ -111,8 +111,20 @@ def _engine_for(task: AnalysisTask) -> Any:
             detectors=task.detectors, sampling=FrameSampling.parse(task.sampling),
             limits=task.limits, want_heatmaps=task.want_heatmaps,
         )
-        engine = _ENGINES[key] = Engine(options=options)
+        engine = _ENGINES[key] = Engine(options=options,
+                                        detector_threads=1 if address_space_capped() else None)
     return engine
+
+
+def address_space_capped() -> bool:
+    """Whether this process runs under an address-space cap (``RLIMIT_AS``).
+
+    Such a process runs its detectors one after another: concurrent detectors need more
+    address space at once (thread stacks, per-thread malloc arenas, two working sets), and
+    under a tight cap a process that had just failed a too-large file could then not
+    analyse a small one (tests/test_service_memory_cap.py).
+    """
+    return resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
 
 
 def run_analysis(task: AnalysisTask, progress: ProgressFn | None = None) -> AnalysisOutcome:

@@ -13,8 +13,9 @@ free heap stays resident until it is reused. Arrays of ``MMAP_THRESHOLD`` (16 Mi
 more still get their own mappings, returned when freed, so a very large file does not
 leave a large heap behind (which, under the service's address-space cap, left no room to
 analyse the next file when the thresholds were 64/128 MiB; tests/test_service_memory_cap.py).
-Set ``ANTIFAKE_MALLOC_TUNING=0`` to leave the allocator alone. The CLI, the service's analysis processes and the Celery
-worker call :func:`tune_allocator`; a program embedding the engine may call it too.
+Set ``ANTIFAKE_MALLOC_TUNING=0`` to leave the allocator alone. The CLI, the service's
+analysis processes and the Celery worker call :func:`tune_allocator`; a program embedding
+the engine may call it too.
 """
 
 from __future__ import annotations

@@ -135,3 +135,33 @@ def test_fit_calibration_threshold_meets_fpr_and_refit_tsv(tmp_path: Path) -> No
 def test_shipped_calibration_loads() -> None:
     f = CalibratedFusion.load()
     assert "forensic_image" in f.coef and 0 < f.ai_threshold < 1
+
+
+@pytest.mark.parametrize("family_logits,want", [
+    # gen1/gen2 split the evidence: neither reaches 0.5, together they do -> "runway"
+    ({"runway_gen1": 1.0, "runway_gen2": 1.2, "other_ai": 0.9}, "runway"),
+    # one family alone is sure enough -> that family
+    ({"runway_gen2": 3.0}, "runway_gen2"),
+    # spread over unrelated families -> unknown
+    ({"pika": 1.0, "stable_diffusion": 1.0, "other_ai": 1.0}, "unknown"),
+])
+def test_attribution_reports_a_family_a_parent_or_unknown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, family_logits: dict[str, float],
+        want: str) -> None:
+    from antifake.detectors.forensic_image import detector as mod
+
+    classes = load_config()["classes"]
+    logits = np.asarray([4.0] + [family_logits.get(c, -2.0) for c in classes])  # sure it's AI
+
+    def fake_score(rgb: np.ndarray, threads: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        return logits, np.full((2, 2), 4.0, dtype=np.float32)
+
+    monkeypatch.setattr(mod, "score_frame", fake_score)
+    r = ForensicImageDetector().analyze(open_media(write_image(tmp_path / "a.png")),
+                                        AnalysisContext())
+    assert r.generator is not None and r.generator.family == want
+    probs = r.details["family_probabilities"]
+    if want == "runway":
+        assert max(probs.values()) < 0.5
+        assert r.generator.probability == pytest.approx(
+            probs["runway_gen1"] + probs["runway_gen2"], abs=1e-3)

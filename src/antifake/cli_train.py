@@ -139,9 +139,11 @@ def evaluate_command(data: Path, split: str, conditions: str, families: tuple[st
             out_md.append(f"\nPer label, `{fam}`, condition `{detail_cond}`:\n\n"
                           f"{rows_markdown(detail)}")
             attr = attribution_rows(oof, detail_cond, 0.5)
-            lines = ["| condition | true family | n | top-1 | predicted (unknown below 0.5) |",
-                     "|---|---|---|---|---|"]
+            lines = ["| condition | true family | n | top-1 | reported right "
+                     "| reported right or parent family | reported (unknown below 0.5) |",
+                     "|---|---|---|---|---|---|---|"]
             lines += [f"| {a['condition']} | {a['family']} | {a['n']} | {a['top1']:.3f} | "
+                      f"{a['reported_right']:.3f} | {a['reported_right_or_parent']:.3f} | "
                       + ", ".join(f"{k}: {v}" for k, v in a["predicted"].items() if v)
                       + " |" for a in attr]
             block = "\n".join(lines) + "\n"

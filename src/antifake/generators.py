@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 
@@ -36,6 +37,38 @@ FAMILIES: tuple[str, ...] = (
     OTHER_AI,
     UNKNOWN,
 )
+
+
+# A parent family is reported when its members together carry the evidence but no single
+# member does: "Runway, generation not identified" is more useful than "unknown" when
+# Gen-1 and Gen-2 split the probability (docs/benchmarks.md, attribution table).
+PARENT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "runway": ("runway_gen1", "runway_gen2", "runway_gen3"),
+}
+
+
+def resolve_family(probs: Mapping[str, float], unknown_below: float) -> tuple[str, float]:
+    """The family to report from attribution probabilities, and its probability.
+
+    The most probable family when its probability is at least ``unknown_below``; else a
+    parent family of :data:`PARENT_FAMILIES` whose members together reach it; else
+    ``unknown`` (with the top family's probability).
+
+    >>> resolve_family({"runway_gen1": 0.3, "runway_gen2": 0.35, "other_ai": 0.35}, 0.5)
+    ('runway', 0.65)
+    >>> resolve_family({"pika": 0.45, "other_ai": 0.4, "runway_gen2": 0.15}, 0.5)
+    ('unknown', 0.45)
+    """
+    if not probs:
+        return UNKNOWN, 0.0
+    top = max(probs, key=lambda k: probs[k])
+    if probs[top] >= unknown_below:
+        return top, float(probs[top])
+    for parent, members in PARENT_FAMILIES.items():
+        mass = float(sum(probs.get(m, 0.0) for m in members))
+        if mass >= unknown_below:
+            return parent, round(mass, 12)
+    return UNKNOWN, float(probs[top])
 
 
 @lru_cache(maxsize=1)

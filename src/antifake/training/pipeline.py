@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from antifake.generators import OTHER_AI
+from antifake.generators import OTHER_AI, PARENT_FAMILIES, resolve_family
 from antifake.training.data import Item, Split, holdout_split, leave_one_source_out
 from antifake.training.features import FAMILY_TAPS, FeatureExtractor
 from antifake.training.metrics import rates_at_threshold, roc_auc, tpr_at_fpr
@@ -223,13 +223,17 @@ def attribution_rows(oof: OOFScores, condition: str, unknown_below: float) -> li
         sel = ai & (fams == fam)
         if not sel.any():
             continue
-        conf = probs[sel].max(axis=1)
-        pred = np.asarray([oof.classes[t] if c >= unknown_below else "unknown"
-                           for t, c in zip(probs[sel].argmax(axis=1), conf, strict=True)])
-        counts = {c: int((pred == c).sum()) for c in [*oof.classes, "unknown"]}
+        # The detector's own rule: top family, else a parent family, else unknown.
+        pred = np.asarray([resolve_family(dict(zip(oof.classes, p, strict=True)),
+                                          unknown_below)[0] for p in probs[sel]])
+        parents = [k for k, members in PARENT_FAMILIES.items() if fam in members]
+        counts = {c: int((pred == c).sum())
+                  for c in [*oof.classes, *PARENT_FAMILIES, "unknown"]}
         out.append({"condition": condition, "family": fam, "n": int(sel.sum()),
                     "top1": float(np.mean(probs[sel].argmax(axis=1)
                                           == oof.classes.index(fam))),
+                    "reported_right": float(np.mean(pred == fam)),
+                    "reported_right_or_parent": float(np.mean(np.isin(pred, [fam, *parents]))),
                     "predicted": counts})
     return out
 

@@ -25,6 +25,7 @@ from antifake.detectors.base import AnalysisContext
 from antifake.detectors.forensic_image.preprocess import prepare_rgb, to_array
 from antifake.detectors.registry import register_detector
 from antifake.errors import AntifakeError, ErrorCode
+from antifake.generators import resolve_family
 from antifake.media.types import Media, MediaType
 from antifake.results import DetectorKind, DetectorResult, GeneratorGuess
 
@@ -115,11 +116,9 @@ class ForensicImageDetector:
         clip = stacked.mean(axis=0)
         score = float(_sigmoid(clip[0]))
         family_probs = self._family_probs(clip[1:])
-        top = max(family_probs, key=lambda k: family_probs[k]) if family_probs else None
         generator = None
-        if top is not None and score >= 0.5:
-            conf = family_probs[top]
-            family = top if conf >= self.unknown_below else "unknown"
+        if family_probs and score >= 0.5:
+            family, conf = resolve_family(family_probs, self.unknown_below)
             generator = GeneratorGuess(family=family, probability=conf)
         is_video = media.info.media_type == "video"
         summary = (f"generator-trace model: {score:.2f} probability of AI generation"

@@ -178,9 +178,9 @@ def cell_features(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     """Per-cell (rows, cols, F) noise features, (rows, cols, 2) content covariates,
     validity mask, and the integer reduction factor applied to ``grey``.
 
-    ``grey`` is a luma map: uint8 (what :func:`to_grey` gives) or float. 8-bit luma, or a
-    float map with integer values in [0, 255], takes an exact integer path; anything else
-    (a reduced large image, float luma) the general one. Both give the same features.
+    ``grey`` is a luma map: uint8 (what :func:`to_grey` gives) or float. 8-bit luma not
+    reduced below takes an exact integer path; anything else (a reduced large image, float
+    luma) the general one. Both give the same features for the same values.
     """
     h, w = grey.shape
     scale = 1
@@ -193,15 +193,9 @@ def cell_features(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     rows, cols = h // CELL, w // CELL
     if rows < 3 or cols < 3:
         raise ValueError("image too small for splicing analysis")
-    if grey.dtype != np.uint8 and scale == 1 and float(grey.min()) >= 0.0 \
-            and float(grey.max()) < 256.0 and bool(np.all(grey == np.floor(grey))):
-        grey = grey.astype(np.uint8)
-    if grey.dtype == np.uint8:
-        feats, level = _noise_features_exact(grey, rows, cols)
-        grey_f = grey.astype(np.float32)
-    else:
-        grey_f = grey.astype(np.float32)
-        feats, level = _noise_features_general(grey_f, rows, cols)
+    grey_f = grey.astype(np.float32)
+    feats, level = (_noise_features_exact(grey, rows, cols) if grey.dtype == np.uint8
+                    else _noise_features_general(grey_f, rows, cols))
     # Content covariate measured at a coarse scale, so that added noise does not raise it.
     smooth = cv2.GaussianBlur(grey_f, (0, 0), 2.5)
     grad = np.abs(cv2.Sobel(smooth, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(smooth, cv2.CV_32F, 0, 1))

@@ -31,7 +31,7 @@ FOUND_SCORE = 0.97
 NULL_FALSE_POSITIVE = 1e-5
 # Generation sizes: a grid of samples (the reference scripts' "merged" grids) is decoded
 # tile by tile, because each sample was marked on its own.
-TILE_SIZES = (512, 768, 1024)
+TILE_SIZES = (512, 768, 1024)  # multiples of 8: tiles read a sub-grid (see read_marks)
 MAX_TILES = 16
 VIDEO_FRAMES = 4
 
@@ -127,11 +127,11 @@ def read_marks(rgb: np.ndarray, frame_index: int = 0) -> list[MarkReading]:
     The colour conversion, DWT and block readings are computed once per (order, domain)
     on the whole image and tiles read a sub-grid of them: each 4x4 block of the DWT
     approximation band is one 8x8 block of pixels and every step is local to it, so for a
-    tile whose origin is a multiple of 8 pixels the readings are bit for bit those of
-    decoding the cropped tile (OpenCV's uint8 YUV is per pixel; the float domain is
-    computed from 2x2 sums, see :func:`float_readings_from_sums`). Other tiles are decoded
-    on their own. Readings come out in region, order, domain, mark order, as the
-    region-by-region decode.
+    tile whose origin is a multiple of 8 pixels (every tile of TILE_SIZES) the readings are
+    bit for bit those of decoding the cropped tile (OpenCV's uint8 YUV is per pixel; the
+    float domain is computed from 2x2 sums, see :func:`float_readings_from_sums`; tested
+    in tests/test_watermark_tiles_exact.py). Readings come out in region, order, domain,
+    mark order, as the region-by-region decode.
     """
     readings: list[MarkReading] = []
     height, width = rgb.shape[:2]
@@ -156,16 +156,10 @@ def read_marks(rgb: np.ndarray, frame_index: int = 0) -> list[MarkReading]:
         for order, domain in variants
     }
     for region, rows, cols in regions:
-        tile_w = cols.stop - cols.start
-        reuse = rows.start % 8 == 0 and cols.start % 8 == 0
+        n_r, n_c = (rows.stop - rows.start) // 8, (cols.stop - cols.start) // 8
+        r0, c0 = rows.start // 8, cols.start // 8
         for order, domain in variants:
-            if reuse:
-                n_r, n_c = (rows.stop - rows.start) // 8, tile_w // 8
-                r0, c0 = rows.start // 8, cols.start // 8
-                blocks = grids[(order, domain)][r0 : r0 + n_r, c0 : c0 + n_c].ravel()
-            else:
-                blocks = block_grid(rgb[rows, cols], float_domain=domain == "float",
-                                    swap_rb=order == "bgr").ravel()
+            blocks = grids[(order, domain)][r0 : r0 + n_r, c0 : c0 + n_c].ravel()
             for mark in KNOWN_MARKS:
                 if blocks.size < mark.length:
                     continue

@@ -95,7 +95,8 @@ _HAAR_LO_F32 = np.float32(_HAAR_LO)
 
 
 def haar_approx(channel: np.ndarray) -> np.ndarray:
-    """``pywt.dwt2(channel, "haar")[0]`` for an even-sized 2-D array, bit for bit.
+    """``pywt.dwt2(channel, "haar")[0]`` for an even-sized 2-D array, bit for bit (of each
+    array of a stack: the last two axes are transformed).
 
     pywt computes each output as ``h * x[2i+1] + h * x[2i]`` (its downsampling convolution,
     filter length 2, no boundary extension on even sizes), along axis 0 and then axis 1, in
@@ -107,8 +108,8 @@ def haar_approx(channel: np.ndarray) -> np.ndarray:
         x, h = channel, _HAAR_LO_F32
     else:
         x, h = channel.astype(np.float64), np.float64(_HAAR_LO)
-    rows = h * x[1::2] + h * x[0::2]
-    return h * rows[:, 1::2] + h * rows[:, 0::2]
+    rows = h * x[..., 1::2, :] + h * x[..., 0::2, :]
+    return h * rows[..., 1::2] + h * rows[..., 0::2]
 
 
 def block_grid(
@@ -126,13 +127,13 @@ def block_grid(
     ``swap_rb=True`` reads ``bgr[:, :, ::-1]`` (the other channel order) without a copy of
     the image where that is exact.
     """
-    rows, cols = bgr.shape[0] // 4 * 4, bgr.shape[1] // 4 * 4
+    # Both readings use whole 8x8 pixel blocks only, as the decoder's 4x4 DWT blocks do.
     if float_domain:
-            return _float_readings(bgr[:rows, :cols], swap_rb, scale)
+        return float_readings_from_sums(pixel_sums_2x2(bgr), swap_rb, scale)
     # For uint8 pixels OpenCV's RGB->YUV is exactly BGR->YUV of the flipped image.
     pixels = np.ascontiguousarray(bgr, dtype=np.uint8)
     yuv = cv2.cvtColor(pixels, cv2.COLOR_RGB2YUV if swap_rb else cv2.COLOR_BGR2YUV)
-    return _uint8_readings(yuv[:rows, :cols, 1], scale)
+    return _uint8_readings(yuv[:, :, 1], scale)
 
 
 # OpenCV's float BGR->YUV (imgproc color_yuv): Y = .299 R + .587 G + .114 B and
@@ -140,11 +141,6 @@ def block_grid(
 _Y_FROM_RGB = tuple(float(np.float32(c)) for c in (0.299, 0.587, 0.114))
 _U_FROM_B_MINUS_Y = float(np.float32(0.492))
 _FLOAT_CHROMA_DELTA = 0.5
-
-
-def _float_readings(bgr: np.ndarray, swap_rb: bool, scale: float) -> np.ndarray:
-    """Block readings of the float-domain decode (see :func:`block_readings`)."""
-    return float_readings_from_sums(pixel_sums_2x2(bgr), swap_rb, scale)
 
 
 def pixel_sums_2x2(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -228,17 +224,10 @@ def _uint8_readings(u: np.ndarray, scale: float) -> np.ndarray:
     if edge.any():
         rr, cc = np.nonzero(edge)
         tiles = u[: n_r * 2 * b, : n_c * 2 * b].reshape(n_r, 2 * b, n_c, 2 * b)[rr, :, cc, :]
-        approx = haar_approx_stack(tiles)  # (n, b, b), pywt's rounding
+        approx = haar_approx(tiles)  # (n, b, b), pywt's rounding
         values = np.abs(approx.reshape(len(rr), b * b)[:, 1:]).max(axis=1)
         readings[rr, cc] = (np.mod(values, scale) > 0.5 * scale).astype(np.float64)
     return readings
-
-
-def haar_approx_stack(tiles: np.ndarray) -> np.ndarray:
-    """:func:`haar_approx` of each (even-sized) tile of a (n, h, w) integer stack."""
-    x, h = tiles.astype(np.float64), np.float64(_HAAR_LO)
-    rows = h * x[:, 1::2] + h * x[:, 0::2]
-    return np.asarray(h * rows[:, :, 1::2] + h * rows[:, :, 0::2])
 
 
 def block_readings(

@@ -223,11 +223,12 @@ class Engine:
         result.media_type = media.info.media_type
         result.media = media.info.to_dict()
         applicable = [d for d in self.detectors if media.info.media_type in d.media_types]
-        concurrent = self.detector_threads > 1 and len(applicable) > 1
+        pool = (self._executor() if self.detector_threads > 1 and len(applicable) > 1
+                else None)
         ctx = AnalysisContext(
             sampling=opts.sampling, limits=opts.limits, want_heatmaps=opts.want_heatmaps,
             cpu_threads=(max(1, usable_cpus() // min(self.detector_threads, len(applicable)))
-                         if concurrent else None),
+                         if pool is not None else None),
         )
 
         def run(detector: Detector) -> DetectorResult:
@@ -238,9 +239,9 @@ class Engine:
                 )
             return self._run_detector(detector, media, ctx)
 
-        if concurrent:
+        if pool is not None:
             result.detectors.extend(
-                self._run_concurrently(applicable, run, result.file, progress))
+                self._run_concurrently(pool, applicable, run, result.file, progress))
         else:
             result.detectors.extend(self._run_in_order(applicable, run, result.file, progress))
         if progress:
@@ -252,8 +253,9 @@ class Engine:
         result.fusion = fused.details
 
     def _executor(self) -> ThreadPoolExecutor | None:
-        """The engine's detector threads, all started on first use (again after a fork: a
-        forked child, e.g. a prefork worker, inherits the pool but not its threads).
+        """The engine's detector threads, all started by the first call (the constructor's;
+        again after a fork: a forked child, e.g. a prefork worker, inherits the pool but not
+        its threads).
 
         None when they cannot all be started - e.g. a process under an address-space cap
         (``RLIMIT_AS``) that a large file has fragmented has no room for a thread stack;
@@ -283,8 +285,9 @@ class Engine:
             out.append(run(detector))
         return out
 
+    @staticmethod
     def _run_concurrently(
-        self,
+        pool: ThreadPoolExecutor,
         detectors: list[Detector],
         run: Callable[[Detector], DetectorResult],
         file: str,
@@ -298,9 +301,6 @@ class Engine:
         in detector order is raised, after the detectors still running have finished and
         those not started are cancelled, so no work outlives the call.
         """
-        pool = self._executor()
-        if pool is None:
-            return self._run_in_order(detectors, run, file, progress)
         futures: list[Future[DetectorResult]] = [pool.submit(run, d) for d in detectors]
         total = len(detectors)
         try:

@@ -54,8 +54,8 @@ def resolve_family(probs: Mapping[str, float], unknown_below: float) -> tuple[st
     parent family of :data:`PARENT_FAMILIES` whose members together reach it; else
     ``unknown`` (with the top family's probability).
 
-    >>> resolve_family({"runway_gen1": 0.3, "runway_gen2": 0.35, "other_ai": 0.35}, 0.5)
-    ('runway', 0.65)
+    >>> resolve_family({"runway_gen1": 0.25, "runway_gen2": 0.375, "other_ai": 0.375}, 0.5)
+    ('runway', 0.625)
     >>> resolve_family({"pika": 0.45, "other_ai": 0.4, "runway_gen2": 0.15}, 0.5)
     ('unknown', 0.45)
     """
@@ -67,7 +67,7 @@ def resolve_family(probs: Mapping[str, float], unknown_below: float) -> tuple[st
     for parent, members in PARENT_FAMILIES.items():
         mass = float(sum(probs.get(m, 0.0) for m in members))
         if mass >= unknown_below:
-            return parent, round(mass, 12)
+            return parent, mass
     return UNKNOWN, float(probs[top])
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from antifake.generators import OTHER_AI, PARENT_FAMILIES, resolve_family
+from antifake.generators import OTHER_AI, PARENT_FAMILIES, UNKNOWN, resolve_family
 from antifake.training.data import Item, Split, holdout_split, leave_one_source_out
 from antifake.training.features import FAMILY_TAPS, FeatureExtractor
 from antifake.training.metrics import rates_at_threshold, roc_auc, tpr_at_fpr
@@ -228,7 +228,7 @@ def attribution_rows(oof: OOFScores, condition: str, unknown_below: float) -> li
                                           unknown_below)[0] for p in probs[sel]])
         parents = [k for k, members in PARENT_FAMILIES.items() if fam in members]
         counts = {c: int((pred == c).sum())
-                  for c in [*oof.classes, *PARENT_FAMILIES, "unknown"]}
+                  for c in [*oof.classes, *PARENT_FAMILIES, UNKNOWN]}
         out.append({"condition": condition, "family": fam, "n": int(sel.sum()),
                     "top1": float(np.mean(probs[sel].argmax(axis=1)
                                           == oof.classes.index(fam))),

@@ -7,9 +7,15 @@ The service imports this module inside its analysis processes through the
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -117,6 +123,59 @@ def wait_job(client, job_id: str, headers: dict[str, str] | None = None,  # type
             return body
         assert time.monotonic() < deadline, f"job {job_id} still {body['status']}"
         time.sleep(0.05)
+
+
+def _wait_port(port: int, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listening on {port}")
+
+
+@contextmanager
+def redis_and_celery_worker(tmp_path: Path, **overrides: Any) -> Iterator[Any]:
+    """A redis-server on a free loopback port and a Celery prefork worker (concurrency 1)
+    for ``make_settings(tmp_path / "data", queue_backend="celery", ...)`` with
+    ``overrides``; yields those settings. On exit both are stopped and the worker's last
+    output is printed (pytest shows it when the test failed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    redis = subprocess.Popen(
+        [str(shutil.which("redis-server")), "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        _wait_port(port)
+        settings = make_settings(tmp_path / "data", queue_backend="celery",
+                                 broker_url=f"redis://127.0.0.1:{port}/0", **overrides)
+        env = {**os.environ, **settings.to_env()}
+        tests_dir = Path(__file__).resolve().parent
+        env["PYTHONPATH"] = os.pathsep.join([str(tests_dir.parent / "src"), str(tests_dir),
+                                             env.get("PYTHONPATH", "")])
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "antifake.service.celery_app", "worker",
+             "--pool=prefork", "--concurrency=1", "-Q", "antifake", "--without-gossip",
+             "--without-mingle", "--loglevel=warning"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        yield settings
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                out, _ = worker.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                out, _ = worker.communicate()
+            if out:
+                print(out.decode(errors="replace")[-3000:])
+        redis.terminate()
+        redis.wait(10)
 
 
 class ServerThread:

@@ -10,15 +10,11 @@ same analysis process must go on serving normal files.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,7 +28,8 @@ from antifake.media.types import Media, MediaType
 from antifake.results import DetectorKind, DetectorResult
 from antifake.service.api import create_app
 from antifake.service.settings import ServiceSettings
-from service_support import make_settings, wait_job
+from hostile import png_zlib_bomb
+from service_support import make_settings, redis_and_celery_worker, wait_job
 from synth import write_image
 
 SIDE = 6000  # 36 Mpx: decodes to 36 MB grey, 108 MB RGB, then float copies per detector
@@ -50,21 +47,6 @@ print(json.dumps(int(vm.split()[1]) // 1024))
 """
 
 
-def zero_png(side: int) -> bytes:
-    """A valid greyscale PNG of ``side`` x ``side`` zeros (tens of KiB)."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return (struct.pack(">I", len(payload)) + kind + payload
-                + struct.pack(">I", zlib.crc32(kind + payload)))
-
-    comp = zlib.compressobj(9)
-    row = b"\0" * (side + 1)
-    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body)
-            + chunk(b"IEND", b""))
-
-
 @pytest.fixture(scope="module")
 def cap_mb() -> int:
     """The idle analysis process's address space + 450 MiB (measured, not guessed: the
@@ -78,7 +60,7 @@ def cap_mb() -> int:
 
 @pytest.fixture(scope="module")
 def bomb() -> bytes:
-    data = zero_png(SIDE)
+    data = png_zlib_bomb(SIDE, SIDE)
     assert len(data) < 64 * 1024
     return data
 
@@ -218,47 +200,16 @@ def test_celery_pool_children_are_capped(tmp_path: Path, cap_mb: int, bomb: byte
                                          small_png: bytes) -> None:
     """Celery backend: the prefork child (worker_process_init) runs under the cap, the
     too_large job is not retried, and the same worker then analyses a normal file."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    redis = subprocess.Popen(
-        [str(shutil.which("redis-server")), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = None
     # A pool child also maps Celery and kombu: give it 150 MiB more than an analysis process.
     cap = cap_mb + 150
-    try:
-        settings = make_settings(tmp_path / "data", auth_required=False, detectors=None,
-                                 queue_backend="celery", analysis_memory_mb=cap,
-                                 broker_url=f"redis://127.0.0.1:{port}/0", max_attempts=3)
-        env = {**os.environ, **settings.to_env()}
-        root = Path(__file__).resolve().parent
-        env["PYTHONPATH"] = os.pathsep.join([str(root.parent / "src"), str(root),
-                                             env.get("PYTHONPATH", "")])
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "antifake.service.celery_app", "worker",
-             "--pool=prefork", "--concurrency=1", "-Q", "antifake", "--without-gossip",
-             "--without-mingle", "--loglevel=warning"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        with TestClient(create_app(settings)) as client:
-            job = client.post("/v1/jobs", files={"file": ("bomb.png", bomb)}).json()
-            done = wait_job(client, job["id"], timeout_s=60)
-            assert done["status"] == "failed" and done["attempts"] == 1, done
-            assert done["error"] == {
-                "code": "too_large", "message": f"analysis exceeded the memory limit ({cap} MiB)"}
-            ok = wait_job(client, client.post(
-                "/v1/jobs", files={"file": ("a.png", small_png)}).json()["id"], timeout_s=60)
-            assert ok["status"] == "succeeded" and ok["attempts"] == 1, ok
-    finally:
-        if worker is not None:
-            worker.terminate()
-            try:
-                out, _ = worker.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                out, _ = worker.communicate()
-            if out:
-                print(out.decode(errors="replace")[-3000:])
-        redis.terminate()
-        redis.wait(10)
+    with (redis_and_celery_worker(tmp_path, auth_required=False, detectors=None,
+                                  analysis_memory_mb=cap, max_attempts=3) as settings,
+          TestClient(create_app(settings)) as client):
+        job = client.post("/v1/jobs", files={"file": ("bomb.png", bomb)}).json()
+        done = wait_job(client, job["id"], timeout_s=60)
+        assert done["status"] == "failed" and done["attempts"] == 1, done
+        assert done["error"] == {
+            "code": "too_large", "message": f"analysis exceeded the memory limit ({cap} MiB)"}
+        ok = wait_job(client, client.post(
+            "/v1/jobs", files={"file": ("a.png", small_png)}).json()["id"], timeout_s=60)
+        assert ok["status"] == "succeeded" and ok["attempts"] == 1, ok

@@ -125,6 +125,43 @@ def wait_job(client, job_id: str, headers: dict[str, str] | None = None,  # type
         time.sleep(0.05)
 
 
+def submit_jobs(client, png: bytes, detectors: str, n: int = 1,  # type: ignore[no-untyped-def]
+                headers: dict[str, str] | None = None) -> list[str]:
+    """POST ``n`` copies of ``png`` as one batch to /v1/jobs; the job ids (asserts 202)."""
+    files = [("file", (f"f{i}.png", png)) for i in range(n)]
+    r = client.post("/v1/jobs", files=files, data={"detectors": detectors},
+                    headers=headers or {})
+    assert r.status_code == 202, r.text
+    return [j["id"] for j in r.json()["jobs"]]
+
+
+def assert_jobs_survive_a_restart(settings, db_url: str, png: bytes, n: int,  # type: ignore[no-untyped-def]
+                                  min_in_flight: int) -> None:
+    """Stop the server while ``n`` slow jobs (ANTIFAKE_TEST_SLOW_S set by the caller) are
+    running or queued - at least ``min_in_flight`` of them - then start it again: every job
+    finishes, and the restart does not count as an attempt."""
+    from fastapi.testclient import TestClient
+
+    from antifake.service.api import create_app
+    from antifake.service.store import JobStore
+
+    with TestClient(create_app(settings)) as client:
+        ids = submit_jobs(client, png, "test_slow,c2pa", n=n)
+        deadline = time.monotonic() + 20
+        while client.get(f"/v1/jobs/{ids[0]}").json()["status"] != "succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    # The server is gone with jobs running and queued.
+    store = JobStore(db_url)
+    before = store.queue_counts()
+    store.dispose()
+    assert before["queued"] + before["running"] >= min_in_flight, before
+    with TestClient(create_app(settings)) as client:
+        finals = [wait_job(client, i) for i in ids]
+    assert [j["status"] for j in finals] == ["succeeded"] * n
+    assert all(j["attempts"] == 1 for j in finals)  # a restart is not counted as an attempt
+
+
 def _wait_port(port: int, timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -21,7 +21,7 @@ from antifake.service.api import create_app
 from antifake.service.auth import CreatedKey, create_key
 from antifake.service.store import JobStore, NewJob, ResultRow, utcnow
 from pg_support import pg_cluster, pg_url  # noqa: F401  (fixtures)
-from service_support import make_settings, wait_job
+from service_support import assert_jobs_survive_a_restart, make_settings, submit_jobs, wait_job
 from synth import write_image
 
 
@@ -32,15 +32,6 @@ def png(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 def _h(key: CreatedKey) -> dict[str, str]:
     return {"Authorization": f"Bearer {key.api_key}"}
-
-
-def _submit(client: TestClient, png: bytes, detectors: str, n: int = 1,
-            headers: dict[str, str] | None = None) -> list[str]:
-    files = [("file", (f"f{i}.png", png)) for i in range(n)]
-    r = client.post("/v1/jobs", files=files, data={"detectors": detectors},
-                    headers=headers or {})
-    assert r.status_code == 202, r.text
-    return [j["id"] for j in r.json()["jobs"]]
 
 
 def test_store_really_is_postgresql(pg_url: str) -> None:  # noqa: F811
@@ -60,7 +51,7 @@ def test_api_jobs_isolation_and_quota(tmp_path: Path, png: bytes, pg_url: str) -
     bob = create_key(store, settings, "bob")
     quota = create_key(store, settings, "quota", daily_quota=2)
     with TestClient(app) as client:
-        ids = _submit(client, png, "c2pa,test_heat", n=2, headers=_h(alice))
+        ids = submit_jobs(client, png, "c2pa,test_heat", n=2, headers=_h(alice))
         for job_id in ids:
             job = wait_job(client, job_id, _h(alice))
             assert job["status"] == "succeeded" and job["attempts"] == 1, job
@@ -197,7 +188,7 @@ def test_crashed_attempt_is_retried_by_the_worker(tmp_path: Path, png: bytes,
     settings = make_settings(tmp_path, auth_required=False, database_url=pg_url,
                              max_attempts=2)
     with TestClient(create_app(settings)) as client:
-        flaky = _submit(client, png, "test_flaky")[0]
+        flaky = submit_jobs(client, png, "test_flaky")[0]
         retried = wait_job(client, flaky)  # crashed once, succeeded on the 2nd attempt
         assert retried["status"] == "succeeded" and retried["attempts"] == 2
         assert retried["result"]["detectors"][0]["summary"] == "second try"
@@ -207,18 +198,4 @@ def test_jobs_survive_a_server_restart(tmp_path: Path, png: bytes, pg_url: str, 
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTIFAKE_TEST_SLOW_S", "0.4")
     settings = make_settings(tmp_path, auth_required=False, database_url=pg_url)
-    with TestClient(create_app(settings)) as client:
-        ids = _submit(client, png, "test_slow,c2pa", n=5)
-        deadline = time.monotonic() + 20
-        while client.get(f"/v1/jobs/{ids[0]}").json()["status"] != "succeeded":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    # The server is gone with jobs running and queued.
-    store = JobStore(pg_url)
-    before = store.queue_counts()
-    store.dispose()
-    assert before["queued"] + before["running"] >= 2, before
-    with TestClient(create_app(settings)) as client:
-        finals = [wait_job(client, i) for i in ids]
-    assert [j["status"] for j in finals] == ["succeeded"] * 5
-    assert all(j["attempts"] == 1 for j in finals)  # a restart is not counted as an attempt
+    assert_jobs_survive_a_restart(settings, pg_url, png, n=5, min_in_flight=2)

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from antifake.service.api import create_app
 from antifake.service.store import JobStore, NewJob
-from service_support import make_settings, wait_job
+from service_support import assert_jobs_survive_a_restart, make_settings, submit_jobs, wait_job
 from synth import write_image
 
 
@@ -19,19 +19,12 @@ def png(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return write_image(tmp_path_factory.mktemp("m") / "a.png").read_bytes()
 
 
-def _submit(client: TestClient, png: bytes, detectors: str, n: int = 1) -> list[str]:
-    files = [("file", (f"f{i}.png", png)) for i in range(n)]
-    r = client.post("/v1/jobs", files=files, data={"detectors": detectors})
-    assert r.status_code == 202, r.text
-    return [j["id"] for j in r.json()["jobs"]]
-
-
 def test_crash_hang_and_flaky_jobs_do_not_take_the_server_down(tmp_path: Path, png: bytes) -> None:
     settings = make_settings(tmp_path, auth_required=False, job_timeout_s=1.5, max_attempts=2)
     with TestClient(create_app(settings)) as client:
-        crash, hang, flaky = (_submit(client, png, d)[0]
+        crash, hang, flaky = (submit_jobs(client, png, d)[0]
                               for d in ("test_crash", "test_hang", "test_flaky"))
-        ok = _submit(client, png, "c2pa")[0]
+        ok = submit_jobs(client, png, "c2pa")[0]
 
         crashed = wait_job(client, crash)
         assert crashed["status"] == "failed" and crashed["attempts"] == 2
@@ -58,21 +51,7 @@ def test_crash_hang_and_flaky_jobs_do_not_take_the_server_down(tmp_path: Path, p
 def test_jobs_survive_a_server_restart(tmp_path: Path, png: bytes, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ANTIFAKE_TEST_SLOW_S", "0.4")
     settings = make_settings(tmp_path, auth_required=False)
-    with TestClient(create_app(settings)) as client:
-        ids = _submit(client, png, "test_slow,c2pa", n=6)
-        deadline = time.monotonic() + 20
-        while client.get(f"/v1/jobs/{ids[0]}").json()["status"] != "succeeded":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    # The server is gone with jobs running and queued.
-    store = JobStore(settings.db_url)
-    before = store.queue_counts()
-    store.dispose()
-    assert before["queued"] + before["running"] >= 3, before
-    with TestClient(create_app(settings)) as client:
-        finals = [wait_job(client, i) for i in ids]
-    assert [j["status"] for j in finals] == ["succeeded"] * 6
-    assert all(j["attempts"] == 1 for j in finals)  # a restart is not counted as an attempt
+    assert_jobs_survive_a_restart(settings, settings.db_url, png, n=6, min_in_flight=3)
 
 
 def test_expired_lease_is_reclaimed_then_failed_after_max_attempts(tmp_path: Path) -> None:

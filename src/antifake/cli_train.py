@@ -23,27 +23,64 @@ def _log(msg: str) -> None:
     click.echo(msg, err=True)
 
 
+def _load(data: tuple[Path, ...], media_roots: tuple[Path, ...]) -> list:
+    """Items of every manifest/folder in ``data``, deduplicated; says what is missing."""
+    from antifake.training.data import load_manifests
+
+    loaded = load_manifests(list(data), list(media_roots))
+    items = loaded.items
+    _log(f"{len(items)} files from {len({it.source for it in items})} sources "
+         f"({sum(it.is_ai for it in items)} AI, {sum(not it.is_ai for it in items)} real)"
+         + (f"; {loaded.duplicates} duplicate rows (same sha1) kept once" if loaded.duplicates
+            else ""))
+    if loaded.missing:
+        _log(f"WARNING: {len(loaded.missing)} listed files are not on disk and are left out "
+             f"(first: {loaded.missing[0].path}); materialise them or pass --media-root")
+    if not items:
+        raise click.ClickException("no media files found in " + ", ".join(map(str, data)))
+    for mt in ("image", "video"):
+        sides = {(it.is_ai, it.source) for it in items if it.media_type == mt}
+        n_ai = len({s for a, s in sides if a})
+        n_real = len({s for a, s in sides if not a})
+        if (n_ai or n_real) and min(n_ai, n_real) < 2:
+            _log(f"WARNING: {mt}: {n_ai} AI and {n_real} real sources - leave-one-source-out "
+                 "needs >= 2 of each, or held-out folds lack a class")
+    return items
+
+
+_MEDIA_ROOT = click.option(
+    "--media-root", "media_roots", multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder holding materialised media of the manifests (repeatable), e.g. var/corpus.")
+
+
 @click.command("train")
-@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_MEDIA_ROOT
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder for forensic_image.onnx/.json, calibration.json, oof_scores.tsv.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE,
               show_default=True, help="Feature and laundered-copy cache.")
 @click.option("--family", default="effl0e", show_default=True,
-              help="Feature family: effl0e, mnv2e, mnv2_low, mnv2_last, mnv2_all, mnv2:3,6,..., "
-                   "residual")
+              help="Trace-model feature family: effl0e, mnv2e, mnv2_low, mnv2_last, mnv2_all, "
+                   "mnv2:3,6,..., residual")
 @click.option("--max-frames", default=2, show_default=True, help="Frames per video.")
+@click.option("--workers", default=2, show_default=True,
+              help="Processes filling the feature cache (decode, launder, encode).")
 @click.option("--install", is_flag=True,
               help="Also copy the model and calibration into the installed package.")
-def train_command(data: Path, out_dir: Path, cache_dir: Path, family: str, max_frames: int,
+def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
+                  cache_dir: Path, family: str, max_frames: int, workers: int,
                   install: bool) -> None:
-    """Train the forensic_image model on DATA (manifest.tsv or <label>/<files> folder)."""
-    from antifake.training.data import load_manifest
-    from antifake.training.pipeline import train_and_export
+    """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders)."""
+    from antifake.training.features import precompute_all
+    from antifake.training.pipeline import SEMANTIC_FAMILY, TRAIN_CONDITIONS, train_and_export
 
-    items = load_manifest(data)
-    _log(f"{len(items)} files from {len({it.source for it in items})} sources")
+    items = _load(data, media_roots)
     t0 = time.perf_counter()
+    errors = precompute_all(cache_dir, max_frames, [family, SEMANTIC_FAMILY],
+                            sorted(set(TRAIN_CONDITIONS)), items, workers, log=_log)
+    items = _drop_unreadable(items, errors)
     result = train_and_export(items, out_dir, cache_dir, family, max_frames, log=_log)
     _log(f"done in {time.perf_counter() - t0:.0f} s")
     if install:
@@ -53,6 +90,11 @@ def train_command(data: Path, out_dir: Path, cache_dir: Path, family: str, max_f
         pkg = Path(forensic_image.__file__).parent
         for name in ("forensic_image.onnx", "forensic_image.json"):
             shutil.copy2(out_dir / name, pkg / name)
+        if (out_dir / "semantic_clip.json").exists():
+            from antifake.detectors import semantic_clip
+
+            shutil.copy2(out_dir / "semantic_clip.json",
+                         Path(semantic_clip.__file__).parent / "semantic_clip.json")
         shutil.copy2(out_dir / "calibration.json", Path(antifake.__file__).parent)
         _log(f"installed into {pkg}")
     click.echo(json.dumps({"config": result["config"], "calibration": result["calibration"]},
@@ -60,102 +102,134 @@ def train_command(data: Path, out_dir: Path, cache_dir: Path, family: str, max_f
 
 
 @click.command("evaluate")
-@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_MEDIA_ROOT
 @click.option("--split", type=click.Choice(["leave-one-source-out", "holdout"]),
               default="leave-one-source-out", show_default=True)
-@click.option("--conditions", default="original,masked,laundered,laundered+masked,"
-              "half+masked,crop+masked", show_default=True,
-              help="Comma list; combine steps with + (original laundered half crop masked).")
-@click.option("--family", "families", multiple=True, default=["effl0e"], show_default=True,
-              help="Feature family (repeat to compare families).")
+@click.option("--conditions", default="masked,laundered+masked", show_default=True,
+              help="Comma list; combine steps with + (original laundered half crop masked "
+                   "debias). The last one gets the detailed tables.")
+@click.option("--family", "families", multiple=True, default=["effl0e", "clip_emb"],
+              show_default=True,
+              help="Feature family (repeat to compare); with several, their calibrated "
+                   "fusion (what the engine ships) is evaluated too.")
 @click.option("--train-conditions", default=None,
               help="Comma list of training conditions (default: the shipped recipe).")
-@click.option("--threshold", type=float, default=None,
-              help="Operating threshold on the score (default: the shipped model's).")
 @click.option("--max-frames", default=2, show_default=True)
+@click.option("--workers", default=2, show_default=True,
+              help="Processes filling the feature cache.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE,
               show_default=True)
 @click.option("--markdown", type=click.Path(path_type=Path), default=None,
-              help=f"Write the tables into this file's '{SECTION}' section.")
+              help=f"Write the tables into this file's '{SECTION}' section (nothing is "
+                   "written unless asked).")
 @click.option("--json-out", type=click.Path(path_type=Path), default=None)
-def evaluate_command(data: Path, split: str, conditions: str, families: tuple[str, ...],
-                     train_conditions: str | None, threshold: float | None, max_frames: int,
+def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], split: str,
+                     conditions: str, families: tuple[str, ...],
+                     train_conditions: str | None, max_frames: int, workers: int,
                      cache_dir: Path, markdown: Path | None, json_out: Path | None) -> None:
-    """Evaluate feature families on DATA with source-grouped splits, per label."""
-    from antifake.training.data import load_manifest
-    from antifake.training.features import FeatureExtractor
+    """Evaluate on DATA (manifests or folders) with source-grouped splits.
+
+    Every file gets an out-of-fold score from a model that never saw its source; the
+    operating threshold judging a source is fitted on the other sources' scores only
+    (nested), so the false-positive rates per source and per format group are what a
+    user should expect on sources never seen.
+    """
+    import numpy as np
+
+    from antifake.training.features import FeatureExtractor, precompute_all
     from antifake.training.media_io import parse_conditions
+    from antifake.training.operating import nested_thresholds, rate_rows, rates_markdown
     from antifake.training.pipeline import (
         TRAIN_CONDITIONS,
         attribution_rows,
         fmt,
+        fuse_oof,
         loso_scores,
         metric_rows,
         rows_markdown,
     )
 
-    thresholds: float | dict[str, float]
-    if threshold is None:
-        from antifake.detectors.forensic_image.detector import load_config
-
-        cfg = load_config()
-        thresholds = {k: float(v) for k, v in cfg.get("thresholds", {}).items()} or float(
-            cfg.get("threshold", 0.5))
-    else:
-        thresholds = threshold
     conds = parse_conditions(conditions)
     tconds = parse_conditions(train_conditions) if train_conditions else list(TRAIN_CONDITIONS)
-    items = load_manifest(data)
+    items = _load(data, media_roots)
+    errors = precompute_all(cache_dir, max_frames, list(families),
+                            sorted(set(conds) | set(tconds)), items, workers, log=_log)
+    items = _drop_unreadable(items, errors)
     fx = FeatureExtractor(cache_dir, max_frames=max_frames)
-    out_md = [f"Split: {split} (by source repository); training conditions: "
-              f"{', '.join(tconds)}; operating threshold {_fmt_thr(thresholds)}; "
-              f"{max_frames} frames per video, clip score = mean frame logit.\n"]
-    all_rows: dict[str, list[dict]] = {}
-    summary = ["| family | condition | AUC all AI video | AUC Gen-2 | AUC Gen-1 "
-               "| AUC AI image | TPR@5%FPR video | TPR@thr video | FPR@thr real video "
-               "| FPR@thr real image |", "|---" * 10 + "|"]
-    for n, fam in enumerate(families):
+    n_sources = len({it.source for it in items})
+    out_md = [f"{len(items)} files from {n_sources} source repositories. Split: {split} "
+              f"(by source repository); training conditions: {', '.join(tconds)}; "
+              f"{max_frames} frames per video, clip score = mean frame logit. Thresholds are "
+              "nested: the one judging a source is fitted on the other sources' "
+              "out-of-fold scores (95th percentile of real scores, strictest format "
+              "group), per media type.\n"]
+    summary = ["| model | condition | AUC AI video (sources) | AUC Runway | AUC AI image "
+               "| TPR video | FPR real video | TPR image | FPR real image |",
+               "|---" * 9 + "|"]
+    oofs = {}
+    for fam in families:
         t0 = time.perf_counter()
-        oof = loso_scores(fx, fam, items, conds, tconds, split=split, log=_log)
-        rows = [r for c in conds for r in metric_rows(oof, c, thresholds)]
-        all_rows[fam] = rows
-        click.echo(f"\n### family {fam} ({time.perf_counter() - t0:.0f} s)\n\n"
-                   f"{rows_markdown(rows)}")
+        oofs[fam] = loso_scores(fx, fam, items, conds, tconds, split=split, log=_log,
+                                attribution=(fam == families[0]))
+        _log(f"{fam}: out-of-fold scores in {time.perf_counter() - t0:.0f} s")
+    models = dict(oofs)
+    if len(families) > 1:
+        _fusion, models["fused"] = fuse_oof(oofs, conds)
+    all_rows: dict[str, dict] = {}
+    detail_cond = conds[-1]
+    for name, oof in models.items():
+        all_rows[name] = {}
         for c in conds:
-            g = {r["group"]: r for r in rows if r["condition"] == c}
+            z = oof.logits[c]
+            thr = nested_thresholds(z, oof.items)
+            p_thr = 1.0 / (1.0 + np.exp(-thr))
+            rows = metric_rows(oof, c, p_thr)
+            rates = rate_rows(z, thr, oof.items)
+            all_rows[name][c] = {"rows": rows, "rates": rates}
+            g = {r["group"]: r for r in rows}
 
             def val(key: str, field: str, g: dict = g) -> str:
                 return fmt(g[key][field]) if key in g else "n/a"
 
             vid, img = "all AI video vs real video", "all AI image vs real image"
+            n_vid = (f" ({g[vid]['ai_sources']}+{g[vid]['real_sources']})" if vid in g
+                     else "")
             summary.append(
-                f"| `{fam}` | {c} | {val(vid, 'auc')} | {val('runway_gen2 vs real video', 'auc')}"
-                f" | {val('runway_gen1 vs real video', 'auc')} | {val(img, 'auc')}"
-                f" | {val(vid, 'tpr@5%fpr')} | {val(vid, 'tpr')} | {val(vid, 'fpr')}"
-                f" | {val(img, 'fpr')} |")
-        if n == 0:
-            detail_cond = "laundered+masked" if "laundered+masked" in conds else conds[-1]
-            detail = [r for r in rows if r["condition"] == detail_cond]
-            out_md.append(f"\nPer label, `{fam}`, condition `{detail_cond}`:\n\n"
-                          f"{rows_markdown(detail)}")
-            attr = attribution_rows(oof, detail_cond, 0.5)
-            lines = ["| condition | true family | n | top-1 | reported right "
-                     "| reported right or parent family | reported (unknown below 0.5) |",
-                     "|---|---|---|---|---|---|---|"]
-            lines += [f"| {a['condition']} | {a['family']} | {a['n']} | {a['top1']:.3f} | "
-                      f"{a['reported_right']:.3f} | {a['reported_right_or_parent']:.3f} | "
-                      + ", ".join(f"{k}: {v}" for k, v in a["predicted"].items() if v)
-                      + " |" for a in attr]
-            block = "\n".join(lines) + "\n"
-            click.echo(f"\nattribution ({fam}):\n{block}")
-            out_md.append(f"\nGenerator attribution, `{fam}`, out of fold (AI files only):"
-                          f"\n\n{block}")
-    out_md.insert(1, "\nSummary (leave-one-source-out, out-of-fold scores):\n\n"
-                  + "\n".join(summary) + "\n")
+                f"| `{name}` | {c} | {val(vid, 'auc')}{n_vid} "
+                f"| {val('all Runway vs real video', 'auc')} | {val(img, 'auc')} "
+                f"| {val(vid, 'tpr')} | {val(vid, 'fpr')} | {val(img, 'tpr')} "
+                f"| {val(img, 'fpr')} |")
+        det = all_rows[name][detail_cond]
+        click.echo(f"\n### {name}, condition {detail_cond}\n\n{rows_markdown(det['rows'])}"
+                   f"\n{rates_markdown(det['rates'])}")
+        out_md.append(f"\n### `{name}`, condition `{detail_cond}`\n\nPer label:\n\n"
+                      f"{rows_markdown(det['rows'])}\nFalse-positive rate per format group "
+                      f"and source (nested thresholds):\n\n{rates_markdown(det['rates'])}")
+    first = oofs[families[0]]
+    attr = attribution_rows(first, detail_cond, 0.5)
+    if attr:
+        lines = ["| condition | true family | n | top-1 | reported right "
+                 "| reported right or parent family | reported (unknown below 0.5) |",
+                 "|---|---|---|---|---|---|---|"]
+        lines += [f"| {a['condition']} | {a['family']} | {a['n']} | {a['top1']:.3f} | "
+                  f"{a['reported_right']:.3f} | {a['reported_right_or_parent']:.3f} | "
+                  + ", ".join(f"{k}: {v}" for k, v in a["predicted"].items() if v)
+                  + " |" for a in attr]
+        block = "\n".join(lines) + "\n"
+        click.echo(f"\nattribution ({families[0]}):\n{block}")
+        out_md.append(f"\nGenerator attribution, `{families[0]}`, out of fold (AI files "
+                      f"only):\n\n{block}")
+    table = "\n".join(summary) + "\n"
+    click.echo("\nSummary (out-of-fold scores, nested thresholds):\n\n" + table)
+    out_md.insert(1, "\nSummary (out-of-fold scores, nested thresholds; sources behind the "
+                  "video AUC as AI+real):\n\n" + table)
     if json_out:
         json_out.write_text(json.dumps(all_rows, indent=1, default=float))
     if markdown:
-        cmd = ("antifake evaluate " + str(data) + f" --split {split} --conditions {conditions} "
+        cmd = ("antifake evaluate " + " ".join(map(str, data))
+               + "".join(f" --media-root {r}" for r in media_roots)
+               + f" --split {split} --conditions {conditions} "
                + " ".join(f"--family {f}" for f in families)
                + (f" --train-conditions {train_conditions}" if train_conditions else ""))
         body = (f"Command (repo root, venv active): `{cmd} --markdown {markdown}`\n\n"
@@ -164,6 +238,16 @@ def evaluate_command(data: Path, split: str, conditions: str, families: tuple[st
                 + "".join(out_md))
         write_section(markdown, f"{SECTION} - evaluation", body)
         _log(f"wrote section to {markdown}")
+
+
+def _drop_unreadable(items: list, errors: list[str]) -> list:
+    """Leave out files the feature cache could not decode, saying which."""
+    if not errors:
+        return items
+    for e in errors[:10]:
+        _log(f"WARNING: unreadable, left out: {e}")
+    bad = {e.split(": ", 1)[0] for e in errors}
+    return [it for it in items if str(it.path) not in bad]
 
 
 def _fmt_thr(t: float | dict[str, float]) -> str:

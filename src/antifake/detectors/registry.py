@@ -23,6 +23,7 @@ BUILTIN_DETECTOR_MODULES: list[str] = [
     "antifake.detectors.temporal",
     "antifake.detectors.splicing",
     "antifake.detectors.forensic_image",
+    "antifake.detectors.semantic_clip",
 ]
 
 

@@ -31,11 +31,22 @@ _MODEL_FAMILY = {
     "pika": "pika",
     "sd2": "stable_diffusion",
     "sd": "stable_diffusion",
+    "sd15": "stable_diffusion",
+    "sd3": "stable_diffusion",
+    "sdxl": "stable_diffusion",
+    "sdxl_turbo": "stable_diffusion",
     "svd": "stable_diffusion",
+    "animatelcm_svd": "stable_diffusion",
     "kling": "kling",
     "luma": "luma",
     "sora": "sora",
     "veo": "veo",
+    "flux": "flux",
+    "midjourney": "midjourney",
+    "gpt4o": "dalle",
+    "dalle2": "dalle",
+    "nano_banana": "imagen",
+    "imagenvideo": "imagen",
 }
 
 
@@ -89,22 +100,63 @@ def family_of_label(label: str) -> str:
     return OTHER_AI
 
 
-def load_manifest(path: str | Path) -> list[Item]:
-    """Items of a manifest TSV, or of a ``<label>/<files>`` folder (see module docstring)."""
+def load_manifest(path: str | Path, media_roots: Sequence[str | Path] = ()) -> list[Item]:
+    """Items of a manifest TSV, or of a ``<label>/<files>`` folder (see module docstring).
+
+    A manifest row's ``file`` is looked up next to the manifest first, then under each of
+    ``media_roots`` (where ``materialize.py`` wrote the extra manifests' media); the first
+    folder holding it wins, and the manifest's folder is the default when none does.
+    """
     path = Path(path)
     if path.is_dir():
         manifest = path / "manifest.tsv"
-        return _load_tsv(manifest) if manifest.is_file() else _load_folder(path)
-    return _load_tsv(path)
+        return (_load_tsv(manifest, media_roots) if manifest.is_file()
+                else _load_folder(path))
+    return _load_tsv(path, media_roots)
 
 
-def _load_tsv(path: Path) -> list[Item]:
+@dataclass(frozen=True)
+class Loaded:
+    """Items of several manifests, and what was left out while loading them."""
+
+    items: list[Item]
+    missing: list[Item]  # listed, but the file is nowhere to be found
+    duplicates: int  # rows whose sha1 an earlier row already had
+
+
+def load_manifests(paths: Sequence[str | Path],
+                   media_roots: Sequence[str | Path] = ()) -> Loaded:
+    """Items of every manifest in ``paths``, deduplicated by sha1, present files only.
+
+    Training and evaluation read a list of manifests (the development corpus plus the
+    extra video and image manifests); a file listed twice (same sha1) is kept once, under
+    its first row, so a clip published on two pages never sits on both sides of a split.
+    """
+    seen: set[str] = set()
+    items: list[Item] = []
+    missing: list[Item] = []
+    duplicates = 0
+    for p in paths:
+        for it in load_manifest(p, media_roots):
+            if it.sha1 and it.sha1 in seen:
+                duplicates += 1
+                continue
+            if it.sha1:
+                seen.add(it.sha1)
+            (items if it.path.is_file() else missing).append(it)
+    return Loaded(items, missing, duplicates)
+
+
+def _load_tsv(path: Path, media_roots: Sequence[str | Path] = ()) -> list[Item]:
     items = []
+    roots = [path.parent, *(Path(r) for r in media_roots)]
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
+            rel = row["file"]
+            where = next((r / rel for r in roots if (r / rel).is_file()), path.parent / rel)
             items.append(
                 Item(
-                    path=path.parent / row["file"],
+                    path=where,
                     label=row["label"],
                     source=row.get("source_repo") or row["label"],
                     sha1=row.get("sha1", ""),

@@ -14,6 +14,9 @@
   blocks 2, 4, 7, 10 and 14, features and their squares averaged, same additive per-location
   score. It generalises better than ``mnv2e`` across sources (``docs/benchmarks.md``) and
   is the shipped family since model version effl0e-probe-0.2.
+* ``clip`` - a frozen CLIP ViT-B/16 image encoder (:mod:`antifake.clip_encoder`): the
+  projected embedding and the mean patch token of the whole frame at 224 px (UnivFD's
+  features); ``clip_emb`` / ``clip_tok`` take one of the two.
 * ``residual`` - hand-crafted noise-residual statistics at native resolution: NPR-style
   neighbouring-pixel residuals (Tan et al. CVPR 2024), SRM-like high-pass energies and
   kurtosis, the azimuthal spectrum of the Laplacian residual and its peaks at the
@@ -24,6 +27,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,10 @@ MNV2_TAPS_ALL = (3, 6, 10, 13, 16, 18)
 FAMILY_TAPS = {"mnv2_low": (3, 6, 10, 13), "mnv2_last": (18,), "mnv2_all": MNV2_TAPS_ALL,
                "mnv2_mid": (6, 10, 13, 16)}
 FEATURE_VERSION = "v1"
-BASE_FAMILIES = ("mnv2", "mnv2e", "residual", "effl0e")
+BASE_FAMILIES = ("mnv2", "mnv2e", "residual", "effl0e", "clip")
+# Column slices of the cached ``clip`` features (antifake.clip_encoder.encode): the
+# projected embedding, the mean patch token, or both.
+CLIP_COLUMNS = {"clip": slice(0, 1280), "clip_emb": slice(0, 512), "clip_tok": slice(512, 1280)}
 ENERGY_TAPS = (3, 6, 10, 13)
 
 
@@ -142,9 +149,10 @@ def residual_features(rgb: np.ndarray) -> np.ndarray:
 class FeatureExtractor:
     """Computes and caches per-frame features of items under a condition."""
 
-    def __init__(self, cache_dir: Path, max_frames: int = 2) -> None:
+    def __init__(self, cache_dir: Path, max_frames: int = 2, threads: int = 2) -> None:
         self.cache_dir = cache_dir
         self.max_frames = max_frames
+        self.threads = threads
         self._sessions: dict[str, Any] = {}
 
     def session(self, base: str = "mnv2") -> Any:
@@ -165,7 +173,7 @@ class FeatureExtractor:
                            else ForensicNet(MNV2_TAPS_ALL))
                 _export_pooled(net, path)
             opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 2
+            opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
             self._sessions[base] = ort.InferenceSession(str(path), opts,
                                                         providers=["CPUExecutionProvider"])
@@ -178,26 +186,92 @@ class FeatureExtractor:
 
     def frames_features(self, family: str, condition: str, item: Item) -> np.ndarray:
         """``(n_frames, D)`` features of ``item`` under ``condition``."""
-        base = ("mnv2e" if family.startswith("mnv2e") else "mnv2" if family.startswith("mnv2")
-                else "effl0e" if family.startswith("effl0e") else family)
-        if base not in BASE_FAMILIES:
-            raise ValueError(f"unknown feature family {family!r}")
+        base = base_of(family)
         path = self._path(base, condition, item)
         if not path.exists():
-            # Only the family asked for: computing all of them made retraining ~3x slower.
-            frames = frames_for_condition(item.path, condition, self.cache_dir, self.max_frames)
+            self.precompute((base,), condition, item)
+        feats = np.load(path)
+        if base == "mnv2" and family != "mnv2":
+            feats = feats[:, tap_columns(taps_of(family))]
+        if base == "clip":
+            feats = feats[:, CLIP_COLUMNS[family]]
+        return feats
+
+    def precompute(self, bases: tuple[str, ...], condition: str, item: Item) -> None:
+        """Cache the features of every family in ``bases`` from one decode of ``item``."""
+        todo = [b for b in bases if not self._path(b, condition, item).exists()]
+        if not todo:
+            return
+        frames = frames_for_condition(item.path, condition, self.cache_dir, self.max_frames)
+        for base in todo:
             if base == "residual":
                 fb = np.stack([residual_features(f) for f in frames])
+            elif base == "clip":
+                from antifake import clip_encoder
+
+                fb = clip_encoder.encode(frames, threads=self.threads)
             else:
                 fb = np.concatenate([
                     self.session(base).run(None, {"image": to_array(prepare_rgb(f))})[0]
                     for f in frames])
+            path = self._path(base, condition, item)
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, fb.astype(np.float32))
-        feats = np.load(path)
-        if base == "mnv2" and family != "mnv2":
-            feats = feats[:, tap_columns(taps_of(family))]
-        return feats
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, fb.astype(np.float32))
+            tmp.replace(path)  # atomic: parallel workers never read half a file
+
+
+def base_of(family: str) -> str:
+    """The cached base family a (variant) family name reads from."""
+    base = ("mnv2e" if family.startswith("mnv2e") else "mnv2" if family.startswith("mnv2")
+            else "effl0e" if family.startswith("effl0e")
+            else "clip" if family in CLIP_COLUMNS else family)
+    if base not in BASE_FAMILIES:
+        raise ValueError(f"unknown feature family {family!r}")
+    return base
+
+
+def _precompute_one(args: tuple[Path, int, tuple[str, ...], str, Item]) -> str | None:
+    cache_dir, max_frames, bases, condition, item = args
+    fx = _WORKER_FX.get((cache_dir, max_frames))
+    if fx is None:
+        fx = _WORKER_FX[(cache_dir, max_frames)] = FeatureExtractor(cache_dir, max_frames,
+                                                                     threads=1)
+    try:
+        fx.precompute(bases, condition, item)
+    except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the cache
+        return f"{item.path}: {type(exc).__name__}: {exc}"
+    return None
+
+
+_WORKER_FX: dict[tuple[Path, int], FeatureExtractor] = {}
+
+
+def precompute_all(cache_dir: Path, max_frames: int, families: Sequence[str],
+                   conditions: Sequence[str], items: Sequence[Item], workers: int = 2,
+                   log: Callable[[str], None] | None = None) -> list[str]:
+    """Fill the feature cache for every item x condition in ``workers`` processes.
+
+    Returns the errors (one line per file that could not be decoded).
+    """
+    import multiprocessing as mp
+
+    bases = tuple(dict.fromkeys(base_of(f) for f in families))
+    for base in bases:  # export the backbone ONNX once here, not racing in the workers
+        if base not in ("residual", "clip"):
+            FeatureExtractor(cache_dir, max_frames).session(base)
+    jobs = [(cache_dir, max_frames, bases, c, it) for c in conditions for it in items]
+    errors: list[str] = []
+    done = 0
+    ctx = mp.get_context("spawn")  # onnxruntime sessions do not survive fork
+    with ctx.Pool(max(1, workers)) as pool:
+        for err in pool.imap_unordered(_precompute_one, jobs, chunksize=4):
+            done += 1
+            if err:
+                errors.append(err)
+            if log and done % 200 == 0:
+                log(f"features: {done}/{len(jobs)} ({len(errors)} errors)")
+    return errors
 
 
 def taps_of(family: str) -> tuple[int, ...]:

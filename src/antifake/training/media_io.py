@@ -9,7 +9,12 @@ Conditions (combine with ``+``, applied left to right, e.g. ``laundered+masked``
 * ``half`` - resized to half width and height (area filter);
 * ``crop`` - a random crop of 60-90 % of each side (seeded by the file, reproducible);
 * ``masked`` - the bottom-right corner where Runway puts its logo filled with grey
-  (:data:`LOGO_BOX`), for every file whatever its label, so the mask itself says nothing.
+  (:data:`LOGO_BOX`), for every file whatever its label, so the mask itself says nothing;
+* ``debias`` - one randomised transcoding chain per file (seeded by the file, so
+  reproducible), applied to real and AI files alike so that container, codec, size and
+  palette cannot separate the classes: a downscale to a short side of 128-720 px, sometimes
+  a crop, then one of GIF palette (32-256 colours, dithered or not), H.264 CRF 18-35,
+  VP9, JPEG q 50-95, WebP q 50-95, or nothing (lossless). See :func:`debias_frame`.
 
 Laundered copies are cached under the cache dir (``var/`` of the repository by default).
 """
@@ -17,9 +22,13 @@ Laundered copies are cached under the cache dir (``var/`` of the repository by d
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import io
+import itertools
+import os
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -27,12 +36,16 @@ from PIL import Image
 
 from antifake.training.data import IMAGE_SUFFIXES
 
-CONDITIONS = ("original", "laundered", "half", "crop", "masked")
+CONDITIONS = ("original", "laundered", "half", "crop", "masked", "debias")
 # Fraction of (width, height) covered by the logo mask, measured on Runway Gen-2 output
 # (the logo sits in about the last 9 % x 14 %); a margin is added.
 LOGO_BOX = (0.16, 0.20)
 LAUNDER_CRF = 28
 LAUNDER_SHORT_SIDE = 720
+# Laundering re-encodes at most this many frames from the start: long real clips would
+# otherwise dominate the cost, and training reads only a few frames per clip.
+LAUNDER_MAX_FRAMES = 96
+DEBIAS_CODECS = ("gif", "h264", "vp9", "jpeg", "webp", "none")
 
 
 def parse_conditions(spec: str | Sequence[str]) -> list[str]:
@@ -83,34 +96,41 @@ def launder_file(path: Path, cache_dir: Path) -> Path:
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.mp4")
+    tmp = out.with_suffix(f".{os.getpid()}.tmp.mp4")  # parallel workers never collide
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        frames_iter: list[np.ndarray] = decode_frames(path, 1)
-        rate = Fraction(1)
+        _encode_h264(iter(decode_frames(path, 1)), Fraction(1), tmp)
     else:
-        frames_iter = []
         with av.open(str(path)) as src:
             s = src.streams.video[0]
             rate = Fraction(s.average_rate or s.guessed_rate or 25).limit_denominator(1001)
             if rate <= 0 or rate > 60:
                 rate = Fraction(25)
-            frames_iter = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
-    h, w = frames_iter[0].shape[:2]
+            frames = (f.to_ndarray(format="rgb24") for f in src.decode(video=0))
+            # Streamed frame by frame: a long 1080p clip never sits in memory whole.
+            _encode_h264(itertools.islice(frames, LAUNDER_MAX_FRAMES), rate, tmp)
+    tmp.rename(out)
+    return out
+
+
+def _encode_h264(frames: Iterator[np.ndarray], rate: Fraction, out: Path) -> None:
+    """Write ``frames`` as H.264 CRF :data:`LAUNDER_CRF`, short side <= 720, to ``out``."""
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"{out}: no frames to launder")
+    h, w = first.shape[:2]
     scale = min(1.0, LAUNDER_SHORT_SIDE / min(h, w))
     ow, oh = _even(w * scale), _even(h * scale)
-    with av.open(str(tmp), mode="w", format="mp4") as dst:
+    with av.open(str(out), mode="w", format="mp4") as dst:
         stream = dst.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = ow, oh, "yuv420p"
         stream.options = {"crf": str(LAUNDER_CRF), "preset": "veryfast"}
-        for arr in frames_iter:
+        for arr in itertools.chain([first], frames):
             if arr.shape[:2] != (oh, ow):
                 arr = np.asarray(Image.fromarray(arr).resize((ow, oh), Image.Resampling.BILINEAR))
             for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
                 dst.mux(packet)
         for packet in stream.encode():
             dst.mux(packet)
-    tmp.rename(out)
-    return out
 
 
 def mask_logo(rgb: np.ndarray) -> np.ndarray:
@@ -127,12 +147,74 @@ def half_size(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(img)
 
 
-def random_crop(rgb: np.ndarray, seed: int) -> np.ndarray:
+def random_crop(rgb: np.ndarray, seed: int, low: float = 0.6) -> np.ndarray:
     rng = np.random.default_rng(seed)
     h, w = rgb.shape[:2]
-    ch, cw = int(h * rng.uniform(0.6, 0.9)), int(w * rng.uniform(0.6, 0.9))
+    ch = max(1, int(h * rng.uniform(low, 0.9)))
+    cw = max(1, int(w * rng.uniform(low, 0.9)))
     y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     return rgb[y : y + ch, x : x + cw].copy()
+
+
+def _codec_roundtrip(rgb: np.ndarray, encoder: str, decoder: str,
+                     options: dict[str, str]) -> np.ndarray:
+    """Encode one frame as an intra picture with ``encoder`` and decode it back."""
+    h, w = rgb.shape[:2]
+    rgb = rgb[: h // 2 * 2, : w // 2 * 2]
+    # Typed loosely: PyAV's stubs give the generic CodecContext, without the video fields.
+    enc: Any = av.CodecContext.create(encoder, "w")
+    enc.width, enc.height, enc.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p"
+    enc.time_base = Fraction(1, 25)
+    enc.options = options
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    frame.pts = 0
+    packets = list(enc.encode(frame)) + list(enc.encode(None))
+    dec: Any = av.CodecContext.create(decoder, "r")
+    out: list[np.ndarray] = []
+    for packet in packets:
+        out += [f.to_ndarray(format="rgb24") for f in dec.decode(packet)]
+    out += [f.to_ndarray(format="rgb24") for f in dec.decode(None)]
+    if not out:
+        raise ValueError(f"{encoder} round trip produced no frame")
+    return out[0]
+
+
+def debias_frame(rgb: np.ndarray, seed: int, codec: str | None = None) -> np.ndarray:
+    """One draw of the format-debiasing chain (see module docstring), seeded by ``seed``.
+
+    ``codec`` forces one of :data:`DEBIAS_CODECS` (tests); otherwise it is drawn.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = rgb.shape[:2]
+    short = int(rng.integers(128, 721))
+    if min(h, w) > short:
+        scale = short / min(h, w)
+        rgb = np.asarray(Image.fromarray(rgb).resize(
+            (max(2, round(w * scale)), max(2, round(h * scale))),
+            [Image.Resampling.BOX, Image.Resampling.BILINEAR,
+             Image.Resampling.BICUBIC][int(rng.integers(3))]))
+    if rng.random() < 0.3:
+        rgb = random_crop(rgb, int(rng.integers(1 << 31)), low=0.7)
+    codec = codec or str(rng.choice(DEBIAS_CODECS))
+    img = Image.fromarray(rgb)
+    if codec == "gif":
+        colours = int(rng.choice([32, 64, 128, 256]))
+        dither = Image.Dither.FLOYDSTEINBERG if rng.random() < 0.5 else Image.Dither.NONE
+        return np.asarray(img.quantize(colours, dither=dither).convert("RGB"))
+    if codec in ("jpeg", "webp"):
+        buf = io.BytesIO()
+        img.save(buf, format=codec.upper(), quality=int(rng.integers(50, 96)))
+        buf.seek(0)
+        with Image.open(buf) as im:
+            return np.asarray(im.convert("RGB"))
+    if codec == "h264":
+        return _codec_roundtrip(rgb, "libx264", "h264",
+                                {"crf": str(int(rng.integers(18, 36))), "preset": "veryfast"})
+    if codec == "vp9":
+        return _codec_roundtrip(rgb, "libvpx-vp9", "vp9",
+                                {"crf": str(int(rng.integers(20, 51))), "b": "0",
+                                 "deadline": "realtime", "cpu-used": "8"})
+    return rgb
 
 
 def frames_for_condition(
@@ -152,5 +234,7 @@ def frames_for_condition(
                 rgb = random_crop(rgb, seed)  # one crop per clip
             elif step == "masked":
                 rgb = mask_logo(rgb)
+            elif step == "debias":
+                rgb = debias_frame(rgb, seed)  # one chain per file: every frame alike
         out.append(rgb)
     return out

@@ -17,27 +17,33 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from antifake.generators import OTHER_AI, PARENT_FAMILIES, UNKNOWN, resolve_family
 from antifake.training.data import Item, Split, holdout_split, leave_one_source_out
 from antifake.training.features import FAMILY_TAPS, FeatureExtractor
-from antifake.training.metrics import rates_at_threshold, roc_auc, tpr_at_fpr
+from antifake.training.metrics import roc_auc, tpr_at_fpr
 from antifake.training.probe import LinearProbe, balanced_weights, fit_probe
 
 DEFAULT_FAMILY = "effl0e"
-# Every training frame has the logo corner masked; laundered/half/cropped copies teach
-# robustness to re-encoding and resizing (measured in docs/benchmarks.md).
-TRAIN_CONDITIONS = ("masked", "laundered+masked", "half+masked", "crop+masked")
+# The second shipped model: a probe on frozen CLIP embeddings (detector semantic_clip).
+SEMANTIC_FAMILY = "clip_emb"
+SEMANTIC_VERSION = "clip-emb-probe-0.1"
+# Every training frame has the logo corner masked. ``debias`` puts real and AI files
+# alike through one random transcoding chain (GIF palette, downscale, H.264/VP9, JPEG,
+# WebP, crop) so that format cannot separate the classes; laundered copies (H.264 CRF 28,
+# <= 720p) are how media reach a moderation queue (docs/benchmarks.md).
+TRAIN_CONDITIONS = ("masked", "debias+masked", "laundered+masked")
 CALIBRATION_CONDITIONS = ("masked", "laundered+masked")
-MODEL_VERSION = "effl0e-probe-0.2"
+MODEL_VERSION = "effl0e-probe-0.3"
 EVAL_CONDITIONS = ("original", "masked", "laundered", "laundered+masked", "half+masked",
                    "crop+masked")
 MIN_SOURCES_FOR_CLASS = 2  # a generator family is an attribution class only with >= 2 sources
 # The probe's L2 weight per feature family (chosen leave one source out, docs/benchmarks.md:
 # the EfficientNet features need much stronger shrinkage); ``set_l2`` overrides for all.
-FAMILY_L2 = {"effl0e": 3.0}
+FAMILY_L2 = {"effl0e": 3.0, "clip_emb": 0.3, "clip": 1.0, "clip_tok": 1.0}
 DEFAULT_L2 = 0.1
 # The attribution head's L2 (default: 10x the binary probe's). For effl0e 30 flattened every
 # family probability below the 0.5 "unknown" cut; 1.0 was the best of 30/3/1/0.3 out of fold.
@@ -92,7 +98,7 @@ def attribution_classes(items: Sequence[Item]) -> list[str]:
 
 def fit_model(fx: FeatureExtractor, family: str, items: Sequence[Item],
               conditions: Sequence[str] = TRAIN_CONDITIONS, l2: float | None = None,
-              classes: list[str] | None = None) -> FittedModel:
+              classes: list[str] | None = None, attribution: bool = True) -> FittedModel:
     """Fit the binary and attribution probes on frame features of ``items``."""
     rows, ys, groups, srcs, fams = [], [], [], [], []
     for cond in conditions:
@@ -111,15 +117,15 @@ def fit_model(fx: FeatureExtractor, family: str, items: Sequence[Item],
     l2 = l2_for(family) if l2 is None else l2
     binary = fit_probe(x, y, w, 2, l2)
     classes = classes or attribution_classes(items)
-    attribution = None
+    head = None
     ai = y == 1
-    if len(classes) > 1:
+    if attribution and len(classes) > 1:
         fam_a = np.asarray([f if f in classes else OTHER_AI for f in fams])
         idx = np.asarray([classes.index(f) for f in fam_a[ai]])
         wa = balanced_weights(list(fam_a[ai]), list(np.asarray(srcs)[ai]))
-        attribution = fit_probe(x[ai], idx, wa, len(classes),
-                                FAMILY_ATTRIBUTION_L2.get(family, l2 * 10))
-    return FittedModel(family, binary, attribution, classes)
+        head = fit_probe(x[ai], idx, wa, len(classes),
+                         FAMILY_ATTRIBUTION_L2.get(family, l2 * 10))
+    return FittedModel(family, binary, head, classes if head is not None else [])
 
 
 @dataclass
@@ -144,7 +150,8 @@ def split_iter(items: Sequence[Item], split: str) -> list[Split]:
 def loso_scores(fx: FeatureExtractor, family: str, items: Sequence[Item],
                 eval_conditions: Sequence[str] = EVAL_CONDITIONS,
                 train_conditions: Sequence[str] = TRAIN_CONDITIONS, split: str =
-                "leave-one-source-out", log: Log | None = None) -> OOFScores:
+                "leave-one-source-out", log: Log | None = None,
+                attribution: bool = True) -> OOFScores:
     """Out-of-fold scores for every file (see module docstring)."""
     items = list(items)
     classes = attribution_classes(items)
@@ -157,14 +164,16 @@ def loso_scores(fx: FeatureExtractor, family: str, items: Sequence[Item],
             if log:
                 log(f"fold {sp.name}: skipped, training side lacks a class")
             continue
-        model = fit_model(fx, family, sp.train, train_conditions, classes=classes)
+        model = fit_model(fx, family, sp.train, train_conditions, classes=classes,
+                          attribution=attribution)
         for it in sp.test:
             i = index[id(it)]
             folds[i] = sp.name
             for c in eval_conditions:
                 f = fx.frames_features(family, c, it)
                 logits[c][i] = model.clip_logit(f)
-                probs[c][i] = model.family_probs(f)
+                if model.attribution is not None:
+                    probs[c][i] = model.family_probs(f)
         if log:
             log(f"fold {sp.name}: trained on {len(sp.train)}, scored {len(sp.test)}")
     return OOFScores(items, logits, probs, classes, folds)
@@ -174,32 +183,41 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def metric_rows(oof: OOFScores, condition: str, threshold: float | dict[str, float],
+def metric_rows(oof: OOFScores, condition: str,
+                threshold: float | dict[str, float] | np.ndarray,
                 calibrate: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict]:
     """Per-label and pooled metrics for ``condition``; probabilities via ``calibrate``.
 
-    ``threshold`` is one value or one per media type (``image`` / ``video``).
+    ``threshold`` (on the probability) is one value, one per media type (``image`` /
+    ``video``), or one per file (nested thresholds, aligned with ``oof.items``).
     """
     finite = np.isfinite(oof.logits[condition])
     z = oof.logits[condition][finite]
     p = calibrate(z) if calibrate else _sigmoid(z)
     items = [it for it, ok in zip(oof.items, finite, strict=True) if ok]
+    if isinstance(threshold, np.ndarray):
+        thr = threshold[finite]
+    else:
+        thr = np.asarray([threshold.get(it.media_type, max(threshold.values()))
+                          if isinstance(threshold, dict) else threshold for it in items])
+    flagged = p > thr
     rows = []
 
-    def add(name: str, pos: np.ndarray, neg: np.ndarray, media_type: str) -> None:
+    def add(name: str, pos: np.ndarray, neg: np.ndarray) -> None:
         sel = pos | neg
         if not pos.any() or not neg.any():
             return
         y = pos[sel].astype(int)
         s = p[sel]
-        thr = threshold.get(media_type, max(threshold.values())) if isinstance(
-            threshold, dict) else threshold
-        r = rates_at_threshold(y, s, thr)
         rows.append({
             "condition": condition, "group": name, "n_ai": int(pos.sum()),
-            "n_real": int(neg.sum()), "auc": roc_auc(y, s),
+            "n_real": int(neg.sum()),
+            "ai_sources": len({it.source for it, m in zip(items, pos, strict=True) if m}),
+            "real_sources": len({it.source for it, m in zip(items, neg, strict=True) if m}),
+            "auc": roc_auc(y, s),
             "tpr@1%fpr": tpr_at_fpr(y, s, 0.01), "tpr@5%fpr": tpr_at_fpr(y, s, 0.05),
-            "accuracy": r["accuracy"], "tpr": r["tpr"], "fpr": r["fpr"],
+            "accuracy": float(np.mean(flagged[sel] == pos[sel])),
+            "tpr": float(flagged[pos].mean()), "fpr": float(flagged[neg].mean()),
         })
 
     labels = np.asarray([it.label for it in items])
@@ -207,9 +225,12 @@ def metric_rows(oof: OOFScores, condition: str, threshold: float | dict[str, flo
     ai = np.asarray([it.is_ai for it in items])
     for mt in ("video", "image"):
         real = (~ai) & (mtype == mt)
-        add(f"all AI {mt} vs real {mt}", ai & (mtype == mt), real, mt)
+        add(f"all AI {mt} vs real {mt}", ai & (mtype == mt), real)
+        if mt == "video":
+            add("all Runway vs real video", ai & np.char.startswith(labels.astype(str),
+                                                                     "runway"), real)
         for lab in sorted(set(labels[ai & (mtype == mt)])):
-            add(f"{lab} vs real {mt}", labels == lab, real, mt)
+            add(f"{lab} vs real {mt}", labels == lab, real)
     return rows
 
 
@@ -243,10 +264,11 @@ def fmt(v: float) -> str:
 
 
 def rows_markdown(rows: list[dict]) -> str:
-    head = ("| condition | group | n AI | n real | AUC | TPR@1%FPR | TPR@5%FPR | acc@thr "
-            "| TPR@thr | FPR@thr |\n|---|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| condition | group | n AI (sources) | n real (sources) | AUC | TPR@1%FPR "
+            "| TPR@5%FPR | acc@thr | TPR@thr | FPR@thr |\n" + "|---" * 10 + "|\n")
     return head + "".join(
-        f"| {r['condition']} | {r['group']} | {r['n_ai']} | {r['n_real']} | {fmt(r['auc'])} "
+        f"| {r['condition']} | {r['group']} | {r['n_ai']} ({r.get('ai_sources', '?')}) "
+        f"| {r['n_real']} ({r.get('real_sources', '?')}) | {fmt(r['auc'])} "
         f"| {fmt(r['tpr@1%fpr'])} | {fmt(r['tpr@5%fpr'])} | {fmt(r['accuracy'])} "
         f"| {fmt(r['tpr'])} | {fmt(r['fpr'])} |\n" for r in rows)
 
@@ -256,16 +278,66 @@ def save_json(path: Path, obj: object) -> None:
     path.write_text(json.dumps(obj, indent=1, default=float) + "\n")
 
 
-def oof_table(oof: OOFScores, conditions: Sequence[str]) -> list[dict]:
-    """Rows for ``oof_scores.tsv``: one per file and condition, score in ``forensic_image``."""
+def oof_table(oofs: dict[str, OOFScores], conditions: Sequence[str]) -> list[dict]:
+    """Rows for ``oof_scores.tsv``: one per file and condition, one score column per
+    detector (``forensic_image``, ``semantic_clip``) holding its out-of-fold probability."""
     rows = []
+    first = next(iter(oofs.values()))
     for c in conditions:
-        for it, z in zip(oof.items, oof.logits[c], strict=True):
-            if np.isfinite(z):
+        for i, it in enumerate(first.items):
+            scores = {det: float(_sigmoid(np.asarray(o.logits[c][i])))
+                      for det, o in oofs.items()}
+            if all(np.isfinite(v) for v in scores.values()):
                 rows.append({"file": str(it.path), "label": it.label, "source": it.source,
                              "condition": c, "group": it.media_type, "is_ai": int(it.is_ai),
-                             "forensic_image": float(_sigmoid(np.asarray(z)))})
+                             **scores})
     return rows
+
+
+def fuse_oof(oofs: dict[str, OOFScores], conditions: Sequence[str]) -> tuple[Any, OOFScores]:
+    """Fit the calibrated fusion on the detectors' out-of-fold scores; return it and the
+    fused log-odds as an :class:`OOFScores` (so the same tables can be printed for it).
+
+    The fusion has one weight per detector and an intercept, fitted on every source's
+    out-of-fold scores; its thresholds are then set per media type by
+    :func:`antifake.training.operating.operating_threshold` (strictest format group and
+    condition), the same rule the nested evaluation applies without the judged source.
+    """
+    from antifake.calibration import fit_calibrated_fusion
+    from antifake.training.operating import operating_threshold
+
+    table = oof_table(oofs, conditions)
+    if not table:
+        raise ValueError("no out-of-fold scores: need >= 2 sources with both classes")
+    fusion = fit_calibrated_fusion(
+        [{d: r[d] for d in oofs} for r in table], [r["is_ai"] for r in table],
+        groups=[r["group"] for r in table], strata=[r["condition"] for r in table])
+    first = next(iter(oofs.values()))
+    fused = {c: np.asarray([fusion.log_odds({d: float(_sigmoid(np.asarray(o.logits[c][i])))
+                                             for d, o in oofs.items()})
+                            if all(np.isfinite(o.logits[c][i]) for o in oofs.values())
+                            else np.nan for i in range(len(first.items))])
+             for c in conditions}
+    thresholds: dict[str, float] = {}
+    for mt in ("image", "video"):
+        idx = [i for i, it in enumerate(first.items) if it.media_type == mt]
+        if not idx:
+            continue
+        sub = [first.items[i] for i in idx]
+        thresholds[mt] = float(_sigmoid(np.asarray(max(
+            operating_threshold(fused[c][idx], sub) for c in conditions))))
+    fusion.ai_thresholds = thresholds
+    fusion.ai_threshold = max(thresholds.values())
+    # "authentic" stays below the AI line of its media type.
+    fusion.authentic_thresholds = {k: min(v, thresholds.get(k, v))
+                                   for k, v in fusion.authentic_thresholds.items()}
+    fusion.meta.update({"fitted_on": "leave-one-source-out scores of "
+                        + " and ".join(oofs), "conditions": list(conditions),
+                        "threshold_rule": "95th percentile of real scores, strictest of "
+                        "all real files and every format group with >= 20 real files "
+                        "from >= 3 sources, within every condition"})
+    return fusion, OOFScores(first.items, fused, first.family_probs, first.classes,
+                             first.folds)
 
 
 def write_tsv(path: Path, rows: list[dict]) -> None:
@@ -280,16 +352,19 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
                      family: str = DEFAULT_FAMILY, max_frames: int = 2,
                      train_conditions: Sequence[str] = TRAIN_CONDITIONS,
                      calibration_conditions: Sequence[str] = CALIBRATION_CONDITIONS,
-                     unknown_below: float = 0.5, log: Log | None = None) -> dict:
-    """Fit on ``items``, export ONNX + config + calibrated fusion into ``out_dir``.
+                     unknown_below: float = 0.5, log: Log | None = None,
+                     semantic_family: str | None = SEMANTIC_FAMILY) -> dict:
+    """Fit on ``items``, export both models + the calibrated fusion into ``out_dir``.
 
-    Writes ``forensic_image.onnx``, ``forensic_image.json`` (classes, thresholds, version),
-    ``calibration.json`` (:class:`antifake.calibration.CalibratedFusion` fitted on
-    leave-one-source-out scores) and ``oof_scores.tsv`` (those scores, for refits).
+    Writes ``forensic_image.onnx`` / ``forensic_image.json`` (trace model: classes,
+    thresholds, version), ``semantic_clip.json`` (CLIP probe; skipped when
+    ``semantic_family`` is None), ``calibration.json``
+    (:class:`antifake.calibration.CalibratedFusion` fitted on leave-one-source-out scores)
+    and ``oof_scores.tsv`` (those scores, for refits).
     """
     import onnxruntime as ort
 
-    from antifake.calibration import fit_calibrated_fusion, thresholds_by_group
+    from antifake.calibration import thresholds_by_group
     from antifake.detectors.forensic_image.preprocess import MAX_SIDE, prepare_rgb, to_array
     from antifake.training.backbone import ForensicNet, export_onnx
     from antifake.training.backbone_effl0 import EffLite0ForensicNet
@@ -299,26 +374,29 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
     items = list(items)
     out_dir.mkdir(parents=True, exist_ok=True)
     fx = FeatureExtractor(cache_dir, max_frames=max_frames)
-    oof = loso_scores(fx, family, items, calibration_conditions, train_conditions, log=log)
-    table = oof_table(oof, calibration_conditions)
+    oofs = {"forensic_image": loso_scores(fx, family, items, calibration_conditions,
+                                          train_conditions, log=log)}
+    if semantic_family:
+        oofs["semantic_clip"] = loso_scores(fx, semantic_family, items,
+                                            calibration_conditions, train_conditions,
+                                            log=log, attribution=False)
+    oof = oofs["forensic_image"]
+    table = oof_table(oofs, calibration_conditions)
     if not table:
         raise ValueError("no out-of-fold scores: need >= 2 sources with both classes")
     write_tsv(out_dir / "oof_scores.tsv", table)
-    fusion = fit_calibrated_fusion(
-        [{"forensic_image": r["forensic_image"]} for r in table],
-        [r["is_ai"] for r in table], groups=[r["group"] for r in table],
-        strata=[r["condition"] for r in table])
-    fusion.meta.update({"fitted_on": "leave-one-source-out scores of forensic_image",
-                        "conditions": list(calibration_conditions)})
+    fusion, _fused = fuse_oof(oofs, calibration_conditions)
     fusion.save(out_dir / "calibration.json")
-    # The detector's own operating threshold: <= 5 % FPR on real files of every media type,
-    # within every calibration condition (the strictest condition decides).
-    thresholds = thresholds_by_group(
-        np.asarray([r["forensic_image"] for r in table]),
-        np.asarray([r["is_ai"] for r in table]), np.asarray([r["group"] for r in table]),
-        [r["condition"] for r in table], 0.05)
-    threshold = max(thresholds.values())
 
+    def own_thresholds(det: str) -> dict[str, float]:
+        # Each detector's own line (for its evidence text): <= 5 % FPR on real files of
+        # every media type within every calibration condition.
+        return thresholds_by_group(
+            np.asarray([r[det] for r in table]), np.asarray([r["is_ai"] for r in table]),
+            np.asarray([r["group"] for r in table]), [r["condition"] for r in table], 0.05)
+
+    thresholds = own_thresholds("forensic_image")
+    threshold = max(thresholds.values())
     model = fit_model(fx, family, items, train_conditions, classes=oof.classes)
     taps = taps_of(family)
     wb, bb = model.binary.raw_weights()
@@ -343,23 +421,38 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
     probe_logit = model.clip_logit(fx.frames_features(family, "masked", items[0])[:1])
     if abs(onnx_logit - probe_logit) > 1e-2 * max(1.0, abs(probe_logit)):
         raise RuntimeError(f"ONNX/probe mismatch: {onnx_logit} vs {probe_logit}")
-    config = {
-        "version": MODEL_VERSION, "family": family, "taps": list(taps), "max_side": MAX_SIDE,
-        "l2": l2_for(family),
-        "classes": oof.classes if model.attribution is not None else [],
-        "unknown_below": unknown_below, "threshold": threshold, "thresholds": thresholds,
+    facts = {
         "train_conditions": list(train_conditions), "max_frames_per_video": max_frames,
         "n_files": len(items), "n_sources": len({it.source for it in items}),
         "labels": {lab: sum(1 for it in items if it.label == lab)
                    for lab in sorted({it.label for it in items})},
     }
+    config = {
+        "version": MODEL_VERSION, "family": family, "taps": list(taps), "max_side": MAX_SIDE,
+        "l2": l2_for(family),
+        "classes": oof.classes if model.attribution is not None else [],
+        "unknown_below": unknown_below, "threshold": threshold, "thresholds": thresholds,
+        **facts,
+    }
     save_json(out_dir / "forensic_image.json", config)
+    if semantic_family:
+        sem = fit_model(fx, semantic_family, items, train_conditions, attribution=False)
+        ws, bs = sem.binary.raw_weights()
+        from antifake.training.features import CLIP_COLUMNS
+
+        cols = CLIP_COLUMNS[semantic_family]
+        save_json(out_dir / "semantic_clip.json", {
+            "version": SEMANTIC_VERSION, "family": semantic_family,
+            "columns": [cols.start, cols.stop], "l2": l2_for(semantic_family),
+            "weights": [round(float(v), 7) for v in ws[0]], "bias": float(bs[0]),
+            "thresholds": own_thresholds("semantic_clip"), **facts})
     if log:
         log(f"exported {onnx_path} ({onnx_path.stat().st_size // 1024} KiB), "
             f"threshold {threshold:.3f}, calibration {fusion.to_dict()}")
-    return {"config": config, "calibration": fusion.to_dict(), "oof": oof}
+    return {"config": config, "calibration": fusion.to_dict(), "oof": oof, "oofs": oofs}
 
 
 __all__ = ["DEFAULT_FAMILY", "EVAL_CONDITIONS", "FAMILY_TAPS", "FittedModel", "OOFScores",
-           "TRAIN_CONDITIONS", "attribution_rows", "fit_model", "loso_scores", "metric_rows",
+           "SEMANTIC_FAMILY", "TRAIN_CONDITIONS", "attribution_rows", "fit_model", "fuse_oof",
+           "loso_scores", "metric_rows",
            "rows_markdown"]

@@ -1,0 +1,64 @@
+"""Format groups of media files, for false-positive rates per format.
+
+A detector that learned "GIF means AI" or "small means AI" flags every real GIF or
+thumbnail; the benchmark therefore reports the real-media false-positive rate per group of
+the *original* file (before any laundering): its container (GIF, JPEG, PNG, WebP, other
+video) and its resolution band (short side <= 256 px, <= 480, <= 719, >= 720).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import av
+from PIL import Image
+
+CONTAINER_GROUPS = {".gif": "GIF", ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG",
+                    ".webp": "WebP"}
+RESOLUTION_BANDS = ((256, "<=256 px"), (480, "257-480 px"), (719, "481-719 px"))
+TOP_BAND = ">=720 px"
+GROUP_ORDER = ("GIF", "JPEG", "PNG", "WebP", "other image", "video file", "<=256 px",
+               "257-480 px", "481-719 px", TOP_BAND)
+
+
+def container_group(path: Path, media_type: str) -> str:
+    """``GIF`` / ``JPEG`` / ``PNG`` / ``WebP``, else ``video file`` or ``other image``."""
+    group = CONTAINER_GROUPS.get(path.suffix.lower())
+    if group:
+        return group
+    return "video file" if media_type == "video" else "other image"
+
+
+@lru_cache(maxsize=8192)
+def short_side(path: Path) -> int | None:
+    """The short side of the file's first picture, from its header (None if unreadable)."""
+    try:
+        with Image.open(path) as im:
+            return min(im.size)
+    except Exception:  # noqa: BLE001 - not a still image: ask the video demuxer
+        pass
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            return min(s.codec_context.width, s.codec_context.height) or None
+    except Exception:  # noqa: BLE001 - unreadable: no resolution group
+        return None
+
+
+def resolution_band(side: int | None) -> str | None:
+    if side is None:
+        return None
+    for limit, name in RESOLUTION_BANDS:
+        if side <= limit:
+            return name
+    return TOP_BAND
+
+
+def format_groups(path: Path, media_type: str) -> list[str]:
+    """Every format group ``path`` belongs to (one container group, one resolution band)."""
+    groups = [container_group(path, media_type)]
+    band = resolution_band(short_side(path))
+    if band:
+        groups.append(band)
+    return groups

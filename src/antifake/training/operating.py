@@ -1,0 +1,134 @@
+"""Operating thresholds that hold per source and per format group, and the tables proving it.
+
+The shipped threshold of a media type is the strictest of the 95th percentiles of real
+files' scores overall and within every format group that has enough real files
+(:data:`MIN_GROUP_FILES` from :data:`MIN_GROUP_SOURCES` sources); so a group such as
+"real GIF" cannot sit far above the line while the pooled rate looks fine.
+
+Evaluation is nested: the threshold judging the files of source *S* is fitted on the
+out-of-fold scores of every *other* source (:func:`nested_thresholds`), so the reported
+false-positive rates are what a user sees on a source the threshold never saw.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from antifake.training.data import Item
+from antifake.training.formats import GROUP_ORDER, format_groups
+
+TARGET_FPR = 0.05
+MIN_GROUP_FILES = 20
+MIN_GROUP_SOURCES = 3
+
+
+def _quantile_threshold(scores: np.ndarray, fpr: float) -> float:
+    """Smallest threshold leaving at most ``fpr`` of ``scores`` strictly above it."""
+    s = np.sort(scores)
+    k = int(np.floor(fpr * len(s)))  # scores allowed above
+    return float(s[len(s) - k - 1]) if len(s) else float("inf")
+
+
+def operating_threshold(scores: np.ndarray, items: Sequence[Item], fpr: float = TARGET_FPR,
+                        groups: Sequence[list[str]] | None = None) -> float:
+    """Strictest per-group threshold over the real files among ``items`` (see module doc)."""
+    groups = groups if groups is not None else [format_groups(it.path, it.media_type)
+                                                for it in items]
+    real = np.asarray([not it.is_ai for it in items]) & np.isfinite(scores)
+    if not real.any():
+        return float("inf")
+    thr = _quantile_threshold(scores[real], fpr)
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, gs in enumerate(groups):
+        if real[i]:
+            for g in gs:
+                members[g].append(i)
+    for idx in members.values():
+        if (len(idx) >= MIN_GROUP_FILES
+                and len({items[i].source for i in idx}) >= MIN_GROUP_SOURCES):
+            thr = max(thr, _quantile_threshold(scores[idx], fpr))
+    return thr
+
+
+def nested_thresholds(scores: np.ndarray, items: Sequence[Item],
+                      fpr: float = TARGET_FPR) -> np.ndarray:
+    """Per file: the threshold of its media type fitted without its own source."""
+    groups = [format_groups(it.path, it.media_type) for it in items]
+    out = np.full(len(items), np.nan)
+    by_type = defaultdict(list)
+    for i, it in enumerate(items):
+        by_type[it.media_type].append(i)
+    for idx in by_type.values():
+        sources = sorted({items[i].source for i in idx})
+        for src in sources:
+            keep = [i for i in idx if items[i].source != src]
+            thr = operating_threshold(scores[keep], [items[i] for i in keep], fpr,
+                                      [groups[i] for i in keep])
+            for i in idx:
+                if items[i].source == src:
+                    out[i] = thr
+    return out
+
+
+def rate_rows(scores: np.ndarray, thresholds: np.ndarray, items: Sequence[Item]) -> dict:
+    """Real-media FPR and AI TPR at per-file ``thresholds``: per media type, format group
+    and (real files) source, each with its number of files and of sources."""
+    flagged = scores > thresholds
+    ok = np.isfinite(scores) & np.isfinite(thresholds)
+    groups = [format_groups(it.path, it.media_type) for it in items]
+
+    def stats(idx: list[int]) -> dict:
+        real = [i for i in idx if not items[i].is_ai and ok[i]]
+        ai = [i for i in idx if items[i].is_ai and ok[i]]
+        return {"n_real": len(real), "real_sources": len({items[i].source for i in real}),
+                "fp": int(flagged[real].sum()) if real else 0,
+                "fpr": float(flagged[real].mean()) if real else float("nan"),
+                "n_ai": len(ai), "ai_sources": len({items[i].source for i in ai}),
+                "tpr": float(flagged[ai].mean()) if ai else float("nan")}
+
+    out: dict = {"media": {}, "format": {}, "source": {}}
+    for mt in ("video", "image"):
+        idx = [i for i, it in enumerate(items) if it.media_type == mt]
+        if not idx:
+            continue
+        out["media"][mt] = stats(idx)
+        fmt = {}
+        for g in GROUP_ORDER:
+            gi = [i for i in idx if g in groups[i]]
+            if gi:
+                fmt[g] = stats(gi)
+        out["format"][mt] = fmt
+        srcs = sorted({items[i].source for i in idx if not items[i].is_ai})
+        out["source"][mt] = {s: stats([i for i in idx if items[i].source == s])
+                             for s in srcs}
+    return out
+
+
+def rates_markdown(rates: dict) -> str:
+    """Tables of :func:`rate_rows`: per media type, per format group, worst real sources."""
+    def f(v: float) -> str:
+        return "n/a" if v != v else f"{100 * v:.1f} %"
+
+    lines = ["| media | format group | real files (sources) | FP | real FPR "
+             "| AI files (sources) | TPR |", "|---|---|---|---|---|---|---|"]
+    for mt, s in rates["media"].items():
+        lines.append(f"| {mt} | **all** | {s['n_real']} ({s['real_sources']}) | {s['fp']} "
+                     f"| {f(s['fpr'])} | {s['n_ai']} ({s['ai_sources']}) | {f(s['tpr'])} |")
+        for g, gs in rates["format"][mt].items():
+            lines.append(f"| {mt} | {g} | {gs['n_real']} ({gs['real_sources']}) | {gs['fp']} "
+                         f"| {f(gs['fpr'])} | {gs['n_ai']} ({gs['ai_sources']}) "
+                         f"| {f(gs['tpr'])} |")
+    src_lines = ["| media | real source | real files | FP | FPR |", "|---|---|---|---|---|"]
+    for mt, per in rates["source"].items():
+        worst = sorted(per.items(), key=lambda kv: (-kv[1]["fpr"], -kv[1]["n_real"]))
+        n_over = sum(1 for _, s in per.items() if s["fpr"] > TARGET_FPR)
+        src_lines.append(f"| {mt} | *{len(per)} real sources, {n_over} above 5 %* | | | |")
+        for s, st in worst:
+            if st["fp"]:
+                src_lines.append(f"| {mt} | {s} | {st['n_real']} | {st['fp']} "
+                                 f"| {f(st['fpr'])} |")
+    return "\n".join(lines) + "\n\nReal sources with false positives (the rest have none):\n\n" \
+        + "\n".join(src_lines) + "\n"

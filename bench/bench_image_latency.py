@@ -1,10 +1,13 @@
-"""Latency of the ``forensic_image`` detector on a 1024x1024 JPEG, decode included.
+"""Latency of one detector on a 1024x1024 JPEG, decode included.
 
-Each iteration: ``open_media`` (sniff, limits, metadata) + ``ForensicImageDetector.analyze``
-(decode, resize to the working resolution, ONNX inference with heatmap). Reports median and
-p90 over ``--runs`` after ``--warmup`` runs. Usage (repo root, venv active)::
+Each iteration: ``open_media`` (sniff, limits, metadata) + the detector's ``analyze``
+(``forensic_image``: decode, resize to the working resolution, ONNX inference with
+heatmap; ``semantic_clip``: decode, resize to 224, CLIP encoder, probe; ``both``: the two
+one after the other, i.e. the learned part of a verdict). Reports median and p90 over
+``--runs`` after ``--warmup`` runs. Usage (repo root, venv active)::
 
     PYTHONPATH=src python bench/bench_image_latency.py --runs 50
+    PYTHONPATH=src python bench/bench_image_latency.py --runs 50 --detector both
 """
 
 from __future__ import annotations
@@ -37,27 +40,35 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--image", type=Path, default=None, help="use this file instead")
+    ap.add_argument("--detector", choices=["forensic_image", "semantic_clip", "both"],
+                    default="forensic_image")
     args = ap.parse_args()
 
     from antifake.detectors.base import AnalysisContext
     from antifake.detectors.forensic_image import ForensicImageDetector
+    from antifake.detectors.semantic_clip import SemanticClipDetector
     from antifake.media import open_media
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.image or make_jpeg(Path(tmp) / "bench.jpg")
-        det = ForensicImageDetector()
+        dets = {"forensic_image": [ForensicImageDetector()],
+                "semantic_clip": [SemanticClipDetector()],
+                "both": [ForensicImageDetector(), SemanticClipDetector()]}[args.detector]
         ctx = AnalysisContext()
         times = []
         for i in range(args.warmup + args.runs):
             t0 = time.perf_counter()
-            result = det.analyze(open_media(path), ctx)
+            media = open_media(path)
+            results = [det.analyze(media, ctx) for det in dets]
             dt = (time.perf_counter() - t0) * 1000
             if i >= args.warmup:
                 times.append(dt)
-        assert result.heatmap is not None
         times.sort()
-        print(f"file: {path} ({Image.open(path).size[0]}x{Image.open(path).size[1]})")
-        print(f"heatmap {result.heatmap.shape}, score {result.score:.3f}")
+        print(f"file: {path} ({Image.open(path).size[0]}x{Image.open(path).size[1]}), "
+              f"detector(s): {args.detector}")
+        for r in results:
+            shape = None if r.heatmap is None else r.heatmap.shape
+            print(f"{r.detector}: heatmap {shape}, score {r.score:.3f}")
         print(f"median {statistics.median(times):.1f} ms, p90 {times[int(0.9 * len(times))]:.1f}"
               f" ms, min {times[0]:.1f} ms over {len(times)} runs")
 

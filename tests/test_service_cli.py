@@ -54,3 +54,22 @@ def test_settings_round_trip_through_env(tmp_path: Path) -> None:
     assert back.queue_backend == "celery" and back.workers == 3
     assert back.plugin_modules == ("a", "b") and back.auth_required is False
     assert back.data_dir == tmp_path and back.daily_quota is None and back.database_url is None
+
+
+def test_keys_create_refuses_bad_rates(tmp_path: Path) -> None:
+    """Issue 11 item 8: a zero/negative/inf/nan rate or a burst < 1 is refused at creation."""
+    runner = CliRunner()
+    for opts in (["--rate", "0"], ["--rate", "-1"], ["--rate", "inf"], ["--rate", "nan"],
+                 ["--burst", "0"], ["--burst", "-3"]):
+        out = runner.invoke(keys_group, ["create", "bad", "--data-dir", str(tmp_path), *opts])
+        assert out.exit_code == 2, (opts, out.output)
+        assert "must be" in out.output
+
+
+def test_token_bucket_with_a_stored_zero_rate_does_not_overflow() -> None:
+    from antifake.service.ratelimit import TokenBuckets
+
+    buckets = TokenBuckets(clock=lambda: 5.0)
+    assert buckets.allow("k", 0.0, 1) == (True, 0.0)
+    ok, wait = buckets.allow("k", 0.0, 1)
+    assert not ok and wait == float("inf")

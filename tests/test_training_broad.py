@@ -169,12 +169,10 @@ def test_semantic_clip_detector_image_and_video(tmp_path: Path) -> None:
 
     det = SemanticClipDetector()
     img = write_image(tmp_path / "p.png", width=320, height=240)
-    with open_media(img) as media:
-        r = det.analyze(media, AnalysisContext())
+    r = det.analyze(open_media(img), AnalysisContext())
     assert r.score is not None and 0.0 <= r.score <= 1.0 and r.timeline is None
     clip = write_video(tmp_path / "v.mp4", frames=48, fps=24, width=160, height=120)
-    with open_media(clip) as media:
-        rv = det.analyze(media, AnalysisContext(sampling=FrameSampling(mode="all")))
+    rv = det.analyze(open_media(clip), AnalysisContext(sampling=FrameSampling(mode="all")))
     assert rv.timeline is not None and rv.timeline_times_s is not None
     # every frame offered (48 over 2 s), at most MAX_FPS per second encoded
     assert len(rv.timeline) <= int(2 * MAX_FPS) + 1 and rv.details["frames_scored"] >= 2

@@ -98,3 +98,22 @@ def test_pinned_target_for_https_and_ipv6(monkeypatch: pytest.MonkeyPatch) -> No
 def test_bad_urls_are_refused(url: str) -> None:
     with pytest.raises(WebhookURLError):
         resolve_webhook_url(url, allow_private=True)
+
+
+@pytest.mark.parametrize("literal", [
+    "[64:ff9b::7f00:1]",      # NAT64 form of 127.0.0.1
+    "[64:ff9b::a9fe:a9fe]",   # NAT64 form of 169.254.169.254 (cloud metadata)
+    "[2002:7f00:1::]",        # 6to4 form of 127.0.0.1
+    "[::ffff:10.0.0.1]",      # IPv4-mapped private address
+    "224.0.0.1",              # multicast
+    "[ff02::1]",              # IPv6 multicast
+])
+def test_embedded_and_multicast_addresses_are_refused(literal: str) -> None:
+    """Issue 11 item 9: forms of loopback/link-local hidden in IPv6, and multicast."""
+    with pytest.raises(WebhookURLError, match="non-public"):
+        resolve_webhook_url(f"http://{literal}/hook", allow_private=False)
+
+
+def test_nat64_of_a_public_address_is_allowed() -> None:
+    t = resolve_webhook_url("http://[64:ff9b::808:808]/hook", allow_private=False)  # 8.8.8.8
+    assert t.url == "http://[64:ff9b::808:808]/hook"

@@ -67,10 +67,13 @@ _MEDIA_ROOT = click.option(
 @click.option("--max-frames", default=2, show_default=True, help="Frames per video.")
 @click.option("--workers", default=2, show_default=True,
               help="Processes filling the feature cache (decode, launder, encode).")
+@click.option("--split", type=click.Choice(["leave-one-source-out", "source-10fold"]),
+              default="leave-one-source-out", show_default=True,
+              help="How the out-of-fold scores behind the calibration are made.")
 @click.option("--install", is_flag=True,
               help="Also copy the model and calibration into the installed package.")
 def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
-                  cache_dir: Path, family: str, max_frames: int, workers: int,
+                  cache_dir: Path, family: str, max_frames: int, workers: int, split: str,
                   install: bool) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders)."""
     from antifake.training.features import precompute_all
@@ -81,7 +84,8 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
     errors = precompute_all(cache_dir, max_frames, [family, SEMANTIC_FAMILY],
                             sorted(set(TRAIN_CONDITIONS)), items, workers, log=_log)
     items = _drop_unreadable(items, errors)
-    result = train_and_export(items, out_dir, cache_dir, family, max_frames, log=_log)
+    result = train_and_export(items, out_dir, cache_dir, family, max_frames, log=_log,
+                              split=split)
     _log(f"done in {time.perf_counter() - t0:.0f} s")
     if install:
         import antifake
@@ -104,7 +108,8 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
 @click.command("evaluate")
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @_MEDIA_ROOT
-@click.option("--split", type=click.Choice(["leave-one-source-out", "holdout"]),
+@click.option("--split", type=click.Choice(["leave-one-source-out", "source-10fold",
+                                           "holdout"]),
               default="leave-one-source-out", show_default=True)
 @click.option("--conditions", default="masked,laundered+masked", show_default=True,
               help="Comma list; combine steps with + (original laundered half crop masked "

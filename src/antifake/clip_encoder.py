@@ -90,13 +90,30 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     return ((arr - MEAN) / STD).transpose(2, 0, 1).astype(np.float32)
 
 
-def encode(frames: list[np.ndarray], threads: int = 2) -> np.ndarray:
-    """``(n, 1280)`` features of RGB uint8 ``frames``: embedding (512) + patch mean (768)."""
+def preprocess_native(rgb: np.ndarray) -> np.ndarray:
+    """The centre 224x224 pixels at the file's own resolution (no resampling, so the
+    generator's pixel-level traces survive); pictures smaller than 224 are first enlarged
+    to it like :func:`preprocess` would."""
+    h, w = rgb.shape[:2]
+    if min(h, w) < SIZE:
+        return preprocess(rgb)
+    top, left = (h - SIZE) // 2, (w - SIZE) // 2
+    arr = np.asarray(rgb[top:top + SIZE, left:left + SIZE, :3], dtype=np.float32) / 255.0
+    return ((arr - MEAN) / STD).transpose(2, 0, 1).astype(np.float32)
+
+
+def encode(frames: list[np.ndarray], threads: int = 2, native: bool = False) -> np.ndarray:
+    """``(n, 1280)`` features of RGB uint8 ``frames``: embedding (512) + patch mean (768).
+
+    ``native``: of the centre crop at native resolution (:func:`preprocess_native`)
+    instead of the whole picture resized.
+    """
     if not frames:
         return np.zeros((0, N_FEATURES), dtype=np.float32)
     sess = session(threads)
+    prep = preprocess_native if native else preprocess
     out = []
     for rgb in frames:  # one at a time: batching gains nothing on CPU and costs memory
-        emb, tokens = sess.run(None, {"pixel_values": preprocess(rgb)[None]})
+        emb, tokens = sess.run(None, {"pixel_values": prep(rgb)[None]})
         out.append(np.concatenate([emb[0], tokens[0, 1:].mean(axis=0)]))
     return np.stack(out).astype(np.float32)

@@ -172,7 +172,9 @@ class GateMiddleware:
                 ok, wait = self.state.buckets.allow(
                     principal.id, principal.rate_limit_per_s, principal.rate_limit_burst or 1)
                 if not ok:
-                    retry = max(1, int(wait + 0.999))
+                    # A stored non-positive rate never refills (wait is inf): say one day
+                    # rather than overflow int().
+                    retry = max(1, int(min(wait, 86400.0) + 0.999))
                     await _json_error(429, "rate_limited",
                                       f"rate limit exceeded; retry in {retry} s",
                                       {"Retry-After": str(retry)})(scope, receive, send)

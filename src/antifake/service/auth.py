@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -68,7 +69,18 @@ def create_key(
     rate_limit_burst: int | None = None,
     daily_quota: int | None = None,
 ) -> CreatedKey:
-    """Create and store a key; returns the plaintext (the only time it exists)."""
+    """Create and store a key; returns the plaintext (the only time it exists).
+
+    Raises ValueError for a rate that is not a finite number > 0, a burst < 1 or a
+    negative quota (a zero rate used to turn every request after the burst into a 500).
+    """
+    if rate_limit_per_s is not None and not (
+            math.isfinite(rate_limit_per_s) and rate_limit_per_s > 0):
+        raise ValueError(f"rate must be a finite number > 0 (got {rate_limit_per_s})")
+    if rate_limit_burst is not None and rate_limit_burst < 1:
+        raise ValueError(f"burst must be >= 1 (got {rate_limit_burst})")
+    if daily_quota is not None and daily_quota < 0:
+        raise ValueError(f"daily quota must be >= 0 (got {daily_quota})")
     key_id = secrets.token_hex(6)
     plaintext = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     webhook_secret = "whsec_" + secrets.token_urlsafe(32)

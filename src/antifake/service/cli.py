@@ -146,6 +146,8 @@ def keys_create(name: str, data_dir: Path | None, database_url: str | None,
     try:
         created = create_key(store, settings, name, rate_limit_per_s=rate,
                              rate_limit_burst=burst, daily_quota=daily_quota)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
     finally:
         store.dispose()
     click.echo(created.api_key)

@@ -32,11 +32,15 @@ class TokenBuckets:
     ) -> tuple[bool, float]:
         now = self._clock()
         burst = max(1, burst)
+        if not (math.isfinite(rate_per_s) and rate_per_s > 0):
+            # A key stored before rates were validated: no refill, never an overflow.
+            rate_per_s = 0.0
         with self._lock:
             b = self._buckets.get(key)
             if b is None:
                 b = self._buckets[key] = _Bucket(tokens=float(burst), updated=now)
-            b.tokens = min(float(burst), b.tokens + (now - b.updated) * rate_per_s)
+            refill = (now - b.updated) * rate_per_s if rate_per_s else 0.0
+            b.tokens = min(float(burst), b.tokens + refill)
             b.updated = now
             if b.tokens >= cost:
                 b.tokens -= cost

@@ -63,6 +63,31 @@ def _parse(url: str) -> SplitResult:
     return parts
 
 
+# IPv6 prefixes that carry an IPv4 address in their low 32 bits (NAT64 well-known and
+# local-use prefixes, RFC 6052 / 8215); 6to4, Teredo and IPv4-mapped forms are unwrapped
+# by the ipaddress module itself.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True only for a global unicast address whose embedded IPv4 (if any) is too."""
+    if isinstance(addr, ipaddress.IPv6Address) and any(addr in net for net in _NAT64):
+        # A NAT64 address is as public as the IPv4 address it translates to.
+        return _public(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+    if not addr.is_global or addr.is_multicast or addr.is_reserved or addr.is_unspecified:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address):
+        embedded: list[ipaddress.IPv4Address] = []
+        if addr.ipv4_mapped:
+            embedded.append(addr.ipv4_mapped)
+        if addr.sixtofour:
+            embedded.append(addr.sixtofour)
+        if addr.teredo:
+            embedded.extend(addr.teredo)
+        return all(_public(v4) for v4 in embedded)
+    return True
+
+
 def resolve_webhook_url(url: str, allow_private: bool) -> PinnedTarget:
     """Resolve ``url``'s host once, check every address, and pin the first one.
 
@@ -81,7 +106,7 @@ def resolve_webhook_url(url: str, allow_private: bool) -> PinnedTarget:
         raise WebhookURLError(f"webhook host does not resolve: {host}")
     if not allow_private:
         for addr in addrs:
-            if not addr.is_global:
+            if not _public(addr):
                 raise WebhookURLError(
                     f"webhook host {host} resolves to a non-public address ({addr}); "
                     "set webhook_allow_private to allow it"

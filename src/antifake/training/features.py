@@ -17,6 +17,8 @@
 * ``clip`` - a frozen CLIP ViT-B/16 image encoder (:mod:`antifake.clip_encoder`): the
   projected embedding and the mean patch token of the whole frame at 224 px (UnivFD's
   features); ``clip_emb`` / ``clip_tok`` take one of the two.
+* ``clipn`` - the same encoder on the 224x224 centre crop at native resolution (no
+  resampling: generator pixel traces survive), ``clipn_emb`` / ``clipn_tok`` likewise.
 * ``residual`` - hand-crafted noise-residual statistics at native resolution: NPR-style
   neighbouring-pixel residuals (Tan et al. CVPR 2024), SRM-like high-pass energies and
   kurtosis, the azimuthal spectrum of the Laplacian residual and its peaks at the
@@ -43,10 +45,13 @@ MNV2_TAPS_ALL = (3, 6, 10, 13, 16, 18)
 FAMILY_TAPS = {"mnv2_low": (3, 6, 10, 13), "mnv2_last": (18,), "mnv2_all": MNV2_TAPS_ALL,
                "mnv2_mid": (6, 10, 13, 16)}
 FEATURE_VERSION = "v1"
-BASE_FAMILIES = ("mnv2", "mnv2e", "residual", "effl0e", "clip")
-# Column slices of the cached ``clip`` features (antifake.clip_encoder.encode): the
-# projected embedding, the mean patch token, or both.
-CLIP_COLUMNS = {"clip": slice(0, 1280), "clip_emb": slice(0, 512), "clip_tok": slice(512, 1280)}
+BASE_FAMILIES = ("mnv2", "mnv2e", "residual", "effl0e", "clip", "clipn")
+# Column slices of the cached ``clip`` / ``clipn`` features (antifake.clip_encoder.encode
+# of the resized picture / of its native-resolution centre crop): the projected
+# embedding, the mean patch token, or both.
+CLIP_COLUMNS = {"clip": slice(0, 1280), "clip_emb": slice(0, 512), "clip_tok": slice(512, 1280),
+                "clipn": slice(0, 1280), "clipn_emb": slice(0, 512),
+                "clipn_tok": slice(512, 1280)}
 ENERGY_TAPS = (3, 6, 10, 13)
 
 
@@ -193,7 +198,7 @@ class FeatureExtractor:
         feats = np.load(path)
         if base == "mnv2" and family != "mnv2":
             feats = feats[:, tap_columns(taps_of(family))]
-        if base == "clip":
+        if base in ("clip", "clipn"):
             feats = feats[:, CLIP_COLUMNS[family]]
         return feats
 
@@ -206,10 +211,11 @@ class FeatureExtractor:
         for base in todo:
             if base == "residual":
                 fb = np.stack([residual_features(f) for f in frames])
-            elif base == "clip":
+            elif base in ("clip", "clipn"):
                 from antifake import clip_encoder
 
-                fb = clip_encoder.encode(frames, threads=self.threads)
+                fb = clip_encoder.encode(frames, threads=self.threads,
+                                         native=base == "clipn")
             else:
                 fb = np.concatenate([
                     self.session(base).run(None, {"image": to_array(prepare_rgb(f))})[0]
@@ -225,6 +231,7 @@ def base_of(family: str) -> str:
     """The cached base family a (variant) family name reads from."""
     base = ("mnv2e" if family.startswith("mnv2e") else "mnv2" if family.startswith("mnv2")
             else "effl0e" if family.startswith("effl0e")
+            else "clipn" if family.startswith("clipn") and family in CLIP_COLUMNS
             else "clip" if family in CLIP_COLUMNS else family)
     if base not in BASE_FAMILIES:
         raise ValueError(f"unknown feature family {family!r}")
@@ -258,7 +265,7 @@ def precompute_all(cache_dir: Path, max_frames: int, families: Sequence[str],
 
     bases = tuple(dict.fromkeys(base_of(f) for f in families))
     for base in bases:  # export the backbone ONNX once here, not racing in the workers
-        if base not in ("residual", "clip"):
+        if base not in ("residual", "clip", "clipn"):
             FeatureExtractor(cache_dir, max_frames).session(base)
     jobs = [(cache_dir, max_frames, bases, c, it) for c in conditions for it in items]
     errors: list[str] = []

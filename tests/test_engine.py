@@ -249,3 +249,22 @@ def test_concurrent_detectors_share_out_the_cpus(tmp_path: Path) -> None:
         budgets.clear()
         assert engine.analyze(img).ok
         assert set(budgets.values()) == {want}
+
+
+def test_error_messages_name_the_client_file_not_the_server_path(tmp_path: Path) -> None:
+    """Issue 11 item 11: the service passes the client's name; stored paths stay private."""
+    from antifake.engine import Engine
+
+    stored = tmp_path / "uploads" / "a5"
+    stored.mkdir(parents=True)
+    empty = stored / "a503deadbeef.bin"
+    empty.write_bytes(b"")
+    junk = stored / "detect-1234.bin"
+    junk.write_bytes(b"\x00\x01not an image at all" * 20)
+    engine = Engine()
+    for path in (empty, junk):
+        result = engine.analyze(path, display_name="holiday.jpg")
+        assert result.error is not None
+        assert str(tmp_path) not in result.error["message"], result.error
+        assert "uploads" not in result.error["message"]
+    assert "holiday.jpg" in engine.analyze(empty, display_name="holiday.jpg").error["message"]

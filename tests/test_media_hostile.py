@@ -171,3 +171,37 @@ def test_other_truncation_points(good: dict[str, Path], tmp_path: Path,
         path = truncated_copy(good[kind], tmp_path / f"cut{fraction}_{good[kind].name}", fraction)
         code = _fail_code(path)
         assert ok(code), (kind, fraction, code)
+
+
+def test_tiff_whose_pages_loop_is_refused(tmp_path: Path) -> None:
+    """Issue 11 item 14: two TIFF pages pointing at each other are junk, not a video."""
+    import struct
+
+    from PIL import Image
+
+    from antifake.errors import AntifakeError, ErrorCode
+    from antifake.media import open_media
+
+    path = tmp_path / "loop.tif"
+    pages = [Image.new("RGB", (8, 8), c) for c in ("red", "blue")]
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    data = bytearray(path.read_bytes())
+    order = "<" if data[:2] == b"II" else ">"
+    first = struct.unpack(order + "I", data[4:8])[0]
+    # Walk to the last page's "next IFD" field and point it back at the first page.
+    offset = first
+    while True:
+        count = struct.unpack(order + "H", data[offset:offset + 2])[0]
+        field = offset + 2 + 12 * count
+        nxt = struct.unpack(order + "I", data[field:field + 4])[0]
+        if nxt == 0:
+            data[field:field + 4] = struct.pack(order + "I", first)
+            break
+        offset = nxt
+    path.write_bytes(bytes(data))
+    with pytest.raises(AntifakeError) as err:
+        open_media(path)
+    assert err.value.code == ErrorCode.CORRUPT_MEDIA and "loop" in err.value.message
+    # The same file without the loop is a normal two-page TIFF.
+    pages[0].save(tmp_path / "ok.tif", save_all=True, append_images=pages[1:])
+    assert open_media(tmp_path / "ok.tif").info.frame_count == 2

@@ -138,6 +138,33 @@ def _start_threads(n: int) -> ThreadPoolExecutor | None:
     return pool
 
 
+def _scrub_paths(result: AnalysisResult, path: Path, name: str) -> None:
+    """Replace the file's server-side path in error texts by the client's name.
+
+    The service stores uploads under its data dir and passes the client's file name as
+    ``display_name``; messages from the media layer (or Pillow/PyAV) name the stored path,
+    which must not reach the client (issue 11 item 11).
+    """
+    forms = sorted({str(path), str(path.resolve()), os.fspath(path.absolute())},
+                   key=len, reverse=True)
+    folders = sorted({str(path.parent.resolve()), str(path.parent)} - {"", "."},
+                     key=len, reverse=True)
+
+    def clean(text: str) -> str:
+        for f in forms:
+            text = text.replace(f, name)
+        for d in folders:  # e.g. a temporary sibling file named in a decoder message
+            text = text.replace(d + os.sep, "")
+        return text
+
+    errors = [result.error] + [d.error for d in result.detectors]
+    for err in errors:
+        if err and "message" in err:
+            err["message"] = clean(str(err["message"]))
+    for d in result.detectors:
+        d.summary = clean(d.summary)
+
+
 class Engine:
     """Runs a fixed set of detectors; create once and reuse (models load once)."""
 
@@ -211,6 +238,8 @@ class Engine:
             result.verdict = None
             result.ai_probability = None
             result.generator = None
+        if display_name is not None:
+            _scrub_paths(result, Path(path), display_name)
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
 

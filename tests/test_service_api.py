@@ -331,7 +331,9 @@ def test_metrics(service, media) -> None:  # type: ignore[no-untyped-def]
     client, keys, _ = service
     client.post("/v1/detect", files={"file": ("a.png", media["png"].read_bytes())},
                 headers=h(keys["a"]))
-    text = client.get("/metrics").text
+    # Keys are required on this service, so are they for /metrics (issue 11 item 13).
+    assert client.get("/metrics").status_code == 401
+    text = client.get("/metrics", headers=h(keys["a"])).text
     assert 'antifake_http_requests_total{method="POST",route="/v1/detect",status="200"}' in text
     assert "antifake_http_request_duration_seconds_bucket" in text
     assert 'antifake_detector_duration_seconds_count{detector="c2pa"}' in text
@@ -399,3 +401,25 @@ def test_idempotency_key_race_loser_gets_the_winners_jobs(service, media,  # typ
     assert len(real_find(store.get_job(first.json()["jobs"][0]["id"]).principal,
                          "race-7")) == 1
     assert sorted(settings.uploads_dir.rglob("*.bin")) == uploads_before
+
+
+def test_security_headers_host_allow_list_and_public_metrics(tmp_path: Path) -> None:
+    """Issue 11 item 13: nosniff / frame-ancestors headers on every answer; a keyless local
+    server answers only its own host names (no DNS rebinding); /metrics can be opened."""
+    from antifake.service.cli import local_hosts
+
+    settings = make_settings(tmp_path / "d", auth_required=False,
+                             allowed_hosts=local_hosts("127.0.0.1"))
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as client:
+        r = client.get("/healthz")
+        assert r.status_code == 200
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert client.get("/v1/me", headers={"Host": "localhost:8000"}).status_code == 200
+        evil = client.get("/v1/me", headers={"Host": "attacker.example"})
+        assert evil.status_code == 400 and evil.json()["error"]["code"] == "invalid_request"
+        assert "webhook_secret" not in evil.text
+    public = make_settings(tmp_path / "e", auth_required=True, metrics_public=True)
+    with TestClient(create_app(public)) as client:
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/v1/me").status_code == 401

@@ -135,6 +135,35 @@ class _BodyTooLarge(Exception):
     pass
 
 
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+def _with_security_headers(send: Send) -> Send:
+    """``send`` that adds :data:`SECURITY_HEADERS` to every response it starts."""
+
+    async def wrapped(message: Any) -> None:
+        if message.get("type") == "http.response.start":
+            present = {k.lower() for k, _ in message.get("headers", [])}
+            extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return wrapped
+
+
+def _host_name(host: str) -> str:
+    """The name part of a Host header (``[::1]:8080`` -> ``[::1]``, ``a.b:80`` -> ``a.b``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 class GateMiddleware:
     """Authenticates and rate-limits ``/v1`` requests and caps request bodies.
 
@@ -156,6 +185,22 @@ class GateMiddleware:
         method: str = scope.get("method", "GET")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
+        send = _with_security_headers(send)
+
+        if settings.allowed_hosts is not None and (
+                _host_name(headers.get("host", "")) not in settings.allowed_hosts):
+            await _json_error(400, "invalid_request", "host not allowed")(scope, receive, send)
+            return
+        if (path == "/metrics" and settings.auth_required and not settings.metrics_public):
+            try:
+                principal = await self._authenticate(headers)
+            except DB_UNAVAILABLE:
+                await _db_unavailable_response()(scope, receive, send)
+                return
+            if principal is None:
+                await _json_error(401, "unauthorized", "missing or invalid API key",
+                                  {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return
 
         if path.startswith("/v1/"):
             try:

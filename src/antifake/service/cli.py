@@ -32,6 +32,13 @@ def _settings(**overrides: Any) -> ServiceSettings:
     return ServiceSettings.from_env(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def local_hosts(host: str) -> tuple[str, ...]:
+    """Host header names a keyless local server answers: the loopback names and the bound
+    address. Anything else is a page on another origin reaching us (DNS rebinding)."""
+    bound = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return tuple(dict.fromkeys(("localhost", "127.0.0.1", "[::1]", bound.lower())))
+
+
 def _common_options(fn: Any) -> Any:
     fn = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
                       default=None, envvar="ANTIFAKE_DATA_DIR",
@@ -90,6 +97,7 @@ def serve_command(
         max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
         retention_s=retention_hours * 3600 if retention_hours is not None else None,
         job_timeout_s=job_timeout, analysis_memory_mb=analysis_memory_mb,
+        allowed_hosts=local_hosts(host) if not auth else None,
     )
     click.echo(f"antifake: data in {settings.data_dir}, queue {settings.queue_backend}, "
                f"API keys {'required' if settings.auth_required else 'not required'}; "

@@ -70,6 +70,13 @@ class ServiceSettings:
 
     webhook_timeout_s: float = 5.0
     webhook_allow_private: bool = False  # allow webhooks to loopback/private addresses
+    # Host header values accepted (None: any). `antifake serve` in keyless local mode sets
+    # the loopback names, so a web page on another origin cannot reach the API through
+    # DNS rebinding (its requests carry the attacker's host name).
+    allowed_hosts: tuple[str, ...] | None = None
+    # /metrics (verdict counts, queue depth) needs a key when keys are required, unless
+    # this is set (e.g. a Prometheus scraper on a private network).
+    metrics_public: bool = False
     web_dir: Path | None = None  # static page; default: the antifake/web package folder
 
     def __post_init__(self) -> None:

@@ -56,3 +56,14 @@ def test_family_for_known_names(name: str, family: str) -> None:
 )
 def test_family_for_non_generators(name: str | None) -> None:
     assert family_for(name) is None
+
+
+@pytest.mark.parametrize("spec", ["fps=1e9", "fps=241", "fps=inf", "fps=nan"])
+def test_absurd_sampling_rates_are_refused(spec: str) -> None:
+    """Issue 11 item 5: fps=1e9 on a 4 KB MP4 took 12.8 s and 2.4 GiB."""
+    from antifake.errors import AntifakeError, ErrorCode
+
+    with pytest.raises(AntifakeError) as err:
+        FrameSampling.parse(spec)
+    assert err.value.code == ErrorCode.INVALID_REQUEST
+    assert FrameSampling.parse("fps=240").fps == 240.0

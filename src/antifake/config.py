@@ -27,6 +27,10 @@ class Limits:
     timeout_s: float = 600.0  # wall-clock budget for one file
 
 
+# No video needs more samples per second than this; "all" takes every frame.
+MAX_SAMPLING_FPS = 240.0
+
+
 @dataclass(frozen=True)
 class FrameSampling:
     """Which video frames detectors look at.
@@ -49,6 +53,11 @@ class FrameSampling:
             raise AntifakeError(ErrorCode.INVALID_REQUEST, f"unknown sampling mode {self.mode!r}")
         if self.mode == "fps" and not (self.fps > 0):
             raise AntifakeError(ErrorCode.INVALID_REQUEST, "sampling fps must be > 0")
+        if self.mode == "fps" and not (self.fps <= MAX_SAMPLING_FPS):
+            # fps=1e9 planned a billion sample times for a 4 KB clip (12.8 s, 2.4 GiB).
+            raise AntifakeError(
+                ErrorCode.INVALID_REQUEST,
+                f"sampling fps must be <= {MAX_SAMPLING_FPS:g}; use 'all' for every frame")
         if self.max_frames is not None and self.max_frames < 1:
             raise AntifakeError(ErrorCode.INVALID_REQUEST, "max_frames must be >= 1")
 

@@ -174,7 +174,7 @@ def test_train_and_evaluate_commands(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "oof_scores.tsv").read_text().startswith("file\tlabel")
     md = tmp_path / "bench.md"
     md.write_text("# Benchmarks\n\n## Other\n\nkeep me\n")
-    args = [str(tmp_path / "data"), "--conditions", "original", "--threshold", "0.5",
+    args = [str(tmp_path / "data"), "--conditions", "original",
             "--cache-dir", str(tmp_path / "cache"), "--markdown", str(md),
             "--train-conditions", "original"]
     res = runner.invoke(evaluate_command, args)
@@ -182,6 +182,8 @@ def test_train_and_evaluate_commands(tmp_path: Path) -> None:
     text = md.read_text()
     assert "keep me" in text and "## Forensic detection (corpus benchmark) - evaluation" in text
     assert "all AI image vs real image" in text
+    # nested per-format / per-source false-positive tables, and the fused model
+    assert "| image | PNG |" in text and "`fused`" in text
     # Re-running replaces the section instead of appending a second one.
     assert runner.invoke(evaluate_command, args).exit_code == 0
     assert md.read_text().count("## Forensic detection (corpus benchmark) - evaluation") == 1

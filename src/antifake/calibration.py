@@ -31,7 +31,6 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,9 @@ class CalibratedFusion:
     def load(cls, path: str | Path | None = None) -> CalibratedFusion:
         """From ``path``, or the calibration shipped in the package."""
         if path is None:
-            text = resources.files("antifake").joinpath(CALIBRATION_FILE).read_text("utf-8")
+            from antifake import models
+
+            text = models.read_text("antifake", CALIBRATION_FILE)
         else:
             text = Path(path).read_text("utf-8")
         return cls.from_dict(json.loads(text))

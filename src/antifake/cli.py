@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "serve": "antifake.service.cli:serve_command",
     "worker": "antifake.service.cli:worker_command",
     "keys": "antifake.service.cli:keys_group",
+    "models": "antifake.cli_models:models_group",
 }
 
 EXIT_OK = 0

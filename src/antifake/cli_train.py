@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import platform
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -70,11 +69,13 @@ _MEDIA_ROOT = click.option(
 @click.option("--split", type=click.Choice(["leave-one-source-out", "source-10fold"]),
               default="leave-one-source-out", show_default=True,
               help="How the out-of-fold scores behind the calibration are made.")
-@click.option("--install", is_flag=True,
-              help="Also copy the model and calibration into the installed package.")
+@click.option("--install", "install_as", default=None, metavar="NAME",
+              help="Also install the trained files as user model NAME and select it "
+                   "(the shipped model is never touched; `antifake models reset` restores "
+                   "it).")
 def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
                   cache_dir: Path, family: str, max_frames: int, workers: int, split: str,
-                  install: bool) -> None:
+                  install_as: str | None) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders)."""
     from antifake.training.features import precompute_all
     from antifake.training.pipeline import SEMANTIC_FAMILY, TRAIN_CONDITIONS, train_and_export
@@ -87,20 +88,15 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
     result = train_and_export(items, out_dir, cache_dir, family, max_frames, log=_log,
                               split=split)
     _log(f"done in {time.perf_counter() - t0:.0f} s")
-    if install:
-        import antifake
-        from antifake.detectors import forensic_image
+    if install_as:
+        from antifake import models
 
-        pkg = Path(forensic_image.__file__).parent
-        for name in ("forensic_image.onnx", "forensic_image.json"):
-            shutil.copy2(out_dir / name, pkg / name)
-        if (out_dir / "semantic_clip.json").exists():
-            from antifake.detectors import semantic_clip
-
-            shutil.copy2(out_dir / "semantic_clip.json",
-                         Path(semantic_clip.__file__).parent / "semantic_clip.json")
-        shutil.copy2(out_dir / "calibration.json", Path(antifake.__file__).parent)
-        _log(f"installed into {pkg}")
+        try:
+            dest = models.install(out_dir, install_as)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+        _log(f"installed as model {install_as!r} in {dest} and selected it; "
+             "`antifake models reset` goes back to the shipped model")
     click.echo(json.dumps({"config": result["config"], "calibration": result["calibration"]},
                           indent=1, default=float))
 

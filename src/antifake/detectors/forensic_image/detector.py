@@ -16,11 +16,11 @@ import json
 import math
 import threading
 from functools import lru_cache
-from importlib import resources
 from typing import Any, ClassVar
 
 import numpy as np
 
+from antifake import models
 from antifake.detectors.base import AnalysisContext
 from antifake.detectors.forensic_image.preprocess import prepare_rgb, to_array
 from antifake.detectors.registry import register_detector
@@ -41,7 +41,7 @@ def _sigmoid(z: float | np.ndarray) -> Any:
 @lru_cache(maxsize=1)
 def load_config() -> dict[str, Any]:
     """The model card data shipped next to the ONNX file (classes, thresholds, version)."""
-    text = resources.files(__package__).joinpath(CONFIG_FILE).read_text("utf-8")
+    text = models.read_text(__package__, CONFIG_FILE)
     return dict(json.loads(text))
 
 
@@ -67,7 +67,7 @@ def get_session(threads: int = ORT_THREADS) -> Any:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            data = resources.files(__package__).joinpath(MODEL_FILE).read_bytes()
+            data = models.read_bytes(__package__, MODEL_FILE)
             session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
             _sessions[threads] = session
         return session

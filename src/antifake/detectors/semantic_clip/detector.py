@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 import math
 from functools import lru_cache
-from importlib import resources
 from typing import Any, ClassVar
 
 import numpy as np
 
-from antifake import clip_encoder
+from antifake import clip_encoder, models
 from antifake.detectors.base import AnalysisContext
 from antifake.detectors.registry import register_detector
 from antifake.errors import AntifakeError, ErrorCode
@@ -35,7 +34,7 @@ MAX_FPS = 2.0  # frames encoded per second of video, whatever the sampling asks
 @lru_cache(maxsize=1)
 def load_config() -> dict[str, Any]:
     """The probe (raw weights over the CLIP features), thresholds and training facts."""
-    text = resources.files(__package__).joinpath(CONFIG_FILE).read_text("utf-8")
+    text = models.read_text(__package__, CONFIG_FILE)
     return dict(json.loads(text))
 
 

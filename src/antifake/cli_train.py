@@ -230,7 +230,7 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
     if markdown:
         cmd = ("antifake evaluate " + " ".join(map(str, data))
                + "".join(f" --media-root {r}" for r in media_roots)
-               + f" --split {split} --conditions {conditions} "
+               + f" --split {split} --conditions {conditions} --max-frames {max_frames} "
                + " ".join(f"--family {f}" for f in families)
                + (f" --train-conditions {train_conditions}" if train_conditions else ""))
         body = (f"Command (repo root, venv active): `{cmd} --markdown {markdown}`\n\n"

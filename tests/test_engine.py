@@ -268,3 +268,39 @@ def test_error_messages_name_the_client_file_not_the_server_path(tmp_path: Path)
         assert str(tmp_path) not in result.error["message"], result.error
         assert "uploads" not in result.error["message"]
     assert "holiday.jpg" in engine.analyze(empty, display_name="holiday.jpg").error["message"]
+
+
+def test_heatmaps_are_bounded_to_1024_px() -> None:
+    """Issue 11 item 3: a tiny file declaring a huge size must not yield a huge heatmap."""
+    import numpy as np
+
+    from antifake.engine import MAX_HEATMAP_SIDE, bound_heatmap
+
+    big = np.zeros((3000, 4100), dtype=np.float64)
+    big[:1500] = 1.0
+    small = bound_heatmap(big)
+    assert small.dtype == np.float32 and max(small.shape) <= MAX_HEATMAP_SIDE
+    assert small.shape[0] * 4100 // 3000 - 2 <= small.shape[1]  # aspect kept
+    assert abs(float(small.mean()) - 0.5) < 0.01  # block means keep the regions
+    same = np.random.default_rng(0).random((64, 48)).astype(np.float32)
+    assert np.array_equal(bound_heatmap(same), same)  # small maps untouched
+
+
+def test_engine_bounds_a_detectors_heatmap(tmp_path: Path) -> None:
+    import numpy as np
+
+    @register_detector("test_huge_heat", default=False)
+    class HugeHeat:
+        name: ClassVar[str] = "test_huge_heat"
+        kind = "splicing"
+        media_types = frozenset({"image"})
+        version: ClassVar[str] = "1"
+
+        def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
+            return DetectorResult(detector=self.name, score=0.5, summary="x", kind="splicing",
+                                  heatmap=np.ones((5000, 2000), dtype=np.float32))
+
+    img = write_image(tmp_path / "a.png")
+    result = Engine(detectors=["test_huge_heat"]).analyze(img)
+    heat = result.heatmaps()["test_huge_heat"]
+    assert max(heat.shape) <= 1024 and heat.shape[0] > heat.shape[1]

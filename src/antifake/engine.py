@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from antifake import __version__
 from antifake.config import AnalysisOptions
 from antifake.detectors.base import AnalysisContext, Detector
@@ -136,6 +138,26 @@ def _start_threads(n: int) -> ThreadPoolExecutor | None:
         pool.shutdown(wait=False, cancel_futures=True)
         return None
     return pool
+
+
+MAX_HEATMAP_SIDE = 1024
+
+
+def bound_heatmap(heat: np.ndarray, max_side: int = MAX_HEATMAP_SIDE) -> np.ndarray:
+    """``heat`` as float32 with its long side <= ``max_side`` (block means, so a region's
+    average survives). A 631-byte JPEG declaring 8944x8944 px made a 320 MB float32
+    splicing map that was copied to the API process and kept 24 h (issue 11 item 3);
+    renderers resize heatmaps anyway, so nothing visible is lost."""
+    heat = np.asarray(heat, dtype=np.float32)
+    if heat.ndim != 2 or max(heat.shape) <= max_side:
+        return heat
+    f = -(-max(heat.shape) // max_side)  # ceil: smallest integer factor that fits
+    h, w = heat.shape
+    ph, pw = -h % f, -w % f
+    if ph or pw:  # pad with edge values so the last block is a mean of real cells
+        heat = np.pad(heat, ((0, ph), (0, pw)), mode="edge")
+    return np.asarray(heat.reshape(heat.shape[0] // f, f, heat.shape[1] // f, f)
+                      .mean(axis=(1, 3)), dtype=np.float32)
 
 
 def _scrub_paths(result: AnalysisResult, path: Path, name: str) -> None:
@@ -365,6 +387,8 @@ class Engine:
                 summary=f"detector failed: {exc!r}",
                 error={"code": ErrorCode.INTERNAL_ERROR.value, "message": repr(exc)},
             )
+        if out.heatmap is not None:
+            out.heatmap = bound_heatmap(out.heatmap)
         out.elapsed_ms = (time.perf_counter() - t0) * 1000
         out.details.setdefault("version", detector.version)
         return out

@@ -121,3 +121,31 @@ def test_plan_pairs_caps_and_bursts() -> None:
     assert len(groups) == 10 and all(len(g) == 3 for g in groups)
     assert groups[0][0] == 1 and groups[-1][-1] <= 999
     assert plan_pairs(1, 25.0, FrameSampling(), 3, 192) == []
+
+
+def test_unknown_length_video_plans_only_what_the_caps_reach(
+        tmp_path: Path, detector, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 2: a clip with no frame count or duration (a WebM written to a pipe)
+    made the planner list pairs for 10**9 frames (35 s, 2.7 GiB)."""
+    import time
+
+    from antifake.detectors.temporal import detector as temporal_mod
+    from synth import write_video
+
+    media = open_media(write_video(tmp_path / "clip.mp4", frames=40, fps=20))
+    media.info.frame_count = None  # what a piped stream looks like
+    media.info.duration_s = None
+    planned: list[int] = []
+    real_plan = temporal_mod.plan_pairs
+
+    def spy(count, *args, **kwargs):  # type: ignore[no-untyped-def]
+        planned.append(count)
+        return real_plan(count, *args, **kwargs)
+
+    monkeypatch.setattr(temporal_mod, "plan_pairs", spy)
+    for sampling in (FrameSampling(mode="all", max_frames=None), FrameSampling()):
+        t0 = time.perf_counter()
+        r = detector.analyze(media, AnalysisContext(sampling=sampling))
+        assert time.perf_counter() - t0 < 10
+        assert r.error is None
+    assert planned and max(planned) <= detector.max_pairs * 64 + detector.burst + 2

@@ -70,6 +70,20 @@ def plan_pairs(
     return groups
 
 
+def planning_horizon(fps: float, sampling: FrameSampling, burst: int, max_pairs: int) -> int:
+    """Frames to plan for when a clip's length is unknown: enough for every burst the caps
+    allow (``sampling.max_frames`` bursts, ``max_pairs`` pairs), taken from the start."""
+    bursts = max(1, max_pairs // burst)
+    if sampling.max_frames:
+        bursts = min(bursts, sampling.max_frames)
+    if sampling.mode == "all":
+        step = float(burst)
+    else:
+        rate = sampling.fps if sampling.mode == "fps" else 1.0
+        step = max(1.0, fps / rate) if fps > 0 else float(burst)
+    return int(bursts * step) + burst + 2
+
+
 def snap_groups_to_keyframes(
     groups: list[list[int]], keyframes: list[int | None]
 ) -> tuple[list[list[int]], set[int]]:
@@ -136,7 +150,11 @@ class TemporalConsistencyDetector:
             count = int(info.duration_s * fps)
         if count is not None and count < 2:
             return self._no_opinion("fewer than 2 frames: no motion to analyse")
-        groups = plan_pairs(count or 10**9, fps, ctx.sampling, self.burst, self.max_pairs)
+        if count is None:
+            # Unknown length (e.g. a WebM written to a pipe): plan from the start only as
+            # far as the caps reach. Planning for 10**9 frames took 35 s and 2.7 GiB.
+            count = planning_horizon(fps, ctx.sampling, self.burst, self.max_pairs)
+        groups = plan_pairs(count, fps, ctx.sampling, self.burst, self.max_pairs)
         keyframes: set[int] = set()
         starts = [g[0] for g in groups]
         if (ctx.sampling.mode == "fps" and fps > 0 and count is not None and len(groups) > 1

@@ -63,7 +63,7 @@ _MEDIA_ROOT = click.option(
 @click.option("--family", default="effl0e", show_default=True,
               help="Trace-model feature family: effl0e, mnv2e, mnv2_low, mnv2_last, mnv2_all, "
                    "mnv2:3,6,..., residual")
-@click.option("--max-frames", default=2, show_default=True, help="Frames per video.")
+@click.option("--max-frames", default=4, show_default=True, help="Frames per video.")
 @click.option("--workers", default=2, show_default=True,
               help="Processes filling the feature cache (decode, launder, encode).")
 @click.option("--split", type=click.Choice(["leave-one-source-out", "source-10fold"]),
@@ -116,7 +116,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
                    "fusion (what the engine ships) is evaluated too.")
 @click.option("--train-conditions", default=None,
               help="Comma list of training conditions (default: the shipped recipe).")
-@click.option("--max-frames", default=2, show_default=True)
+@click.option("--max-frames", default=4, show_default=True, help="Frames per video.")
 @click.option("--workers", default=2, show_default=True,
               help="Processes filling the feature cache.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -117,3 +118,59 @@ def test_embedded_and_multicast_addresses_are_refused(literal: str) -> None:
 def test_nat64_of_a_public_address_is_allowed() -> None:
     t = resolve_webhook_url("http://[64:ff9b::808:808]/hook", allow_private=False)  # 8.8.8.8
     assert t.url == "http://[64:ff9b::808:808]/hook"
+
+
+def _trickle_server(delay_s: float):  # type: ignore[no-untyped-def]
+    """A receiver that answers one byte every ``delay_s`` seconds (for ~60 s)."""
+    import socketserver
+
+    class Trickle(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.settimeout(5)
+            try:
+                self.request.recv(65536)
+                for b in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" * 10:
+                    self.request.sendall(bytes([b]))
+                    time.sleep(delay_s)
+            except OSError:
+                pass
+
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Trickle)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_a_trickling_receiver_is_cut_off_at_the_attempt_deadline() -> None:
+    """Issue 11 item 1: each read came within the 5 s timeout, so a receiver sending one
+    byte every 4 s held the delivery (and the job dispatcher) forever."""
+    srv = _trickle_server(0.3)  # every read well within the 1 s timeout
+    try:
+        t0 = time.monotonic()
+        status = deliver(f"http://127.0.0.1:{srv.server_address[1]}/h", "s", {"a": 1},
+                         timeout_s=1.0, allow_private=True, attempts=1,
+                         attempt_deadline_s=2.0)
+        elapsed = time.monotonic() - t0
+    finally:
+        srv.shutdown()
+    assert status.startswith("error"), status
+    assert elapsed < 2.0 + 1.0 + 1.5, elapsed  # deadline + one read timeout + slack
+
+
+def test_job_dispatch_does_not_wait_for_the_webhook(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The dispatcher hands the delivery to the webhook pool and returns at once."""
+    from antifake.service import jobs
+
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow_delivery(store, settings, job_id):  # type: ignore[no-untyped-def]
+        started.set()
+        release.wait(10)
+
+    monkeypatch.setattr(jobs, "_deliver_now", slow_delivery)
+    t0 = time.monotonic()
+    jobs._notify(None, None, "job-1")  # type: ignore[arg-type]
+    assert time.monotonic() - t0 < 0.5
+    assert started.wait(5)
+    release.set()

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from antifake.errors import ErrorCode
@@ -73,7 +74,25 @@ def webhook_secret_for(store: JobStore, settings: ServiceSettings, principal: st
     return row.webhook_secret if row else ""
 
 
+# Webhooks are delivered here, never on the thread that dispatches jobs: a receiver that
+# answers slowly held a dispatcher for as long as it liked, and two of them stopped all
+# processing with --workers 2 (issue 11 item 1).
+_deliveries = ThreadPoolExecutor(max_workers=4, thread_name_prefix="antifake-webhook")
+
+
 def _notify(store: JobStore, settings: ServiceSettings, job_id: str) -> None:
+    """Queue the job's webhook delivery (if it has one) and return at once."""
+    _deliveries.submit(_deliver_webhook, store, settings, job_id)
+
+
+def _deliver_webhook(store: JobStore, settings: ServiceSettings, job_id: str) -> None:
+    try:
+        _deliver_now(store, settings, job_id)
+    except Exception:  # noqa: BLE001 - a failed delivery must not kill the pool thread
+        log.exception("webhook delivery for job %s failed", job_id)
+
+
+def _deliver_now(store: JobStore, settings: ServiceSettings, job_id: str) -> None:
     job = store.get_job(job_id)
     if job is None or not job.webhook_url:
         return

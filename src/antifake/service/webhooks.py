@@ -132,9 +132,17 @@ def validate_webhook_url(url: str, allow_private: bool) -> None:
 
 def deliver(
     url: str, secret: str, payload: dict[str, Any], *, timeout_s: float, allow_private: bool,
-    attempts: int = 3,
+    attempts: int = 3, attempt_deadline_s: float | None = None,
 ) -> str:
-    """POST ``payload``; returns a short status for the job row (never raises)."""
+    """POST ``payload``; returns a short status for the job row (never raises).
+
+    ``timeout_s`` bounds each network operation; ``attempt_deadline_s`` (default
+    3 x ``timeout_s``) bounds a whole attempt: a receiver that trickles its answer a byte
+    at a time (each read within ``timeout_s``) is cut off when the deadline passes - the
+    client is closed under the request, which then fails within one read timeout.
+    """
+    import threading
+
     import httpx
 
     try:
@@ -145,6 +153,7 @@ def deliver(
         return f"refused: {exc}"[:100]
     extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    deadline_s = attempt_deadline_s if attempt_deadline_s is not None else 3 * timeout_s
     status = "not attempted"
     for attempt in range(attempts):
         ts = str(int(time.time()))
@@ -155,16 +164,30 @@ def deliver(
             SIGNATURE_HEADER: sign(secret, ts, body),
             "Host": target.host_header,
         }
+        cut = threading.Event()
         try:
             with httpx.Client(timeout=timeout_s, follow_redirects=False,
                               trust_env=False) as client:
-                resp = client.post(target.url, content=body, headers=headers,
-                                   extensions=extensions)
+                def cut_off(client: httpx.Client = client,
+                            cut: threading.Event = cut) -> None:
+                    cut.set()
+                    client.close()
+
+                watchdog = threading.Timer(deadline_s, cut_off)
+                watchdog.daemon = True
+                watchdog.start()
+                try:
+                    resp = client.post(target.url, content=body, headers=headers,
+                                       extensions=extensions)
+                finally:
+                    watchdog.cancel()
             status = f"http {resp.status_code}"
             if resp.status_code < 500 and resp.status_code != 429:
                 return "delivered" if resp.status_code < 300 else status
-        except httpx.HTTPError as exc:
-            status = f"error: {type(exc).__name__}"
-        time.sleep(min(8.0, 0.5 * 2**attempt))
+        except Exception as exc:  # noqa: BLE001 - httpx errors, or the cut-off's fallout
+            status = (f"error: over {deadline_s:g} s" if cut.is_set()
+                      else f"error: {type(exc).__name__}")
+        if attempt + 1 < attempts:
+            time.sleep(min(8.0, 0.5 * 2**attempt))
     log.warning("webhook to %s failed: %s", url, status)
     return status

@@ -32,6 +32,7 @@ def test_crash_hang_and_flaky_jobs_do_not_take_the_server_down(tmp_path: Path, p
 
         hung = wait_job(client, hang)
         assert hung["status"] == "failed" and hung["error"]["code"] == "timeout"
+        assert hung["attempts"] == 1  # a deterministic timeout is not retried
 
         retried = wait_job(client, flaky)  # crashed once, succeeded on the 2nd attempt
         assert retried["status"] == "succeeded" and retried["attempts"] == 2

@@ -130,7 +130,10 @@ def execute_job(
     try:
         outcome = analyze(task_for_job(job, settings), progress)
     except AnalysisAborted as exc:
-        after = store.release_for_retry(job.id, owner, {"code": exc.code, "message": exc.message})
+        # A timeout is the file's own cost (same file, same options: same timeout), so it
+        # is not retried; a crash may be the process's fault and is (issue 11 item 5).
+        after = store.release_for_retry(job.id, owner, {"code": exc.code, "message": exc.message},
+                                        retry=exc.code != ErrorCode.TIMEOUT.value)
         log.warning("job %s attempt %d aborted: %s", job.id, job.attempts, exc.message)
         if after is not None and after.status == "failed":
             _notify(store, settings, job.id)

@@ -430,14 +430,16 @@ class JobStore:
                 )
             )
 
-    def release_for_retry(self, job_id: str, owner: str, error: dict[str, Any]) -> Job | None:
-        """The attempt crashed/hung: queue again, or fail once attempts are spent."""
+    def release_for_retry(self, job_id: str, owner: str, error: dict[str, Any],
+                          retry: bool = True) -> Job | None:
+        """The attempt crashed/hung: queue again, or fail once attempts are spent (at once
+        with ``retry=False``)."""
         now = utcnow()
         with self.session() as s:
             row = s.get(JobRow, job_id)
             if row is None or row.lease_owner != owner or row.status != "running":
                 return None
-            if row.attempts >= row.max_attempts:
+            if not retry or row.attempts >= row.max_attempts:
                 row.status, row.finished_at = "failed", now
             else:
                 row.status = "queued"

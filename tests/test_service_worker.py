@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from antifake.service.api import create_app
-from antifake.service.store import JobStore, NewJob
+from antifake.service.store import JobStore, NewJob, utcnow
 from service_support import assert_jobs_survive_a_restart, make_settings, submit_jobs, wait_job
 from synth import write_image
 
@@ -149,3 +149,31 @@ def test_concurrent_requests_with_one_idempotency_key_create_one_batch(tmp_path:
                       idempotency_key="k1")
     assert [j.id for j in store.find_by_idempotency_key("p", "k1")] == ["j9"]
     store.dispose()
+
+
+def test_queued_jobs_whose_message_was_lost_are_published_again(tmp_path: Path) -> None:
+    """Issue 11 item 6: after a broker flush, queued jobs stayed queued until the API
+    restarted (only expired *running* leases were re-sent)."""
+    from datetime import timedelta
+
+    from antifake.service.celery_app import republish_stranded
+    from antifake.service.store import JobRow
+
+    class FakeApp:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send_task(self, name: str, args: list[str]) -> None:
+            self.sent.append(args[0])
+
+    store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.create_jobs("p", [NewJob("old", "a.png", "/x"), NewJob("new", "b.png", "/y")],
+                      {}, None, max_attempts=3)
+    with store.session() as s:  # "old" has waited 10 minutes: its message is gone
+        s.get(JobRow, "old").updated_at = utcnow() - timedelta(minutes=10)
+    app = FakeApp()
+    assert republish_stranded(app, store, include_queued=False) == 1  # type: ignore[arg-type]
+    assert app.sent == ["old"]
+    # Touched when re-sent: the next tick does not send it again.
+    assert republish_stranded(app, store, include_queued=False) == 0  # type: ignore[arg-type]
+    assert store.claim("w", lease_s=30) is not None  # still claimable once

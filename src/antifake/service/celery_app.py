@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
 
 from antifake.service.settings import ServiceSettings
+from antifake.service.store import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -139,17 +141,25 @@ def publish_job(app: Celery, job_id: str) -> None:
     app.send_task(TASK_NAME, args=[job_id])
 
 
-def republish_stranded(app: Celery, store: Any, include_queued: bool) -> int:
+# A queued job untouched this long is re-published (its message may have been lost).
+STALE_QUEUED_S = 120.0
+
+
+def republish_stranded(app: Celery, store: Any, include_queued: bool,
+                       stale_queued_s: float = STALE_QUEUED_S) -> int:
     """Re-send messages for jobs a worker should be running but is not.
 
-    Running jobs with an expired lease lost their worker; at server start, queued jobs are
-    re-sent too (the message may have been lost between the database commit and the
-    publish, or with a Redis that was restarted without persistence). Duplicates are
-    harmless: only one claim succeeds.
+    Running jobs with an expired lease lost their worker; at server start, every queued
+    job is re-sent too (the message may have been lost between the database commit and
+    the publish, or with a Redis that was restarted without persistence), and afterwards,
+    periodically, queued jobs untouched for ``stale_queued_s`` (a broker flushed while the
+    server runs: issue 11 item 6). Duplicates are harmless: only one claim succeeds.
     """
     ids = list(store.expired_running_ids())
     if include_queued:
         ids += store.job_ids("queued")
+    else:
+        ids += store.stale_queued_ids(utcnow() - timedelta(seconds=stale_queued_s))
     for job_id in ids:
         try:
             publish_job(app, job_id)

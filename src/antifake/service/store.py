@@ -471,6 +471,21 @@ class JobStore:
             return list(s.scalars(select(JobRow.id).where(JobRow.status == status)
                                   .order_by(JobRow.created_at)))
 
+    def stale_queued_ids(self, older_than: datetime) -> list[str]:
+        """Queued jobs not touched since ``older_than``, marked as touched now.
+
+        Their broker message may be lost (a flushed Redis): the re-publisher sends them
+        again. Touching them means one re-send per staleness period, not one per tick.
+        """
+        now = utcnow()
+        with self.session() as s:
+            ids = list(s.scalars(select(JobRow.id).where(
+                JobRow.status == "queued", JobRow.updated_at < older_than)))
+            if ids:
+                s.execute(update(JobRow).where(JobRow.id.in_(ids), JobRow.status == "queued")
+                          .values(updated_at=now))
+            return ids
+
     def expired_running_ids(self) -> list[str]:
         with self.session() as s:
             return list(s.scalars(select(JobRow.id).where(

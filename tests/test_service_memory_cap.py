@@ -213,3 +213,24 @@ def test_celery_pool_children_are_capped(tmp_path: Path, cap_mb: int, bomb: byte
         ok = wait_job(client, client.post(
             "/v1/jobs", files={"file": ("a.png", small_png)}).json()["id"], timeout_s=60)
         assert ok["status"] == "succeeded" and ok["attempts"] == 1, ok
+
+
+def test_an_80_mpx_image_is_refused_from_its_header_every_time(tmp_path: Path) -> None:
+    """Issue 11 item 12: whether the 80 Mpx file failed depended on the analysis process's
+    history (a long-running one analysed it, child peak 2.86 GB); a pixel cap checked
+    before decoding makes the outcome the same every time."""
+    from antifake.config import AnalysisOptions
+    from antifake.engine import Engine
+    from synth import write_png_declaring
+
+    settings = ServiceSettings(data_dir=tmp_path)
+    assert settings.limits().max_image_pixels == 50_000_000
+    bomb = write_png_declaring(tmp_path / "big.png", 8944, 8944)  # 80 Mpx, ~100 bytes
+    engine = Engine(options=AnalysisOptions(limits=settings.limits()))
+    for _ in range(3):
+        r = engine.analyze(bomb)
+        assert r.error is not None and r.error["code"] == "too_large"
+        assert "max_image_pixels" in r.error["message"]
+    ok = write_png_declaring(tmp_path / "ok.png", 7000, 7000)  # 49 Mpx: passes the header cap
+    r = engine.analyze(ok)
+    assert r.error is None or "max_image_pixels" not in r.error["message"]

@@ -62,6 +62,10 @@ class ServiceSettings:
     # An idle analysis process maps ~580 MiB; 3072 admits ~60 Mpx images (36 Mpx peaks at
     # ~2.2 GiB virtual) and fails larger/costlier files with too_large (docs/service.md).
     analysis_memory_mb: int = 3072
+    # Pixels per image, checked from the header before any decode: a deterministic
+    # `too_large` for what the memory cap above cannot hold (an 80 Mpx PNG needs ~4.1 GiB
+    # of address space; whether it failed used to depend on the process's history).
+    max_image_pixels: int = 50_000_000
     lease_s: float = 30.0  # a running job whose lease is not renewed for this long is retried
     requeue_running_on_startup: bool = True  # single-server default; see docs/scaling.md
 
@@ -88,6 +92,8 @@ class ServiceSettings:
             raise ValueError("workers must be >= 1")
         if self.analysis_memory_mb < 0:
             raise ValueError("analysis_memory_mb must be >= 0 (0 = no cap)")
+        if self.max_image_pixels < 1:
+            raise ValueError("max_image_pixels must be >= 1")
         FrameSampling.parse(self.default_sampling)  # fail at startup, not per request
 
     # -- derived paths -------------------------------------------------------------------
@@ -109,7 +115,8 @@ class ServiceSettings:
 
     def limits(self) -> Limits:
         """Engine limits: a file can never be bigger than an upload, nor take longer."""
-        return Limits(max_file_bytes=self.max_upload_bytes, timeout_s=self.job_timeout_s)
+        return Limits(max_file_bytes=self.max_upload_bytes, timeout_s=self.job_timeout_s,
+                      max_image_pixels=self.max_image_pixels)
 
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.uploads_dir, self.results_dir, self.tmp_dir):

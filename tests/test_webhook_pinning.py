@@ -174,3 +174,40 @@ def test_job_dispatch_does_not_wait_for_the_webhook(tmp_path, monkeypatch) -> No
     assert time.monotonic() - t0 < 0.5
     assert started.wait(5)
     release.set()
+
+
+def test_webhook_outbox_redelivers_after_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 7: a kill between saving a result and delivering its webhook left
+    webhook_status null forever (at-most-once). The outbox sends it again."""
+    from datetime import timedelta
+
+    from antifake.service.jobs import redeliver_pending_webhooks
+    from antifake.service.settings import ServiceSettings
+    from antifake.service.store import JobRow, JobStore, NewJob, utcnow
+
+    _Recorder.received = []
+    httpd = HTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
+        settings = ServiceSettings(data_dir=tmp_path, webhook_allow_private=True,
+                                   webhook_timeout_s=2.0)
+        store = JobStore(settings.db_url)
+        store.create_jobs("local", [NewJob("crashed", "a.png", "/x"),
+                                    NewJob("fresh", "b.png", "/y")], {}, url, max_attempts=1)
+        for job_id in ("crashed", "fresh"):
+            assert store.claim("w", lease_s=30) is not None
+            store.save_result(job_id, {"file": "a.png", "verdict": "authentic"}, None)
+        with store.session() as s:  # "crashed" finished 5 minutes ago, never delivered
+            s.get(JobRow, "crashed").finished_at = utcnow() - timedelta(minutes=5)
+        assert redeliver_pending_webhooks(store, settings, grace_s=60) == 1
+        deadline = time.monotonic() + 10
+        while (store.get_job("crashed").webhook_status in (None, "retrying")
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        assert store.get_job("crashed").webhook_status == "delivered"
+        assert store.get_job("fresh").webhook_status is None  # its own delivery may be running
+        assert len(_Recorder.received) == 1
+        assert redeliver_pending_webhooks(store, settings, grace_s=60) == 0  # done: not again
+    finally:
+        httpd.shutdown()

@@ -104,6 +104,7 @@ class ServiceState:
     runner: Any = None  # LocalJobRunner (local backend)
     sweeper: Any = None
     reaper: Any = None  # re-publishes stranded jobs (celery backend)
+    outbox: Any = None  # re-delivers webhooks a crash interrupted
     celery: Any = None  # Celery app (celery backend)
     started_at: float = field(default_factory=time.time)
     pending_detect: int = 0  # synchronous detects in flight (event loop only: no lock)
@@ -474,10 +475,19 @@ def _start(state: ServiceState) -> None:
         state.runner.start()
     state.sweeper = Sweeper(s, state.store)
     state.sweeper.start()
+    from antifake.service.jobs import redeliver_pending_webhooks
+    from antifake.service.worker import Periodic
+
+    # Webhook outbox: deliveries a crash interrupted are sent again (at least once).
+    # Grace: longer than the slowest normal delivery (3 attempts of 3 x the timeout).
+    grace = max(60.0, 10 * s.webhook_timeout_s + 15)
+    state.outbox = Periodic(60.0, lambda: redeliver_pending_webhooks(state.store, s, grace),
+                            "antifake-webhook-outbox")
+    state.outbox.start()
 
 
 def _stop(state: ServiceState) -> None:
-    for periodic in (state.sweeper, state.reaper):
+    for periodic in (state.sweeper, state.reaper, state.outbox):
         if periodic is not None:
             periodic.stop()
     if state.runner is not None:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from antifake.errors import ErrorCode
@@ -14,7 +15,7 @@ from antifake.service import webhooks
 from antifake.service.analysis import AnalysisOutcome, AnalysisTask, ProgressFn, save_heatmaps
 from antifake.service.auth import hash_key
 from antifake.service.settings import ServiceSettings
-from antifake.service.store import LOCAL_PRINCIPAL, Job, JobStore, ResultRow
+from antifake.service.store import LOCAL_PRINCIPAL, Job, JobStore, ResultRow, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,20 @@ _deliveries = ThreadPoolExecutor(max_workers=4, thread_name_prefix="antifake-web
 def _notify(store: JobStore, settings: ServiceSettings, job_id: str) -> None:
     """Queue the job's webhook delivery (if it has one) and return at once."""
     _deliveries.submit(_deliver_webhook, store, settings, job_id)
+
+
+def redeliver_pending_webhooks(store: JobStore, settings: ServiceSettings,
+                               grace_s: float = 60.0, stuck_s: float = 600.0) -> int:
+    """The outbox: queue again the webhooks of finished jobs that never got a final
+    delivery status (at-least-once: a kill between saving a result and delivering it left
+    ``webhook_status`` null forever, issue 11 item 7). Receivers should de-duplicate by
+    job id. Returns how many were queued."""
+    now = utcnow()
+    ids = store.claim_undelivered_webhooks(now - timedelta(seconds=grace_s),
+                                           now - timedelta(seconds=stuck_s))
+    for job_id in ids:
+        _notify(store, settings, job_id)
+    return len(ids)
 
 
 def _deliver_webhook(store: JobStore, settings: ServiceSettings, job_id: str) -> None:

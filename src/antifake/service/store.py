@@ -491,6 +491,23 @@ class JobStore:
             return list(s.scalars(select(JobRow.id).where(
                 JobRow.status == "running", JobRow.lease_expires_at < utcnow())))
 
+    def claim_undelivered_webhooks(self, finished_before: datetime,
+                                   stuck_before: datetime) -> list[str]:
+        """Finished jobs whose webhook never got a final status (the process died between
+        saving the result and delivering it), marked ``retrying``; ``retrying`` rows not
+        updated since ``stuck_before`` (the redelivery itself died) are taken again."""
+        now = utcnow()
+        with self.session() as s:
+            cond = (JobRow.webhook_url.is_not(None) & JobRow.finished_at.is_not(None)
+                    & (((JobRow.webhook_status.is_(None)) & (JobRow.finished_at < finished_before))
+                       | ((JobRow.webhook_status == "retrying")
+                          & (JobRow.updated_at < stuck_before))))
+            ids = list(s.scalars(select(JobRow.id).where(cond)))
+            if ids:
+                s.execute(update(JobRow).where(JobRow.id.in_(ids), cond)
+                          .values(webhook_status="retrying", updated_at=now))
+            return ids
+
     def set_webhook_status(self, job_id: str, status: str) -> None:
         with self.session() as s:
             s.execute(update(JobRow).where(JobRow.id == job_id).values(webhook_status=status[:100]))

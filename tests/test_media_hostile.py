@@ -205,3 +205,44 @@ def test_tiff_whose_pages_loop_is_refused(tmp_path: Path) -> None:
     # The same file without the loop is a normal two-page TIFF.
     pages[0].save(tmp_path / "ok.tif", save_all=True, append_images=pages[1:])
     assert open_media(tmp_path / "ok.tif").info.frame_count == 2
+
+
+def test_jpeg_with_thousands_of_scans_is_refused_before_decoding(tmp_path: Path) -> None:
+    """Issue 11 item 5: a 1 MB progressive JPEG of 15,000 scans took 123 s to decode."""
+    import io
+
+    from antifake.errors import ErrorCode
+    from antifake.media import open_media
+    from antifake.media.images import jpeg_scan_count
+    from synth import textured_rgb
+
+    buf = io.BytesIO()
+    Image.fromarray(textured_rgb(64, 48)).save(buf, format="JPEG", progressive=True)
+    good = tmp_path / "progressive.jpg"
+    good.write_bytes(buf.getvalue())
+    assert 1 < jpeg_scan_count(good) <= 20
+    assert open_media(good).info.width == 64  # a normal progressive JPEG still opens
+    data = buf.getvalue()
+    # 400 extra (empty) scans before EOI: decoders re-run their progressive pass per scan.
+    scan = data[data.index(b"\xff\xda"):data.index(b"\xff\xda") + 2 + int.from_bytes(
+        data[data.index(b"\xff\xda") + 2:data.index(b"\xff\xda") + 4], "big")]
+    bomb = tmp_path / "scans.jpg"
+    bomb.write_bytes(data[:-2] + scan * 400 + b"\xff\xd9")
+    t0 = time.perf_counter()
+    with pytest.raises(AntifakeError) as err:
+        open_media(bomb)
+    assert err.value.code == ErrorCode.TOO_LARGE and "max_jpeg_scans" in err.value.message
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_animation_with_too_many_frames_is_refused(tmp_path: Path) -> None:
+    from antifake.config import Limits
+    from antifake.errors import ErrorCode
+    from antifake.media import open_media
+    from synth import write_animated_gif
+
+    gif = write_animated_gif(tmp_path / "a.gif", frames=12)
+    assert open_media(gif).info.frame_count == 12
+    with pytest.raises(AntifakeError) as err:
+        open_media(gif, Limits(max_animation_frames=10))
+    assert err.value.code == ErrorCode.TOO_LARGE and "max_animation_frames" in err.value.message

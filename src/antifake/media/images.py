@@ -178,6 +178,22 @@ def _frame_ms(fmt: str, value: Any) -> float:
     return min(ms, 3_600_000.0)
 
 
+def jpeg_scan_count(path: Path, stop_after: int | None = None) -> int:
+    """Start-of-scan markers (FF DA) in a JPEG file, counted without decoding. Byte
+    stuffing keeps FF DA out of entropy-coded data, so this is the scan count (plus any
+    in an embedded thumbnail); counting stops once past ``stop_after``."""
+    count, tail = 0, b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            data = tail + chunk
+            count += data.count(b"\xff\xda")
+            # A trailing FF may start a marker that ends in the next chunk.
+            tail = b"\xff" if data.endswith(b"\xff") else b""
+            if stop_after is not None and count > stop_after:
+                break
+    return count
+
+
 def tiff_ifd_loop(path: Path, max_ifds: int = 100_000) -> bool:
     """True when the chain of a classic TIFF's image directories (pages) comes back to a
     directory already visited. Pillow stops at the repeat and reports the pages seen so
@@ -214,6 +230,12 @@ def tiff_ifd_loop(path: Path, max_ifds: int = 100_000) -> bool:
 def open_image(facts: FileFacts, limits: Limits) -> ImageMedia | AnimatedImageMedia:
     """Open, validate and decode an image file; animated ones become video media."""
     fmt = facts.format
+    if fmt == "jpeg":
+        scans = jpeg_scan_count(facts.path, stop_after=limits.max_jpeg_scans)
+        if scans > limits.max_jpeg_scans:
+            raise AntifakeError(
+                ErrorCode.TOO_LARGE,
+                f"JPEG has more than {limits.max_jpeg_scans} scans (limit max_jpeg_scans)")
     if fmt == "tiff" and tiff_ifd_loop(facts.path):
         raise AntifakeError(ErrorCode.CORRUPT_MEDIA,
                             "TIFF pages form a loop (a page points back to an earlier one)")
@@ -262,6 +284,12 @@ def _validate_image(
             return ImageMedia(info, img)
         try:
             declared = int(getattr(img, "n_frames", 1))
+            if declared > limits.max_animation_frames:
+                raise AntifakeError(
+                    ErrorCode.TOO_LARGE,
+                    f"animation declares {declared} frames, over {limits.max_animation_frames} "
+                    "(limit max_animation_frames)",
+                )
             if declared > limits.max_frames:
                 raise AntifakeError(
                     ErrorCode.TOO_LARGE,

@@ -177,6 +177,21 @@ class GateMiddleware:
     def __init__(self, app: ASGIApp, state: ServiceState) -> None:
         self.app, self.state = app, state
 
+    async def _principal_or_refuse(self, headers: dict[str, str], scope: Scope,
+                                   receive: Receive, send: Send) -> Principal | None:
+        """The request's principal, or None after answering 401 (bad key) or 503
+        (database unavailable)."""
+        try:
+            principal = await self._authenticate(headers)
+        except DB_UNAVAILABLE:
+            log.warning("database unavailable while authenticating", exc_info=True)
+            await _db_unavailable_response()(scope, receive, send)
+            return None
+        if principal is None:
+            await _json_error(401, "unauthorized", "missing or invalid API key",
+                              {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        return principal
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -192,27 +207,13 @@ class GateMiddleware:
                 _host_name(headers.get("host", "")) not in settings.allowed_hosts):
             await _json_error(400, "invalid_request", "host not allowed")(scope, receive, send)
             return
-        if (path == "/metrics" and settings.auth_required and not settings.metrics_public):
-            try:
-                principal = await self._authenticate(headers)
-            except DB_UNAVAILABLE:
-                await _db_unavailable_response()(scope, receive, send)
-                return
-            if principal is None:
-                await _json_error(401, "unauthorized", "missing or invalid API key",
-                                  {"WWW-Authenticate": "Bearer"})(scope, receive, send)
-                return
+        if (path == "/metrics" and settings.auth_required and not settings.metrics_public
+                and await self._principal_or_refuse(headers, scope, receive, send) is None):
+            return
 
         if path.startswith("/v1/"):
-            try:
-                principal = await self._authenticate(headers)
-            except DB_UNAVAILABLE:
-                log.warning("database unavailable while authenticating", exc_info=True)
-                await _db_unavailable_response()(scope, receive, send)
-                return
+            principal = await self._principal_or_refuse(headers, scope, receive, send)
             if principal is None:
-                await _json_error(401, "unauthorized", "missing or invalid API key",
-                                  {"WWW-Authenticate": "Bearer"})(scope, receive, send)
                 return
             if principal.rate_limit_per_s is not None:
                 ok, wait = self.state.buckets.allow(

@@ -19,17 +19,11 @@ import numpy as np
 
 from antifake.training.data import Item
 from antifake.training.formats import GROUP_ORDER, format_groups
+from antifake.training.metrics import threshold_at_fpr
 
 TARGET_FPR = 0.05
 MIN_GROUP_FILES = 20
 MIN_GROUP_SOURCES = 3
-
-
-def _quantile_threshold(scores: np.ndarray, fpr: float) -> float:
-    """Smallest threshold leaving at most ``fpr`` of ``scores`` strictly above it."""
-    s = np.sort(scores)
-    k = int(np.floor(fpr * len(s)))  # scores allowed above
-    return float(s[len(s) - k - 1]) if len(s) else float("inf")
 
 
 def operating_threshold(scores: np.ndarray, items: Sequence[Item], fpr: float = TARGET_FPR,
@@ -40,7 +34,7 @@ def operating_threshold(scores: np.ndarray, items: Sequence[Item], fpr: float = 
     real = np.asarray([not it.is_ai for it in items]) & np.isfinite(scores)
     if not real.any():
         return float("inf")
-    thr = _quantile_threshold(scores[real], fpr)
+    thr = threshold_at_fpr(scores[real], fpr)
     members: dict[str, list[int]] = defaultdict(list)
     for i, gs in enumerate(groups):
         if real[i]:
@@ -49,7 +43,7 @@ def operating_threshold(scores: np.ndarray, items: Sequence[Item], fpr: float = 
     for idx in members.values():
         if (len(idx) >= MIN_GROUP_FILES
                 and len({items[i].source for i in idx}) >= MIN_GROUP_SOURCES):
-            thr = max(thr, _quantile_threshold(scores[idx], fpr))
+            thr = max(thr, threshold_at_fpr(scores[idx], fpr))
     return thr
 
 

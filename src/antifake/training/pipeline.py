@@ -191,24 +191,19 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def metric_rows(oof: OOFScores, condition: str,
-                threshold: float | dict[str, float] | np.ndarray,
+def metric_rows(oof: OOFScores, condition: str, thresholds: np.ndarray,
                 calibrate: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict]:
     """Per-label and pooled metrics for ``condition``; probabilities via ``calibrate``.
 
-    ``threshold`` (on the probability) is one value, one per media type (``image`` /
-    ``video``), or one per file (nested thresholds, aligned with ``oof.items``).
+    ``thresholds`` holds one probability threshold per file, aligned with ``oof.items``
+    (the nested thresholds of :func:`antifake.training.operating.nested_thresholds`); a
+    file is flagged when its probability is above its threshold.
     """
     finite = np.isfinite(oof.logits[condition])
     z = oof.logits[condition][finite]
     p = calibrate(z) if calibrate else _sigmoid(z)
     items = [it for it, ok in zip(oof.items, finite, strict=True) if ok]
-    if isinstance(threshold, np.ndarray):
-        thr = threshold[finite]
-    else:
-        thr = np.asarray([threshold.get(it.media_type, max(threshold.values()))
-                          if isinstance(threshold, dict) else threshold for it in items])
-    flagged = p > thr
+    flagged = p > thresholds[finite]
     rows = []
 
     def add(name: str, pos: np.ndarray, neg: np.ndarray) -> None:
@@ -302,7 +297,8 @@ def oof_table(oofs: dict[str, OOFScores], conditions: Sequence[str]) -> list[dic
     return rows
 
 
-def fuse_oof(oofs: dict[str, OOFScores], conditions: Sequence[str]) -> tuple[Any, OOFScores]:
+def fuse_oof(oofs: dict[str, OOFScores], conditions: Sequence[str],
+             table: list[dict] | None = None) -> tuple[Any, OOFScores]:
     """Fit the calibrated fusion on the detectors' out-of-fold scores; return it and the
     fused log-odds as an :class:`OOFScores` (so the same tables can be printed for it).
 
@@ -310,11 +306,12 @@ def fuse_oof(oofs: dict[str, OOFScores], conditions: Sequence[str]) -> tuple[Any
     out-of-fold scores; its thresholds are then set per media type by
     :func:`antifake.training.operating.operating_threshold` (strictest format group and
     condition), the same rule the nested evaluation applies without the judged source.
+    ``table``: the rows of :func:`oof_table` when the caller already made them.
     """
     from antifake.calibration import fit_calibrated_fusion
     from antifake.training.operating import operating_threshold
 
-    table = oof_table(oofs, conditions)
+    table = oof_table(oofs, conditions) if table is None else table
     if not table:
         raise ValueError("no out-of-fold scores: need >= 2 sources with both classes")
     fusion = fit_calibrated_fusion(
@@ -401,7 +398,7 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
     if not table:
         raise ValueError("no out-of-fold scores: need >= 2 sources with both classes")
     write_tsv(out_dir / "oof_scores.tsv", table)
-    fusion, _fused = fuse_oof(oofs, calibration_conditions)
+    fusion, _fused = fuse_oof(oofs, calibration_conditions, table)
     fusion.save(out_dir / "calibration.json")
 
     def own_thresholds(det: str) -> dict[str, float]:

@@ -116,6 +116,10 @@ def base_bytes(kind: str) -> bytes:
         elif kind == "webm_320":  # two-byte PixelWidth/PixelHeight elements
             path = s.write_video(d / "w.webm", container="webm", codec="libvpx-vp9", frames=4,
                                  width=320, height=240)
+        elif kind in AUDIO_CODECS:
+            container, codec = AUDIO_CODECS[kind]
+            path = s.write_audio(d / f"a.{kind}", s.voice_like(3.0), container=container,
+                                 codec=codec)
         elif kind in ("anim_gif", "anim_webp", "anim_png"):
             fmt = {"anim_gif": "GIF", "anim_webp": "WEBP", "anim_png": "PNG"}[kind]
             path = s.write_animated_image(d / f"a.{kind}", fmt, frames=6)
@@ -517,6 +521,10 @@ def _nested_name(parts: list[str], kind: str) -> Callable[[Path], Path]:
 STILL_KINDS = ("jpeg", "png", "webp", "gif", "bmp", "tiff")
 VIDEO_KINDS = ("mp4", "mov", "webm", "mkv", "avi")
 ANIM_KINDS = ("anim_gif", "anim_webp", "anim_png")
+AUDIO_KINDS = ("wav", "flac", "mp3", "ogg", "m4a")
+AUDIO_CODECS = {"wav": ("wav", "pcm_s16le"), "flac": ("flac", "flac"),
+                "mp3": ("mp3", "libmp3lame"), "ogg": ("ogg", "libopus"),
+                "m4a": ("ipod", "aac")}
 _EXT = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "bmp": "bmp", "tiff": "tif",
         "mp4": "mp4", "mov": "mov", "webm": "webm", "mkv": "mkv", "avi": "avi",
         "anim_gif": "gif", "anim_webp": "webp", "anim_png": "png"}
@@ -524,6 +532,17 @@ _FORMAT = {k: k for k in STILL_KINDS + VIDEO_KINDS} | {
     "anim_gif": "gif", "anim_webp": "webp", "anim_png": "png"}
 
 FLIP_SEEDS = 6  # random bit-flip variants per format
+
+
+def wav_bytes(channels: int, rate: int, declared_data: int, actual_data: int) -> bytes:
+    """A PCM WAV header declaring ``channels``/``rate``/``declared_data`` bytes, followed by
+    ``actual_data`` bytes of a low tone."""
+    block = max(1, channels) * 2
+    fmt = struct.pack("<HHIIHH", 1, channels, rate % 2**32, (rate * block) % 2**32, block, 16)
+    tone = (struct.pack("<h", 3000) + struct.pack("<h", -3000)) * (actual_data // 4 + 1)
+    return (b"RIFF" + struct.pack("<I", min(2**32 - 1, 36 + declared_data)) + b"WAVE"
+            + b"fmt " + struct.pack("<I", 16) + fmt + b"data"
+            + struct.pack("<I", declared_data) + tone[:actual_data])
 
 
 def _truncated_base(kind: str, fraction: float) -> bytes:
@@ -565,6 +584,32 @@ def cases() -> list[Case]:
                 ANY_CLEAN)
         add(f"wrong_ext/{kind}.txt", "file.txt", b, frozenset({OK}), fmt)
         add(f"no_ext/{kind}", "file", b, frozenset({OK}), fmt)
+
+    # -- audio (issue 12): a cut or damaged audio file may still play, as in any player,
+    # so truncations and bit flips may be analysed; what is never acceptable is a crash,
+    # a hang or an internal error.
+    for kind in AUDIO_KINDS:
+        b = partial(base_bytes, kind)
+        add(f"valid/{kind}", f"valid.{kind}", b, frozenset({OK}), kind)
+        for frac in (0.05, 0.5, 0.9):
+            add(f"truncated/{kind}@{frac}", f"cut.{kind}", partial(_truncated_base, kind, frac),
+                ANY_CLEAN)
+        add(f"truncated/{kind}@16B", f"cut16.{kind}", partial(_head_of_base, kind, 16),
+            BAD_FILE)
+        for seed in range(3):
+            add(f"bitflip/{kind}#{seed}", f"flip.{kind}", partial(_flipped_base, kind, seed),
+                ANY_CLEAN)
+        add(f"wrong_ext/{kind}.jpg", "sound.jpg", b, frozenset({OK}), kind)
+    add("audio/wav_200_channels", "many.wav", partial(wav_bytes, 200, 16000, 6400, 6400),
+        BAD_FILE)
+    add("audio/wav_rate_0", "rate0.wav", partial(wav_bytes, 1, 0, 6400, 6400), BAD_FILE)
+    add("audio/wav_rate_4ghz", "fast.wav", partial(wav_bytes, 1, 4_000_000_000, 6400, 6400),
+        BAD_FILE)
+    add("audio/wav_declares_4gb", "liar.wav", partial(wav_bytes, 1, 16000, 0xFFFF_FFF0, 32000),
+        ANY_CLEAN)
+    add("audio/wav_header_only", "empty.wav", partial(wav_bytes, 1, 16000, 0, 0), BAD_FILE)
+    add("audio/mp3_frame_sync_flood", "sync.mp3", lambda: b"\xff\xfb\x90\x64" * 250_000,
+        ANY_CLEAN)
 
     # -- wrong extensions across families
     add("wrong_ext/png_as_mp4", "movie.mp4", lambda: base_bytes("png"), frozenset({OK}), "png")

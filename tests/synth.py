@@ -169,3 +169,80 @@ def write_video_gop(
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def voice_like(seconds: float = 2.0, rate: int = 16000, seed: int = 0,
+               f0: float = 140.0) -> np.ndarray:
+    """A voice-like mono float32 signal: a gliding harmonic series with syllable-rate
+    amplitude modulation, plus a little noise (tests need sound, not words)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    sig = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = 0.5 * (1 + np.sin(2 * np.pi * 4.0 * t)) ** 2
+    out = 0.2 * sig * envelope + 0.003 * rng.standard_normal(t.size)
+    return np.clip(out, -1, 1).astype(np.float32)
+
+
+def write_audio(path: Path, samples: np.ndarray | None = None, rate: int = 16000,
+                container: str | None = None, codec: str = "pcm_s16le", channels: int = 1,
+                metadata: dict[str, str] | None = None, bit_rate: int | None = None) -> Path:
+    """Write mono ``samples`` (default :func:`voice_like`) with PyAV.
+
+    ``container``/``codec`` e.g. wav/pcm_s16le, flac/flac, mp3/libmp3lame, ogg/libopus,
+    ipod/aac (an .m4a), webm/libopus.
+    """
+    samples = voice_like(rate=rate) if samples is None else samples
+    fmt = container or path.suffix.lstrip(".")
+    layout = "mono" if channels == 1 else "stereo"
+    data = np.repeat(samples[None, :], channels, axis=0)
+    with av.open(str(path), mode="w", format=fmt) as out:
+        if metadata:
+            out.metadata.update(metadata)
+        stream = out.add_stream(codec, rate=48000 if codec == "libopus" else rate)
+        stream.layout = layout
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        frame = av.AudioFrame.from_ndarray(
+            (data * 32767).astype(np.int16).reshape(1, -1) if channels > 1
+            else (data * 32767).astype(np.int16), format="s16", layout=layout)
+        frame.sample_rate = rate
+        resampler = av.AudioResampler(format=stream.codec_context.format.name,
+                                      layout=layout, rate=stream.codec_context.sample_rate)
+        for conv in resampler.resample(frame) + resampler.resample(None):
+            for packet in stream.encode(conv):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def write_video_with_audio(path: Path, seconds: float = 2.0, fps: int = 12,
+                           width: int = 64, height: int = 48) -> Path:
+    """An MP4 (H.264 + AAC) whose sound is :func:`voice_like`."""
+    rate = 16000
+    samples = voice_like(seconds, rate)
+    base = textured_rgb(width + 64, height)
+    with av.open(str(path), mode="w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        aus = out.add_stream("aac", rate=rate)
+        aus.layout = "mono"
+        for i in range(int(seconds * fps)):
+            arr = np.ascontiguousarray(base[:, i % 64: i % 64 + width])
+            for packet in vs.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        frame = av.AudioFrame.from_ndarray((samples * 32767).astype(np.int16)[None, :],
+                                           format="s16", layout="mono")
+        frame.sample_rate = rate
+        resampler = av.AudioResampler(format=aus.codec_context.format.name, layout="mono",
+                                      rate=rate)
+        for conv in resampler.resample(frame) + resampler.resample(None):
+            for packet in aus.encode(conv):
+                out.mux(packet)
+        for packet in aus.encode(None):
+            out.mux(packet)
+    return path

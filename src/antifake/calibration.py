@@ -64,6 +64,9 @@ class CalibratedFusion:
     authentic_thresholds: dict[str, float] = field(default_factory=dict)
     # Detectors whose scores never enter the verdict (reported only).
     ignore: list[str] = field(default_factory=list)
+    # Per media type, more such detectors: e.g. synthetic_speech on a video's sound track,
+    # until out-of-fold data of videos with sound shows that it helps the video verdict.
+    ignore_by_media_type: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> CalibratedFusion:
@@ -87,7 +90,10 @@ class CalibratedFusion:
                    authentic_thresholds={
                        k: float(v) for k, v in d.get("authentic_thresholds", {}).items()
                    },
-                   ignore=[str(x) for x in d.get("ignore", [])])
+                   ignore=[str(x) for x in d.get("ignore", [])],
+                   ignore_by_media_type={
+                       str(k): [str(x) for x in v]
+                       for k, v in d.get("ignore_by_media_type", {}).items()})
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "coef": self.coef, "intercept": self.intercept,
@@ -95,7 +101,7 @@ class CalibratedFusion:
                 "authentic_threshold": self.authentic_threshold,
                 "ai_thresholds": self.ai_thresholds,
                 "authentic_thresholds": self.authentic_thresholds, "ignore": self.ignore,
-                "meta": self.meta}
+                "ignore_by_media_type": self.ignore_by_media_type, "meta": self.meta}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", "utf-8")
@@ -124,8 +130,9 @@ class CalibratedFusion:
     ) -> FusedVerdict:
         usable = [r for r in results if r.error is None and r.score is not None]
         override = decisive_override(usable)
+        ignored = set(self.ignore) | set(self.ignore_by_media_type.get(media_type or "", []))
         known = {r.detector: r.score for r in usable if r.detector in self.coef}
-        extra = [r for r in usable if r.detector not in self.coef and r.detector not in self.ignore]
+        extra = [r for r in usable if r.detector not in self.coef and r.detector not in ignored]
         if override:
             p, basis = override
         elif known or extra:
@@ -141,13 +148,14 @@ class CalibratedFusion:
         return FusedVerdict(
             verdict=verdict,
             ai_probability=p,
-            generator=EvidenceFusion._attribute(usable) if verdict != "authentic" else None,
+            generator=(EvidenceFusion._attribute([r for r in usable if r.detector not in ignored])
+                       if verdict != "authentic" else None),
             details={"method": self.name, "basis": basis, "ai_threshold": ai_thr,
                      "authentic_threshold": auth_thr, "media_type": media_type,
                      "opinions": len(usable),
                      "calibrated_detectors": sorted(self.coef),
                      "evidence_detectors": sorted(r.detector for r in extra),
-                     "ignored_detectors": sorted(self.ignore)},
+                     "ignored_detectors": sorted(ignored)},
         )
 
 

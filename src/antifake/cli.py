@@ -81,6 +81,7 @@ def main() -> None:
 MEDIA_SUFFIXES = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".dib",
     ".tif", ".tiff", ".mp4", ".m4v", ".mov", ".qt", ".webm", ".mkv", ".avi",
+    ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aac", ".m4a", ".m4b",
 })
 
 
@@ -172,11 +173,12 @@ def _print_table(results: list[AnalysisResult], console: Any) -> None:
 @click.option("--sampling", default="fps=2,max=64", show_default=True,
               help="Video frame sampling: all | keyframes | fps=N, optionally ,max=K.")
 @click.option("--heatmap", "heatmap_dir", type=click.Path(file_okay=False), default=None,
-              help="Write heatmap overlays (and timelines for video) as PNG into this folder.")
+              help="Write heatmap overlays (and video/audio timelines) as PNG into this folder.")
 @click.option("--no-recursive", is_flag=True, help="Do not descend into sub-folders.")
 @click.option("--max-file-mb", type=float, default=None, help="Reject files larger than this.")
 @click.option("--max-pixels", type=int, default=None, help="Reject images with more pixels.")
-@click.option("--max-duration", type=float, default=None, help="Reject longer videos (seconds).")
+@click.option("--max-duration", type=float, default=None,
+              help="Reject longer videos and audio (seconds).")
 @click.option("--timeout", type=float, default=None, help="Per-file time budget in seconds.")
 @click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False), default=None,
               help="PEM bundle of C2PA trust anchors (default: $ANTIFAKE_C2PA_TRUST_ANCHORS).")
@@ -195,7 +197,7 @@ def scan_command(
     trust_anchors: str | None,
     quiet: bool,
 ) -> None:
-    """Scan image and video FILES or FOLDERS (recursively) for AI generation.
+    """Scan image, video and audio FILES or FOLDERS (recursively) for AI generation.
 
     Exit status: 0 when every file was analysed, 1 when any file could not be, 2 on bad
     options.

@@ -73,10 +73,23 @@ _MEDIA_ROOT = click.option(
               help="Also install the trained files as user model NAME and select it "
                    "(the shipped model is never touched; `antifake models reset` restores "
                    "it).")
+@click.option("--folds", default=4, show_default=True,
+              help="Speech data only: source-grouped folds of the out-of-fold evaluation.")
+@click.option("--epochs", default=10, show_default=True,
+              help="Speech data only: training epochs of the synthetic_speech CNN.")
 def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
                   cache_dir: Path, family: str, max_frames: int, workers: int, split: str,
-                  install_as: str | None) -> None:
-    """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders)."""
+                  install_as: str | None, folds: int, epochs: int) -> None:
+    """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders).
+
+    Speech manifests (labels real_speech / ai_speech_<family>) train synthetic_speech
+    instead (synthetic_speech.onnx/.json in --out).
+    """
+    from antifake.cli_speech import is_speech_data, speech_train
+
+    if is_speech_data(data):
+        speech_train(data, media_roots, out_dir, cache_dir, workers, folds, epochs, install_as)
+        return
     from antifake.training.features import precompute_all
     from antifake.training.pipeline import SEMANTIC_FAMILY, TRAIN_CONDITIONS, train_and_export
 
@@ -125,17 +138,31 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
               help=f"Write the tables into this file's '{SECTION}' section (nothing is "
                    "written unless asked).")
 @click.option("--json-out", type=click.Path(path_type=Path), default=None)
+@click.option("--folds", default=4, show_default=True,
+              help="Speech data only: source-grouped folds (each source held out once).")
+@click.option("--epochs", default=10, show_default=True,
+              help="Speech data only: training epochs per fold.")
 def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], split: str,
                      conditions: str, families: tuple[str, ...],
                      train_conditions: str | None, max_frames: int, workers: int,
-                     cache_dir: Path, markdown: Path | None, json_out: Path | None) -> None:
+                     cache_dir: Path, markdown: Path | None, json_out: Path | None,
+                     folds: int, epochs: int) -> None:
     """Evaluate on DATA (manifests or folders) with source-grouped splits.
 
     Every file gets an out-of-fold score from a model that never saw its source; the
     operating threshold judging a source is fitted on the other sources' scores only
     (nested), so the false-positive rates per source and per format group are what a
     user should expect on sources never seen.
+
+    Speech manifests (labels real_speech / ai_speech_<family>) evaluate synthetic_speech:
+    source-grouped --folds, every codec condition, per-source rates.
     """
+    from antifake.cli_speech import is_speech_data, speech_evaluate
+
+    if is_speech_data(data):
+        speech_evaluate(data, media_roots, cache_dir, workers, folds, epochs, markdown,
+                        json_out)
+        return
     import numpy as np
 
     from antifake.training.features import FeatureExtractor, precompute_all

@@ -29,6 +29,9 @@ class Limits:
     # Scans of one JPEG: each progressive scan re-decodes the picture, so a 1 MB file of
     # 15,000 scans took 123 s; real progressive JPEGs have about 10.
     max_jpeg_scans: int = 256
+    # Audio: real files have 1-8 channels at 8-192 kHz; more is a hostile header.
+    max_audio_channels: int = 32
+    max_audio_sample_rate: int = 384_000
     max_metadata_bytes: int = 4 * 1024**2  # EXIF/XMP/text chunks kept per file
     timeout_s: float = 600.0  # wall-clock budget for one file
 

@@ -26,6 +26,8 @@ MODEL_FILES: dict[str, str] = {
     "forensic_image.onnx": "antifake.detectors.forensic_image",
     "forensic_image.json": "antifake.detectors.forensic_image",
     "semantic_clip.json": "antifake.detectors.semantic_clip",
+    "synthetic_speech.onnx": "antifake.detectors.synthetic_speech",
+    "synthetic_speech.json": "antifake.detectors.synthetic_speech",
     "calibration.json": "antifake",
 }
 SHIPPED = "shipped"

@@ -24,6 +24,7 @@ BUILTIN_DETECTOR_MODULES: list[str] = [
     "antifake.detectors.splicing",
     "antifake.detectors.forensic_image",
     "antifake.detectors.semantic_clip",
+    "antifake.detectors.synthetic_speech",
 ]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from antifake.config import Limits
 from antifake.errors import AntifakeError, ErrorCode
+from antifake.media.audio import open_audio
 from antifake.media.images import open_image
 from antifake.media.metadata import bound_metadata
 from antifake.media.sniff import check_container_size, sniff_file
@@ -27,7 +28,7 @@ def _sha256(path: Path) -> str:
 
 
 def open_media(path: str | Path, limits: Limits | None = None) -> Media:
-    """Open and validate an image or video file.
+    """Open and validate an image, video or audio file.
 
     Order matters: the cheap checks (existence, size, sniffed format, container size
     fields, MP4/MOV sample counts, declared pixels/duration/frames) run before any full
@@ -63,7 +64,16 @@ def open_media(path: str | Path, limits: Limits | None = None) -> Media:
     media: Media
     if sniffed.media_type == "image":
         media = open_image(facts, limits)
+    elif sniffed.media_type == "audio":
+        media = open_audio(p, sniffed.format, sniffed.mime, size, facts.sha256, limits)
     else:
-        media = open_video(facts, limits)
+        try:
+            media = open_video(facts, limits)
+        except AntifakeError as exc:
+            # An MP4/WebM/MKV with sound only (a voice memo, an .m4a named .mp4) is audio.
+            if exc.code != ErrorCode.UNSUPPORTED_MEDIA or "no video stream" not in exc.message:
+                raise
+            media = open_audio(p, sniffed.format, sniffed.mime.replace("video/", "audio/"),
+                               size, facts.sha256, limits)
     media.info.metadata = bound_metadata(media.info.metadata, limits.max_metadata_bytes)
     return media

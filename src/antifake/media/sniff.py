@@ -20,6 +20,7 @@ HEAD_BYTES = 4096
 
 IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "gif", "bmp", "tiff"})
 VIDEO_FORMATS = frozenset({"mp4", "mov", "webm", "mkv", "avi"})
+AUDIO_FORMATS = frozenset({"wav", "flac", "mp3", "ogg", "aac", "m4a"})
 
 MIME_TYPES: dict[str, str] = {
     "jpeg": "image/jpeg",
@@ -33,6 +34,12 @@ MIME_TYPES: dict[str, str] = {
     "webm": "video/webm",
     "mkv": "video/x-matroska",
     "avi": "video/x-msvideo",
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "aac": "audio/aac",
+    "m4a": "audio/mp4",
 }
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -46,6 +53,8 @@ _NON_VIDEO_BRANDS = frozenset(
 )
 # Top-level atoms of old QuickTime files written without an ftyp box.
 _QT_LEADING_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"pnot"})
+# ISO-BMFF brands of audio-only files (iTunes audio/audiobook, Flash audio, 3GPP audio).
+_AUDIO_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "})
 _BMP_DIB_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 
 
@@ -119,6 +128,8 @@ def sniff_bytes(head: bytes) -> Sniffed:
             return Sniffed("webp", "image")
         if kind == b"AVI ":
             return Sniffed("avi", "video")
+        if kind == b"WAVE":
+            return Sniffed("wav", "audio")
         raise _unsupported(f"RIFF container of type {kind!r}")
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return Sniffed("tiff", "image")
@@ -132,6 +143,8 @@ def sniff_bytes(head: bytes) -> Sniffed:
         brand = head[8:12]
         if brand == b"qt  ":
             return Sniffed("mov", "video")
+        if brand in _AUDIO_BRANDS:
+            return Sniffed("m4a", "audio")
         if brand in _NON_VIDEO_BRANDS:
             raise _unsupported(f"ISO media brand {brand.decode('latin-1')!r} (not a video)")
         return Sniffed("mp4", "video")
@@ -147,7 +160,19 @@ def sniff_bytes(head: bytes) -> Sniffed:
         if doctype == "matroska":
             return Sniffed("mkv", "video")
         raise _unsupported(f"EBML document type {doctype!r}")
-    raise _unsupported("not a recognised image or video format")
+    if head[:4] == b"fLaC":
+        return Sniffed("flac", "audio")
+    if head[:4] == b"OggS":
+        return Sniffed("ogg", "audio")
+    if head[:3] == b"ID3":
+        return Sniffed("mp3", "audio")  # ID3v2 tag; what follows is checked by the decoder
+    if len(head) >= 4 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        layer = (head[1] >> 1) & 3
+        if layer == 0 and head[1] & 0xF6 == 0xF0:
+            return Sniffed("aac", "audio")  # ADTS header (sync, MPEG id, layer 0)
+        if layer != 0 and (head[1] >> 3) & 3 != 1 and head[2] >> 4 != 0xF:
+            return Sniffed("mp3", "audio")  # MPEG audio frame: valid version and bitrate
+    raise _unsupported("not a recognised image, video or audio format")
 
 
 def sniff_file(path: Path) -> Sniffed:

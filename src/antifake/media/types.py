@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-MediaType = Literal["image", "video"]
+MediaType = Literal["image", "video", "audio"]
 
 
 @dataclass
@@ -17,7 +17,9 @@ class MediaInfo:
     """What we know about a file without looking at its pixels' meaning.
 
     ``format`` is sniffed from the bytes (``jpeg``, ``png``, ``webp``, ``gif``, ``bmp``,
-    ``tiff``, ``mp4``, ``mov``, ``webm``, ``mkv``, ``avi``), never from the extension.
+    ``tiff``, ``mp4``, ``mov``, ``webm``, ``mkv``, ``avi``; audio: ``wav``, ``flac``,
+    ``mp3``, ``ogg``, ``aac``, ``m4a``), never from the extension. Audio files have
+    ``width == height == 0`` and their ``sample_rate``/``channels`` set.
     ``metadata`` groups what was extracted by origin: ``exif`` (tag name -> value),
     ``xmp`` (raw XMP packet string), ``png_text`` (keyword -> text), ``container_tags``,
     ``stream_tags``, ``iptc`` - each key present only when found.
@@ -37,6 +39,8 @@ class MediaInfo:
     codec: str | None = None
     animated: bool = False  # animated GIF/WebP/PNG are decoded as video
     metadata: dict[str, Any] = field(default_factory=dict)
+    sample_rate: int | None = None  # audio files, and a video's sound track
+    channels: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (metadata values are already strings/numbers)."""
@@ -53,6 +57,8 @@ class MediaInfo:
             "codec": self.codec,
             "animated": self.animated,
             "metadata": self.metadata,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
         }
 
 

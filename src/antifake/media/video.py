@@ -18,6 +18,7 @@ import numpy as np
 
 from antifake.config import FrameSampling, Limits
 from antifake.errors import AntifakeError, ErrorCode
+from antifake.media.audio import ANALYSIS_SAMPLE_RATE, iter_audio, probe_audio_stream
 from antifake.media.metadata import parse_xmp_fields, tags_dict, xmp_from_file
 from antifake.media.types import Frame, MediaInfo
 
@@ -276,6 +277,20 @@ class VideoMedia:
     def path(self) -> Path:
         return self.info.path
 
+    @property
+    def has_audio(self) -> bool:
+        """Whether the file has a sound track (``info.sample_rate`` is set from it)."""
+        return self.info.sample_rate is not None
+
+    def audio_chunks(self, max_seconds: float | None = None,
+                     rate: int = ANALYSIS_SAMPLE_RATE) -> Iterator[np.ndarray]:
+        """The sound track as mono float32 chunks (see :func:`antifake.media.audio.iter_audio`);
+        nothing when the video has no sound."""
+        if not self.has_audio:
+            return iter(())
+        return iter_audio(self.info.path, self.info.format, self._limits,
+                          max_seconds=max_seconds, rate=rate)
+
     def frames(self, sampling: Any = None) -> Iterator[Frame]:
         """Yield the frames chosen by ``sampling`` (default :class:`FrameSampling`)."""
         sampling = sampling or FrameSampling()
@@ -508,6 +523,7 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
         if stream_tags:
             metadata["stream_tags"] = stream_tags
         codec = ctx.name if ctx is not None else None
+        sound = probe_audio_stream(container)
     except AntifakeError:
         raise
     except Exception as exc:
@@ -535,5 +551,7 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
         codec=codec,
         animated=False,
         metadata=metadata,
+        sample_rate=(sound["sample_rate"] or None) if sound else None,
+        channels=(sound["channels"] or None) if sound else None,
     )
     return VideoMedia(info, limits, start_time_s, duration_is_video)

@@ -131,9 +131,9 @@ def render_frame_png(
 ) -> bytes | None:
     """The image, or the video frame the shown heatmap belongs to, at display size.
 
-    Returns ``None`` for a failed result (no media type).
+    Returns ``None`` for a failed result (no media type) and for audio (no picture).
     """
-    if result.media_type is None:
+    if result.media_type in (None, "audio"):
         return None
     det = pick_heatmap_detector(result, detector)
     rgb = _decode_frame(media_path, heatmap_frame_time(det), limits)
@@ -199,11 +199,12 @@ def timeline_detectors(result: AnalysisResult) -> list[DetectorResult]:
 def render_timeline_png(
     result: AnalysisResult, width_px: int = 960, height_px: int = 320
 ) -> bytes | None:
-    """Per-frame scores of a video, one line per detector, with the operating threshold.
+    """Per-frame scores of a video (per-window scores of audio), one line per detector,
+    with the operating threshold.
 
-    Returns ``None`` for images and for videos without any detector timeline.
+    Returns ``None`` for images and for media without any detector timeline.
     """
-    if result.media_type != "video":
+    if result.media_type not in ("video", "audio"):
         return None
     series = timeline_detectors(result)
     if not series:
@@ -231,7 +232,8 @@ def render_timeline_png(
     ax.set_xlim(0.0, max(right, last_t, 1e-3))
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("P(AI) per frame")
+    ax.set_ylabel("P(synthetic) per 2-s window" if result.media_type == "audio"
+                  else "P(AI) per frame")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
     fig.tight_layout()

@@ -542,7 +542,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
     @app.post("/v1/detect", tags=["detect"])
     async def detect(
         request: Request,
-        file: Annotated[UploadFile, File(description="The image or video")],
+        file: Annotated[UploadFile, File(description="The image, video or audio file")],
         detectors: Annotated[str | None, Form(description="Comma-separated names")] = None,
         sampling: Annotated[str | None, Form(description="all | keyframes | fps=N[,max=K]")]
         = None,

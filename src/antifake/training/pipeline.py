@@ -360,6 +360,22 @@ def write_tsv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def keep_audio_operating_points(fusion: Any) -> None:
+    """Carry the selected calibration's audio operating points and per-media ignores into a
+    refitted image/video calibration: this training run does not touch the speech model,
+    so installing it must not change audio verdicts."""
+    from antifake.calibration import CalibratedFusion
+
+    current = CalibratedFusion.load()
+    for key in ("audio",):
+        if key in current.ai_thresholds:
+            fusion.ai_thresholds[key] = current.ai_thresholds[key]
+        if key in current.authentic_thresholds:
+            fusion.authentic_thresholds[key] = current.authentic_thresholds[key]
+    for media_type, names in current.ignore_by_media_type.items():
+        fusion.ignore_by_media_type.setdefault(media_type, list(names))
+
+
 def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
                      family: str = DEFAULT_FAMILY, max_frames: int = 2,
                      train_conditions: Sequence[str] = TRAIN_CONDITIONS,
@@ -399,6 +415,7 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
         raise ValueError("no out-of-fold scores: need >= 2 sources with both classes")
     write_tsv(out_dir / "oof_scores.tsv", table)
     fusion, _fused = fuse_oof(oofs, calibration_conditions, table)
+    keep_audio_operating_points(fusion)
     fusion.save(out_dir / "calibration.json")
 
     def own_thresholds(det: str) -> dict[str, float]:

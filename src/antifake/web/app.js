@@ -209,7 +209,11 @@
     const parts = [];
     if (m.format) parts.push(String(m.format).toUpperCase());
     if (m.width && m.height) parts.push(`${m.width}\u00d7${m.height}`);
-    if (result.media_type === "video") {
+    if (result.media_type === "audio" && typeof m.sample_rate === "number") {
+      parts.push(`${(m.sample_rate / 1000).toFixed(1).replace(/\.0$/, "")} kHz`);
+      if (typeof m.channels === "number") parts.push(m.channels === 1 ? "mono" : `${m.channels} channels`);
+    }
+    if (result.media_type === "video" || result.media_type === "audio") {
       if (typeof m.duration_s === "number") parts.push(`${m.duration_s.toFixed(2)} s`);
       if (typeof m.fps === "number") parts.push(`${m.fps.toFixed(2).replace(/\.?0+$/, "")} fps`);
     }
@@ -436,7 +440,7 @@
         && d.timeline.length > 0 && d.timeline.length === d.timeline_times_s.length)
       .map((d, i) => ({ name: d.detector, values: d.timeline, times: d.timeline_times_s,
         colour: SERIES_COLOURS[i % SERIES_COLOURS.length] }));
-    if (result.media_type !== "video" || !series.length) {
+    if ((result.media_type !== "video" && result.media_type !== "audio") || !series.length) {
       el.timeline.hidden = true;
       timelineState = null;
       el.canvas.dataset.drawn = "false";

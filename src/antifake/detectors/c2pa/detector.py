@@ -222,7 +222,7 @@ class C2paDetector:
 
     name: ClassVar[str] = "c2pa"
     kind: ClassVar[Literal["provenance"]] = "provenance"
-    media_types: ClassVar[frozenset[MediaType]] = frozenset({"image", "video"})
+    media_types: ClassVar[frozenset[MediaType]] = frozenset({"image", "video", "audio"})
     version: ClassVar[str] = f"c2pa-detector-1/c2pa-rs-{c2pa.sdk_version()}"
 
     def __init__(self, trust_anchors: str | Path | None = None) -> None:

@@ -196,7 +196,7 @@ class MetadataDetector:
 
     name: ClassVar[str] = "metadata"
     kind: ClassVar[DetectorKind] = "provenance"
-    media_types: ClassVar[frozenset[MediaType]] = frozenset({"image", "video"})
+    media_types: ClassVar[frozenset[MediaType]] = frozenset({"image", "video", "audio"})
     version: ClassVar[str] = "signatures-1"
 
     def __init__(self, signatures: list[Signature] | None = None) -> None:

@@ -1,0 +1,104 @@
+"""Speech branch of ``antifake train`` / ``antifake evaluate``: manifests whose labels are
+speech (``real_speech``, ``ai_speech_<family>``) train or evaluate ``synthetic_speech``.
+
+Needs the training extra (torch, onnx); imported by :mod:`antifake.cli_train` only when the
+data is speech.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import time
+from pathlib import Path
+
+import click
+
+SECTION = "Synthetic speech (held-out sources)"
+
+
+def _log(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def is_speech_data(data: tuple[Path, ...]) -> bool:
+    """True when every path is a manifest (TSV) whose labels are all audio labels."""
+    from antifake.training.audio import speech_label
+
+    if not data or not all(p.is_file() and p.suffix in (".tsv", ".txt") for p in data):
+        return False
+    labels: set[str] = set()
+    for p in data:
+        with open(p, newline="", encoding="utf-8") as fh:
+            labels |= {row.get("label", "") for row in csv.DictReader(fh, delimiter="\t")}
+    audio = {lab for lab in labels
+             if speech_label(lab) is not None or lab.startswith(("ai_music", "real_music",
+                                                                 "ai_singing"))}
+    return bool(audio) and audio == labels
+
+
+def _media_root(media_roots: tuple[Path, ...]) -> Path:
+    if len(media_roots) > 1:
+        raise click.BadParameter("speech data takes one --media-root")
+    return media_roots[0] if media_roots else Path("var/corpus")
+
+
+def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
+                 cache_dir: Path, workers: int, folds: int, epochs: int,
+                 install_as: str | None) -> None:
+    """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
+    threshold), then the final model on every file, exported to ``out_dir``."""
+    from antifake.training.speech_model import TrainConfig, run_speech_pipeline, write_json
+
+    t0 = time.perf_counter()
+    result = run_speech_pipeline(list(data), _media_root(media_roots),
+                                 cache_dir / "speech-waves", out_dir, folds,
+                                 TrainConfig(epochs=epochs), workers)
+    write_json({k: v for k, v in result.items() if k != "oof"}, out_dir / "evaluation.json")
+    _log(f"done in {time.perf_counter() - t0:.0f} s; model in {out_dir}")
+    if install_as:
+        from antifake import models
+
+        try:
+            dest = models.install(out_dir, install_as)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+        _log(f"installed as model {install_as!r} in {dest} and selected it; "
+             "`antifake models reset` goes back to the shipped model")
+    click.echo(json.dumps({"threshold": result.get("threshold"),
+                           "evaluation": result.get("evaluation", {}).get("conditions")},
+                          indent=1, default=float))
+
+
+def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache_dir: Path,
+                    workers: int, folds: int, epochs: int, markdown: Path | None,
+                    json_out: Path | None) -> None:
+    """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests."""
+    from antifake.cli_train import write_section
+    from antifake.training.speech_model import (
+        TrainConfig,
+        markdown_tables,
+        run_speech_pipeline,
+        write_json,
+    )
+
+    t0 = time.perf_counter()
+    result = run_speech_pipeline(list(data), _media_root(media_roots),
+                                 cache_dir / "speech-waves", None, folds,
+                                 TrainConfig(epochs=epochs), workers)
+    tables = markdown_tables(result["evaluation"])
+    click.echo(tables)
+    _log(f"evaluated in {time.perf_counter() - t0:.0f} s")
+    if json_out:
+        write_json(result, json_out)
+    if markdown:
+        cmd = ("antifake evaluate " + " ".join(map(str, data))
+               + "".join(f" --media-root {r}" for r in media_roots)
+               + f" --folds {folds} --epochs {epochs}")
+        body = (f"Command (repo root, venv active): `{cmd} --markdown {markdown}`\n\n"
+                f"Machine: {platform.machine()} {platform.system()}, "
+                f"Python {platform.python_version()}, 2 shared CPU cores, no GPU; "
+                f"{time.perf_counter() - t0:.0f} s.\n\n" + tables)
+        write_section(markdown, SECTION, body)
+        _log(f"wrote section to {markdown}")

@@ -1,0 +1,175 @@
+"""``synthetic_speech``: does the voice in an audio file (or a video's sound) sound
+synthesised - text-to-speech, voice conversion, vocoder resynthesis?
+
+The audio (decoded once to 16 kHz mono, at most :data:`MAX_ANALYSED_S` seconds) is cut into
+2 s windows 1 s apart (:mod:`.features`); a light CNN trained by this project
+(:mod:`antifake.training.speech_model`, shipped as ONNX) scores each window. The clip score
+is the mean window logit; the window scores are the per-second timeline; a second head
+names the closest synthetic-speech family, or ``unknown`` below a confidence. No heatmap.
+See README.md for the data, the held-out-source numbers and the limits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import numpy as np
+
+from antifake import models
+from antifake.detectors.base import AnalysisContext
+from antifake.detectors.registry import register_detector
+from antifake.detectors.synthetic_speech.features import (
+    MIN_SPEECH_S,
+    SAMPLE_RATE,
+    prepare,
+    window_features,
+    windows_of,
+)
+from antifake.errors import AntifakeError, ErrorCode
+from antifake.media.types import Media, MediaType
+from antifake.results import DetectorKind, DetectorResult, GeneratorGuess
+
+MODEL_FILE = "synthetic_speech.onnx"
+CONFIG_FILE = "synthetic_speech.json"
+MAX_ANALYSED_S = 600.0  # the first 10 minutes; memory stays bounded for longer files
+BATCH = 32  # windows per ONNX call
+UNKNOWN_BELOW = 0.5  # family confidence under which the family is reported as unknown
+
+_lock = threading.Lock()
+_sessions: dict[int, Any] = {}
+
+
+@lru_cache(maxsize=1)
+def load_config() -> dict[str, Any]:
+    """Threshold, families and training facts of the shipped (or selected) model; empty
+    when the model is missing (a broken install: the detector then has no opinion)."""
+    try:
+        return dict(json.loads(models.read_text(__package__, CONFIG_FILE)))
+    except FileNotFoundError:
+        return {}
+
+
+def _session(threads: int) -> Any:
+    with _lock:
+        session = _sessions.get(threads)
+        if session is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            session = ort.InferenceSession(models.read_bytes(__package__, MODEL_FILE), opts,
+                                           providers=["CPUExecutionProvider"])
+            _sessions[threads] = session
+        return session
+
+
+def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndarray,
+                                                            np.ndarray]:
+    """(window start seconds, window logits, mean family softmax) of a 16 kHz mono wave."""
+    wins = windows_of(prepare(wave))
+    starts = [s for s, _ in wins]
+    session = _session(threads)
+    logits: list[np.ndarray] = []
+    fam_logits: list[np.ndarray] = []
+    for i in range(0, len(wins), BATCH):
+        x = np.stack([window_features(w) for _, w in wins[i:i + BATCH]])[:, None]
+        lo, fl = session.run(None, {"windows": x.astype(np.float32)})
+        logits.append(np.asarray(lo, np.float64).reshape(-1))
+        fam_logits.append(np.asarray(fl, np.float64))
+    lo_all = np.concatenate(logits)
+    fl_all = np.concatenate(fam_logits)
+    e = np.exp(fl_all - fl_all.max(axis=1, keepdims=True))
+    fam_prob = (e / e.sum(axis=1, keepdims=True)).mean(axis=0)
+    return starts, lo_all, fam_prob
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+@register_detector("synthetic_speech")
+class SyntheticSpeechDetector:
+    """Light CNN on linear-filterbank windows: is the speech synthesised?"""
+
+    name: ClassVar[str] = "synthetic_speech"
+    kind: ClassVar[DetectorKind] = "forensic"
+    media_types: ClassVar[frozenset[MediaType]] = frozenset({"audio", "video"})
+    version: ClassVar[str] = str(load_config().get("version", "unknown"))
+
+    def __init__(self, max_analysed_s: float = MAX_ANALYSED_S) -> None:
+        cfg = load_config()
+        self.threshold = float(cfg.get("ai_threshold", 0.5))
+        self.families = [str(f) for f in cfg.get("families", [])]
+        self.max_analysed_s = float(max_analysed_s)
+
+    def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
+        if not load_config():
+            return DetectorResult(detector=self.name, score=None, kind=self.kind,
+                                  summary="synthetic-speech model missing from the install",
+                                  details={"unavailable": "model_missing"})
+        chunks_of = getattr(media, "audio_chunks", None)
+        if chunks_of is None or not getattr(media, "has_audio", False):
+            return DetectorResult(detector=self.name, score=None, kind=self.kind,
+                                  summary="no sound track", details={"audio": "none"})
+        parts = list(chunks_of(max_seconds=self.max_analysed_s))
+        wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        decoded_s = wave.size / SAMPLE_RATE
+        if not np.all(np.isfinite(wave)):
+            raise AntifakeError(ErrorCode.CORRUPT_MEDIA, "audio decodes to non-finite samples")
+        peak = float(np.abs(wave).max()) if wave.size else 0.0
+        if decoded_s < MIN_SPEECH_S or peak < 1e-3:
+            return DetectorResult(
+                detector=self.name, score=None, kind=self.kind,
+                summary="too little sound to judge" if peak >= 1e-3 else "silent audio",
+                details={"audio": "silent" if peak < 1e-3 else "too_short",
+                         "decoded_s": round(decoded_s, 2)})
+        threads = 1 if ctx.cpu_threads is None else max(1, ctx.cpu_threads)
+        starts, logits, fam_prob = score_wave(wave, threads)
+        clip_logit = float(logits.mean())
+        score = _sigmoid(clip_logit)
+        timeline = [_sigmoid(float(v)) for v in logits]
+        flagged = [round(s, 1) for s, p in zip(starts, timeline, strict=True)
+                   if p >= self.threshold]
+        generator = None
+        family_probs: dict[str, float] = {}
+        if self.families and fam_prob.size == len(self.families):
+            family_probs = {f: round(float(p), 4) for f, p in
+                            sorted(zip(self.families, fam_prob, strict=True),
+                                   key=lambda kv: -kv[1])[:5]}
+            top = max(family_probs, key=lambda f: family_probs[f])
+            if score >= self.threshold:
+                conf = family_probs[top]
+                generator = GeneratorGuess(
+                    family="other_ai", probability=score,
+                    name=(f"synthetic speech ({top})" if conf >= UNKNOWN_BELOW
+                          else "synthetic speech (unknown system)"))
+        verdict_word = ("sounds synthesised" if score >= self.threshold
+                        else "sounds like a recording")
+        summary = (f"speech {verdict_word}: P(synthetic) {score:.2f} "
+                   f"(threshold {self.threshold:.2f}); {len(flagged)} of {len(timeline)} "
+                   "2-second windows above it")
+        evidence = []
+        if flagged:
+            evidence.append("synthetic-sounding windows start at "
+                            + ", ".join(f"{s:g} s" for s in flagged[:10])
+                            + (" ..." if len(flagged) > 10 else ""))
+        truncated = (media.info.duration_s or 0) > self.max_analysed_s + 1
+        details: dict[str, Any] = {
+            "threshold": round(self.threshold, 4),
+            "windows": len(timeline), "window_s": 2.0,
+            "analysed_s": round(decoded_s, 2),
+            "family_probabilities": family_probs,
+            "supports": "ai" if score >= self.threshold else "authentic",
+        }
+        if truncated:
+            details["note"] = f"only the first {self.max_analysed_s:.0f} s were analysed"
+        return DetectorResult(
+            detector=self.name, score=score, kind=self.kind, summary=summary,
+            evidence=evidence, details=details, generator=generator,
+            timeline=timeline, timeline_times_s=[s + 1.0 for s in starts])

@@ -1,0 +1,115 @@
+"""The synthetic_speech front end: mono 16 kHz audio -> log linear-filterbank windows.
+
+Shared by training (:mod:`antifake.training.audio`) and inference, in numpy only, so the
+model sees exactly the features it was trained on. Choices and why:
+
+- *Linear* frequency bands (LFCC-style, not mel): vocoder and codec artefacts of synthetic
+  speech sit in the upper bands that a mel scale compresses (ASVspoof baselines).
+- Leading and trailing silence is trimmed and a fixed low noise floor added before the
+  log: TTS demo outputs often start and end in exact digital zeros while recordings have
+  room noise, a shortcut that teaches nothing about voices (known from ASVspoof 2019).
+- Each window's level is normalised (mean log energy subtracted): loudness says nothing
+  about the voice's origin.
+- Fixed 2 s windows, 1 s apart, give the per-second timeline; a clip shorter than a
+  window is repeated to fill it (the usual ASVspoof padding).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+N_FFT = 512
+WIN_LENGTH = 400  # 25 ms
+HOP_LENGTH = 160  # 10 ms
+N_BANDS = 80  # linear triangular bands over 0-8 kHz (100 Hz apart)
+WINDOW_S = 2.0
+HOP_S = 1.0
+WINDOW_SAMPLES = int(WINDOW_S * SAMPLE_RATE)
+HOP_SAMPLES = int(HOP_S * SAMPLE_RATE)
+N_FRAMES = 1 + (WINDOW_SAMPLES - WIN_LENGTH) // HOP_LENGTH  # 198
+SILENCE_DB = -45.0  # frames this far below the clip's loudest are silence at the ends
+NOISE_FLOOR = 1e-4  # about -80 dBFS: added to every sample, a fixed seed (deterministic)
+MIN_SPEECH_S = 0.3  # less sound than this is no speech to judge
+
+
+def _linear_filterbank() -> np.ndarray:
+    """(N_FFT//2+1, N_BANDS) triangular filters, equally spaced on a linear Hz scale."""
+    n_bins = N_FFT // 2 + 1
+    bins = np.linspace(0, SAMPLE_RATE / 2, n_bins)
+    edges = np.linspace(0, SAMPLE_RATE / 2, N_BANDS + 2)
+    fb = np.zeros((n_bins, N_BANDS), np.float32)
+    for b in range(N_BANDS):
+        lo, mid, hi = edges[b], edges[b + 1], edges[b + 2]
+        up = (bins - lo) / (mid - lo)
+        down = (hi - bins) / (hi - mid)
+        fb[:, b] = np.maximum(0.0, np.minimum(up, down))
+    return fb
+
+
+_FILTERBANK = _linear_filterbank()
+_WINDOW = np.hanning(WIN_LENGTH + 1)[:-1].astype(np.float32)
+_noise = np.random.default_rng(20261202).standard_normal(SAMPLE_RATE).astype(np.float32)
+
+
+def add_noise_floor(wave: np.ndarray) -> np.ndarray:
+    """``wave`` plus the fixed low noise floor (a tiled deterministic sequence)."""
+    reps = -(-wave.size // _noise.size)
+    return wave + NOISE_FLOOR * np.tile(_noise, max(1, reps))[: wave.size]
+
+
+def trim_silence(wave: np.ndarray) -> np.ndarray:
+    """``wave`` without leading/trailing stretches quieter than SILENCE_DB below its peak
+    (measured on 10 ms frames); unchanged when it is all quiet."""
+    if wave.size < HOP_LENGTH:
+        return wave
+    n = wave.size // HOP_LENGTH
+    energy = (wave[: n * HOP_LENGTH].reshape(n, HOP_LENGTH).astype(np.float64) ** 2).mean(1)
+    db = 10 * np.log10(energy + 1e-12)
+    loud = np.flatnonzero(db > db.max() - abs(SILENCE_DB))
+    if loud.size == 0 or db.max() < -70:
+        return wave
+    start = max(0, (loud[0] - 2) * HOP_LENGTH)
+    end = min(wave.size, (loud[-1] + 3) * HOP_LENGTH)
+    return wave[start:end]
+
+
+def log_filterbank(wave: np.ndarray) -> np.ndarray:
+    """(frames, N_BANDS) float32 log energies of ``wave`` (16 kHz mono float)."""
+    if wave.size < WIN_LENGTH:
+        wave = np.pad(wave, (0, WIN_LENGTH - wave.size))
+    n = 1 + (wave.size - WIN_LENGTH) // HOP_LENGTH
+    idx = np.arange(WIN_LENGTH)[None, :] + HOP_LENGTH * np.arange(n)[:, None]
+    frames = wave[idx] * _WINDOW
+    power = np.abs(np.fft.rfft(frames, n=N_FFT, axis=1)) ** 2
+    return np.log(power.astype(np.float32) @ _FILTERBANK + 1e-10).astype(np.float32)
+
+
+def window_features(window: np.ndarray) -> np.ndarray:
+    """(N_FRAMES, N_BANDS) level-normalised features of one WINDOW_SAMPLES window."""
+    feats = log_filterbank(window)[:N_FRAMES]
+    return feats - feats.mean()
+
+
+def fill_window(wave: np.ndarray) -> np.ndarray:
+    """``wave`` repeated (or cut) to exactly WINDOW_SAMPLES."""
+    if wave.size >= WINDOW_SAMPLES:
+        return wave[:WINDOW_SAMPLES]
+    reps = -(-WINDOW_SAMPLES // max(1, wave.size))
+    return np.tile(wave, reps)[:WINDOW_SAMPLES]
+
+
+def prepare(wave: np.ndarray) -> np.ndarray:
+    """The whole-clip preprocessing before windowing: trim end silences, add the floor."""
+    return add_noise_floor(trim_silence(np.asarray(wave, np.float32)))
+
+
+def windows_of(wave: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """(start second, window samples) of a prepared clip: 2 s windows 1 s apart covering
+    it (the last one ends at the clip's end); one repeated window for a short clip."""
+    if wave.size <= WINDOW_SAMPLES:
+        return [(0.0, fill_window(wave))]
+    starts = list(range(0, wave.size - WINDOW_SAMPLES + 1, HOP_SAMPLES))
+    if starts[-1] + WINDOW_SAMPLES < wave.size:
+        starts.append(wave.size - WINDOW_SAMPLES)
+    return [(s / SAMPLE_RATE, wave[s:s + WINDOW_SAMPLES]) for s in starts]

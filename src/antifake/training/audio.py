@@ -1,0 +1,184 @@
+"""Training data for the ``synthetic_speech`` detector: audio manifests, codec laundering
+applied to real and synthetic speech alike, and a waveform cache.
+
+Real speech in the corpus is mostly 8-16 kHz FLAC/MP3 test recordings and synthetic speech
+22-24 kHz WAV demo outputs: a model can separate them by sample rate or codec and learn
+nothing about voices. Every file is therefore decoded to 16 kHz mono and put through the
+same set of codec conditions (:data:`CONDITIONS`), and the features
+(:mod:`antifake.detectors.synthetic_speech.features`) trim end silences and add a noise
+floor, so that digital silence cannot give synthetic files away either.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from antifake.config import Limits
+from antifake.detectors.synthetic_speech.features import SAMPLE_RATE, trim_silence
+from antifake.media.audio import read_audio
+from antifake.media.sniff import sniff_file
+
+log = logging.getLogger(__name__)
+
+# original: decoded and resampled to 16 kHz; mp3_64k / opus_32k / aac_64k: through that
+# encoder and back (the formats of re-shared clips); band8k: telephone band (16 -> 8 ->
+# 16 kHz), which real test recordings often are.
+CONDITIONS = ("original", "mp3_64k", "opus_32k", "aac_64k", "band8k")
+MAX_SECONDS = 12.0  # per file: enough windows, bounded cache
+
+
+@dataclass(frozen=True)
+class AudioItem:
+    """One labelled audio file of a manifest."""
+
+    path: Path
+    label: str  # the manifest's label, e.g. real_speech, ai_speech_tacotron2
+    source: str  # source repository: the unit of every split
+    is_ai: bool
+    family: str  # generator family for AI speech ("" for real)
+
+
+def speech_label(label: str) -> tuple[bool, str] | None:
+    """(is_ai, family) for a speech label, or None for labels the detector is not about
+    (music, singing, images, video)."""
+    if label == "real_speech":
+        return False, ""
+    if label.startswith("ai_speech_"):
+        return True, label[len("ai_speech_"):]
+    return None
+
+
+def load_audio_items(manifests: Sequence[Path], media_root: Path) -> list[AudioItem]:
+    """Speech rows of the manifests whose file exists under ``media_root``."""
+    items: list[AudioItem] = []
+    missing = 0
+    for manifest in manifests:
+        with open(manifest, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                lab = speech_label(row.get("label", ""))
+                if lab is None:
+                    continue
+                path = media_root / row["file"]
+                if not path.is_file():
+                    missing += 1
+                    continue
+                items.append(AudioItem(path, row["label"], row.get("source_repo", "?"), *lab))
+    if missing:
+        log.warning("%d speech files listed but absent under %s", missing, media_root)
+    return items
+
+
+def _encode_decode(wave: np.ndarray, codec: str, fmt: str, bit_rate: int,
+                   rate: int) -> np.ndarray:
+    """``wave`` (mono float32 at SAMPLE_RATE) through ``codec`` at ``bit_rate`` and back."""
+    pcm = np.clip(wave, -1, 1)
+    resample_in = av.AudioResampler(format="s16" if codec == "libmp3lame" else "fltp",
+                                     layout="mono", rate=rate)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        stream: Any = out.add_stream(codec, rate=rate)
+        stream.bit_rate = bit_rate
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray((pcm * 32767).astype(np.int16)[None, :],
+                                           format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = None
+        for conv in resample_in.resample(frame) + resample_in.resample(None):
+            for packet in stream.encode(conv):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    buf.seek(0)
+    back = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    parts: list[np.ndarray] = []
+    with av.open(buf, "r") as inp:
+        for fr in inp.decode(audio=0):
+            parts.extend(o.to_ndarray().reshape(-1) for o in back.resample(fr))
+        parts.extend(o.to_ndarray().reshape(-1) for o in back.resample(None))
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
+
+def _resample(wave: np.ndarray, src: int, dst: int) -> np.ndarray:
+    frame = av.AudioFrame.from_ndarray(wave.astype(np.float32)[None, :], format="flt",
+                                       layout="mono")
+    frame.sample_rate = src
+    rs = av.AudioResampler(format="flt", layout="mono", rate=dst)
+    parts = [o.to_ndarray().reshape(-1) for o in rs.resample(frame) + rs.resample(None)]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
+
+def apply_condition(wave: np.ndarray, condition: str) -> np.ndarray:
+    """``wave`` (mono float32, 16 kHz) after one of :data:`CONDITIONS`."""
+    if condition == "original":
+        return wave
+    if condition == "mp3_64k":
+        return _encode_decode(wave, "libmp3lame", "mp3", 64_000, SAMPLE_RATE)
+    if condition == "opus_32k":
+        return _encode_decode(wave, "libopus", "ogg", 32_000, 48_000)
+    if condition == "aac_64k":
+        return _encode_decode(wave, "aac", "adts", 64_000, SAMPLE_RATE)
+    if condition == "band8k":
+        return _resample(_resample(wave, SAMPLE_RATE, 8_000), 8_000, SAMPLE_RATE)
+    raise ValueError(f"unknown audio condition {condition!r}")
+
+
+def _load_one(path: str) -> dict[str, np.ndarray] | str:
+    """Every condition of one file (trimmed float16 waves), or an error message."""
+    try:
+        fmt = sniff_file(Path(path)).format
+        wave = read_audio(Path(path), fmt, Limits(), max_seconds=MAX_SECONDS)
+        if wave.size < SAMPLE_RATE // 4:
+            return f"{path}: under 0.25 s of audio"
+        return {c: trim_silence(apply_condition(wave, c)).astype(np.float16)
+                for c in CONDITIONS}
+    except Exception as exc:  # noqa: BLE001 - a bad corpus file is skipped and logged
+        return f"{path}: {exc!r}"
+
+
+def build_wave_cache(items: Sequence[AudioItem], out_dir: Path, workers: int = 2) -> Path:
+    """Decode and launder every item once; write ``out_dir/waves.npz`` + ``items.json``.
+
+    Reused when present for the same file list (delete the folder to rebuild).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index_path = out_dir / "items.json"
+    keys = [str(i.path) for i in items]
+    if index_path.exists() and json.loads(index_path.read_text())["requested"] == keys:
+        return out_dir
+    with ProcessPoolExecutor(max(1, workers)) as pool:
+        loaded = list(pool.map(_load_one, keys, chunksize=8))
+    arrays: dict[str, np.ndarray] = {}
+    kept: list[str] = []
+    for key, got in zip(keys, loaded, strict=True):
+        if isinstance(got, str):
+            log.warning("skipped %s", got)
+            continue
+        n = len(kept)
+        kept.append(key)
+        for c, w in got.items():
+            arrays[f"{c}/{n}"] = w
+    np.savez(out_dir / "waves.npz", **arrays)  # type: ignore[arg-type]
+    index_path.write_text(json.dumps({"requested": keys, "kept": kept,
+                                      "conditions": list(CONDITIONS)}))
+    return out_dir
+
+
+def load_wave_cache(out_dir: Path) -> tuple[list[str], dict[str, list[np.ndarray]]]:
+    """(kept file paths, condition -> waves in that order) from :func:`build_wave_cache`."""
+    index = json.loads((out_dir / "items.json").read_text())
+    kept = index["kept"]
+    data = np.load(out_dir / "waves.npz")
+    waves = {c: [data[f"{c}/{n}"].astype(np.float32) for n in range(len(kept))]
+             for c in index["conditions"]}
+    return kept, waves

@@ -1,0 +1,261 @@
+"""Audio: sniffing, bounded decoding, the synthetic_speech detector, audio in the engine,
+fusion, metadata and the training tooling. Media are synthesised here (tests/synth.py)."""
+
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import synth
+from antifake.config import AnalysisOptions, Limits
+from antifake.engine import Engine
+from antifake.errors import AntifakeError, ErrorCode
+from antifake.media import open_media
+from antifake.media.audio import read_audio
+from antifake.media.sniff import sniff_bytes
+
+AUDIO_CASES = [
+    ("a.wav", {}, "wav", "audio/wav"),
+    ("a.flac", {"codec": "flac"}, "flac", "audio/flac"),
+    ("a.mp3", {"codec": "libmp3lame"}, "mp3", "audio/mpeg"),
+    ("a.ogg", {"codec": "libopus"}, "ogg", "audio/ogg"),
+    ("a.m4a", {"container": "ipod", "codec": "aac"}, "m4a", "audio/mp4"),
+    ("a.aac", {"container": "adts", "codec": "aac"}, "aac", "audio/aac"),
+    ("a.webm", {"codec": "libopus"}, "webm", "audio/webm"),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "fmt", "mime"), AUDIO_CASES)
+def test_audio_formats_open_as_audio(tmp_path: Path, name: str, kwargs: dict, fmt: str,
+                                     mime: str) -> None:
+    path = synth.write_audio(tmp_path / name, **kwargs)
+    media = open_media(path)
+    assert media.info.media_type == "audio"
+    assert media.info.format == fmt
+    assert media.info.mime == mime
+    assert media.info.sample_rate in (16000, 48000)
+    assert media.info.channels == 1
+    assert list(media.frames()) == []
+    wave = np.concatenate(list(media.audio_chunks()))  # type: ignore[attr-defined]
+    # About 2 s at 16 kHz whatever the codec (encoder priming adds a few ms).
+    assert 1.9 * 16000 <= wave.size <= 2.2 * 16000
+    assert wave.dtype == np.float32 and np.abs(wave).max() > 0.05
+
+
+def test_sniff_audio_signatures() -> None:
+    assert sniff_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\0" * 20).format == "wav"
+    assert sniff_bytes(b"fLaC" + b"\0" * 28).format == "flac"
+    assert sniff_bytes(b"OggS" + b"\0" * 28).format == "ogg"
+    assert sniff_bytes(b"ID3\x04" + b"\0" * 28).format == "mp3"
+    assert sniff_bytes(b"\xff\xfb\x90\x64" + b"\0" * 28).format == "mp3"  # MPEG-1 L3
+    assert sniff_bytes(b"\xff\xf1\x50\x80" + b"\0" * 28).format == "aac"  # ADTS
+    assert sniff_bytes(b"\0\0\0\x20ftypM4A \0\0\0\0" + b"\0" * 16).format == "m4a"
+    # A JPEG still starts with 0xFF but is not audio.
+    assert sniff_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 28).format == "jpeg"
+    with pytest.raises(AntifakeError) as err:
+        sniff_bytes(b"RIFF\x24\x00\x00\x00XXXX" + b"\0" * 20)
+    assert err.value.code == ErrorCode.UNSUPPORTED_MEDIA
+
+
+def test_stereo_is_mixed_to_mono(tmp_path: Path) -> None:
+    path = synth.write_audio(tmp_path / "s.wav", channels=2)
+    media = open_media(path)
+    assert media.info.channels == 2
+    wave = read_audio(path, "wav", Limits())
+    assert wave.ndim == 1 and 1.9 * 16000 <= wave.size <= 2.1 * 16000
+
+
+def test_audio_longer_than_max_duration_is_too_large(tmp_path: Path) -> None:
+    path = synth.write_audio(tmp_path / "long.wav", synth.voice_like(seconds=3.0))
+    with pytest.raises(AntifakeError) as err:
+        open_media(path, Limits(max_duration_s=1.0))
+    assert err.value.code == ErrorCode.TOO_LARGE
+
+
+def _wav_header(channels: int, rate: int, data_bytes: int, bits: int = 16) -> bytes:
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
+    return (b"RIFF" + struct.pack("<I", min(0xFFFF_FFFF, 36 + data_bytes)) + b"WAVE" + b"fmt "
+            + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data_bytes))
+
+
+def test_wav_with_absurd_channel_count_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "many.wav"
+    path.write_bytes(_wav_header(200, 16000, 6400) + b"\x01\x02" * 3200)
+    with pytest.raises(AntifakeError) as err:
+        open_media(path)
+    assert err.value.code in (ErrorCode.UNSUPPORTED_MEDIA, ErrorCode.CORRUPT_MEDIA)
+    assert "channels" in err.value.message or "cannot" in err.value.message
+
+
+def test_wav_declaring_hours_but_holding_a_second_is_bounded(tmp_path: Path) -> None:
+    # The data chunk claims 4 GB (about 37 hours at 16 kHz mono, far over the 3 h cap) but
+    # the file holds one second: either a clear too_large or an analysis of what is there,
+    # quickly and without reading beyond the file.
+    path = tmp_path / "liar.wav"
+    samples = (synth.voice_like(1.0) * 32767).astype("<i2").tobytes()
+    path.write_bytes(_wav_header(1, 16000, 0xFFFF_FFF0) + samples)
+    t0 = time.perf_counter()
+    try:
+        media = open_media(path)
+        wave = np.concatenate(list(media.audio_chunks()))  # type: ignore[attr-defined]
+        assert wave.size <= 1.1 * 16000
+    except AntifakeError as exc:
+        assert exc.code in (ErrorCode.TOO_LARGE, ErrorCode.CORRUPT_MEDIA)
+    assert time.perf_counter() - t0 < 10
+
+
+def test_garbage_after_audio_header_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "junk.flac"
+    path.write_bytes(b"fLaC" + bytes(range(256)) * 8)
+    with pytest.raises(AntifakeError) as err:
+        open_media(path)
+    assert err.value.code == ErrorCode.CORRUPT_MEDIA
+
+
+def test_truncated_mp3_keeps_what_decodes(tmp_path: Path) -> None:
+    full = synth.write_audio(tmp_path / "a.mp3", synth.voice_like(3.0), codec="libmp3lame")
+    cut = synth.truncated_copy(full, tmp_path / "cut.mp3", 0.5)
+    wave = read_audio(cut, "mp3", Limits())
+    assert 0.8 * 16000 < wave.size < 2.5 * 16000
+
+
+def test_iter_audio_stops_at_max_seconds(tmp_path: Path) -> None:
+    path = synth.write_audio(tmp_path / "a.wav", synth.voice_like(5.0))
+    wave = read_audio(path, "wav", Limits(), max_seconds=1.5)
+    assert wave.size == int(1.5 * 16000)
+
+
+def test_video_sound_track_is_available(tmp_path: Path) -> None:
+    media = open_media(synth.write_video_with_audio(tmp_path / "v.mp4"))
+    assert media.info.media_type == "video"
+    assert media.info.sample_rate == 16000
+    wave = np.concatenate(list(media.audio_chunks()))  # type: ignore[attr-defined]
+    assert 1.8 * 16000 < wave.size < 2.3 * 16000
+    silent = open_media(synth.write_video(tmp_path / "silent.mp4"))
+    assert silent.info.sample_rate is None
+    assert list(silent.audio_chunks()) == []  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(options=AnalysisOptions())
+
+
+def _det(result, name: str):  # type: ignore[no-untyped-def]
+    return next(d for d in result.detectors if d.detector == name)
+
+
+def test_engine_gives_audio_a_verdict_and_timeline(tmp_path: Path, engine: Engine) -> None:
+    path = synth.write_audio(tmp_path / "voice.mp3", synth.voice_like(5.0),
+                             codec="libmp3lame")
+    result = engine.analyze(path)
+    assert result.error is None, result.error
+    assert result.media_type == "audio"
+    assert result.verdict in ("ai_generated", "authentic", "uncertain")
+    speech = _det(result, "synthetic_speech")
+    assert speech.score is not None and 0 <= speech.score <= 1
+    # 5 s of sound -> 2 s windows 1 s apart: 4 windows, centred at 1..4 s.
+    assert speech.timeline is not None and len(speech.timeline) == 4
+    assert speech.timeline_times_s == pytest.approx([1.0, 2.0, 3.0, 4.0], abs=0.2)
+    assert result.ai_probability == pytest.approx(speech.score, abs=1e-6)
+    names = {d.detector for d in result.detectors}
+    assert "forensic_image" not in names and "semantic_clip" not in names
+    assert result.to_dict()["media"]["sample_rate"] == 16000
+
+
+def test_silent_audio_gets_no_opinion(tmp_path: Path, engine: Engine) -> None:
+    path = synth.write_audio(tmp_path / "quiet.wav", np.zeros(16000 * 2, np.float32))
+    result = engine.analyze(path)
+    assert result.error is None
+    speech = _det(result, "synthetic_speech")
+    assert speech.score is None and "silent" in speech.summary
+    assert result.verdict == "uncertain"
+
+
+def test_video_sound_is_reported_but_not_fused(tmp_path: Path, engine: Engine) -> None:
+    result = engine.analyze(synth.write_video_with_audio(tmp_path / "v.mp4"))
+    assert result.error is None
+    speech = _det(result, "synthetic_speech")
+    assert speech.score is not None
+    assert "synthetic_speech" in result.fusion["ignored_detectors"]
+    silent = engine.analyze(synth.write_video(tmp_path / "silent.mp4"))
+    assert _det(silent, "synthetic_speech").summary == "no sound track"
+
+
+def test_audio_metadata_naming_a_voice_generator_is_evidence(tmp_path: Path,
+                                                            engine: Engine) -> None:
+    path = synth.write_audio(tmp_path / "tagged.mp3", codec="libmp3lame",
+                             metadata={"comment": "Generated with ElevenLabs"})
+    result = engine.analyze(path)
+    meta = _det(result, "metadata")
+    assert meta.score is not None and meta.score > 0.5
+    assert "elevenlabs" in meta.summary.lower() or any(
+        "elevenlabs" in e.lower() for e in meta.evidence)
+
+
+def test_condition_chain_keeps_length_and_changes_bytes() -> None:
+    from antifake.training.audio import CONDITIONS, apply_condition
+
+    wave = synth.voice_like(2.0)
+    for cond in CONDITIONS:
+        out = apply_condition(wave, cond)
+        assert out.dtype == np.float32
+        assert abs(out.size - wave.size) < 0.15 * 16000, cond  # codec priming and padding
+        if cond != "original":
+            assert not np.allclose(out[: wave.size // 2], wave[: wave.size // 2]), cond
+    band = apply_condition(wave, "band8k")
+    spec = np.abs(np.fft.rfft(band[:16000]))
+    # Telephone band: nothing left above 4 kHz.
+    assert spec[4200:].sum() < 0.02 * spec.sum()
+
+
+def test_features_trim_digital_silence() -> None:
+    from antifake.detectors.synthetic_speech.features import trim_silence, windows_of
+
+    voice = synth.voice_like(1.0)
+    padded = np.concatenate([np.zeros(16000, np.float32), voice, np.zeros(8000, np.float32)])
+    trimmed = trim_silence(padded)
+    assert voice.size <= trimmed.size < voice.size + 0.1 * 16000
+    assert [s for s, _ in windows_of(np.zeros(5 * 16000, np.float32))] == [0, 1, 2, 3]
+
+
+def test_speech_training_smoke(tmp_path: Path) -> None:
+    """A tiny run of the real training code: manifest -> cache -> held-out folds -> ONNX
+    the detector loads. (Numbers mean nothing at this size; shapes and files do.)"""
+    pytest.importorskip("torch")
+    from antifake.cli_speech import is_speech_data
+    from antifake.training.speech_model import TrainConfig, run_speech_pipeline
+
+    root = tmp_path / "media"
+    rows = ["file\tlabel\tsource_repo"]
+    for i in range(8):
+        is_ai = i % 2 == 1
+        label = "ai_speech_toy" if is_ai else "real_speech"
+        rel = f"{label}/{i}.wav"
+        (root / label).mkdir(parents=True, exist_ok=True)
+        wave = synth.voice_like(1.5, seed=i, f0=110 + 20 * i)
+        if is_ai:
+            wave = np.round(wave * 8) / 8  # a crude "synthetic" artefact
+        synth.write_audio(root / rel, wave)
+        rows.append(f"{rel}\t{label}\tsrc{i % 4}")
+    manifest = tmp_path / "speech.tsv"
+    manifest.write_text("\n".join(rows) + "\n")
+    assert is_speech_data((manifest,))
+    out = tmp_path / "model"
+    result = run_speech_pipeline([manifest], root, tmp_path / "cache", out, folds=2,
+                                 cfg=TrainConfig(epochs=1, batch=4), workers=1)
+    ev = result["evaluation"]
+    assert ev["n_files"] == 8 and ev["n_sources"] == 4
+    assert set(ev["conditions"]) == {"original", "mp3_64k", "opus_32k", "aac_64k", "band8k"}
+    assert (out / "synthetic_speech.onnx").stat().st_size > 10_000
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(out / "synthetic_speech.onnx"),
+                                providers=["CPUExecutionProvider"])
+    lo, fam = sess.run(None, {"windows": np.zeros((3, 1, 198, 80), np.float32)})
+    assert lo.shape == (3,)

@@ -116,8 +116,9 @@ def test_sniff_bytes_edge_cases() -> None:
     with pytest.raises(AntifakeError) as exc:
         sniff_bytes(ftyp + b"avif\x00\x00\x00\x00avif")
     assert _code(exc) == "unsupported_media"
+    assert sniff_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ").format == "wav"  # audio since 0.4
     with pytest.raises(AntifakeError) as exc:
-        sniff_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ")
+        sniff_bytes(b"RIFF\x10\x00\x00\x00CDXAfmt ")
     assert _code(exc) == "unsupported_media"
     assert sniff_bytes(b"MM\x00*\x00\x00\x00\x08" + b"\0" * 24).format == "tiff"
     assert sniff_bytes(b"GIF87a" + b"\0" * 26).format == "gif"

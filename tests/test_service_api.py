@@ -164,6 +164,28 @@ def test_jobs_end_to_end_with_heatmap_and_report(service, media) -> None:  # typ
     assert one["id"] == one["jobs"][0]["id"] and one["status"] == "queued"
 
 
+def test_audio_job_gives_verdict_timeline_spectrogram_and_report(service, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: an MP3 goes through the job API like an image: verdict from
+    synthetic_speech, a per-window timeline, the spectrogram as its picture, a report."""
+    from synth import voice_like, write_audio
+
+    client, keys, _ = service
+    mp3 = write_audio(tmp_path / "voice.mp3", voice_like(4.0), codec="libmp3lame")
+    job = client.post("/v1/jobs", files={"file": ("voice.mp3", mp3.read_bytes())},
+                      data={"detectors": "synthetic_speech,c2pa"}, headers=h(keys["a"])).json()
+    done = wait_job(client, job["id"], h(keys["a"]))
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    assert result["media_type"] == "audio" and result["verdict"] is not None
+    speech = next(d for d in result["detectors"] if d["detector"] == "synthetic_speech")
+    assert speech["score"] is not None and len(speech["timeline"]) == 3
+    for suffix, magic in (("/frame.png", b"\x89PNG"), ("/timeline.png", b"\x89PNG")):
+        r = client.get(f"/v1/jobs/{job['id']}{suffix}", headers=h(keys["a"]))
+        assert r.status_code == 200 and r.content.startswith(magic), suffix
+    report = client.get(f"/v1/jobs/{job['id']}/report", headers=h(keys["a"]))
+    assert report.status_code == 200 and "Spectrogram" in report.text
+
+
 def test_report_pdf(service, media) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("weasyprint")
     client, keys, _ = service

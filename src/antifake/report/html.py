@@ -27,6 +27,7 @@ from antifake.report.images import (
     heatmap_frame_time,
     render_heatmap_only_png,
     render_heatmap_png,
+    render_spectrogram_png,
     render_timeline_png,
 )
 from antifake.results import AnalysisResult
@@ -166,6 +167,12 @@ def _context(result: AnalysisResult, media_path: str | Path | None) -> dict[str,
                 "frame_time": heatmap_frame_time(det) if result.media_type == "video" else None,
             })
     timeline = render_timeline_png(result)
+    spectrogram = None
+    if result.media_type == "audio" and media_path is not None:
+        try:
+            spectrogram = render_spectrogram_png(media_path)
+        except (AntifakeError, OSError) as exc:
+            notes.append(f"Could not draw the spectrogram: {exc}")
     metadata = media.get("metadata") or {}
     fusion_rows = [
         (k, str(result.fusion[k]))
@@ -183,6 +190,7 @@ def _context(result: AnalysisResult, media_path: str | Path | None) -> dict[str,
         "media_rows": _media_rows(result),
         "heatmaps": heatmaps,
         "timeline_uri": _data_uri(timeline) if timeline else None,
+        "spectrogram_uri": _data_uri(spectrogram) if spectrogram else None,
         "visual_notes": notes,
         "metadata_json": _to_json(_truncate_strings(metadata)) if metadata else "",
         "detector_versions": versions,

@@ -123,6 +123,37 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+SPECTROGRAM_MAX_S = 120.0  # seconds of sound drawn: bounded work and memory per request
+
+
+def render_spectrogram_png(
+    media_path: str | Path, limits: Limits | None = None, width_px: int = 960,
+    height_px: int = 240,
+) -> bytes:
+    """The first :data:`SPECTROGRAM_MAX_S` seconds of a file's sound as a spectrogram
+    (the log linear-filterbank energies the ``synthetic_speech`` detector reads, 0-8 kHz,
+    low frequencies at the bottom), time left to right. Raises ``AntifakeError`` for
+    undecodable media and when there is no sound."""
+    from antifake.detectors.synthetic_speech.features import log_filterbank
+    from antifake.errors import ErrorCode
+    from antifake.media import open_media
+
+    media = open_media(media_path, limits)
+    chunks = getattr(media, "audio_chunks", None)
+    parts = list(chunks(max_seconds=SPECTROGRAM_MAX_S)) if chunks is not None else []
+    wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if wave.size < 400:
+        raise AntifakeError(ErrorCode.UNSUPPORTED_MEDIA, "no sound to draw")
+    spec = log_filterbank(wave).T[::-1]  # bands x frames, high frequencies on top
+    lo, hi = np.percentile(spec, 5), np.percentile(spec, 99.5)
+    norm = np.clip((spec - lo) / max(1e-6, hi - lo), 0, 1)
+    img = cv2.resize((norm * 255).astype(np.uint8), (width_px, height_px),
+                     interpolation=cv2.INTER_AREA if norm.shape[1] > width_px
+                     else cv2.INTER_LINEAR)
+    rgb = cv2.cvtColor(cv2.applyColorMap(img, cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB)
+    return _png(np.ascontiguousarray(rgb))
+
+
 def render_frame_png(
     result: AnalysisResult,
     media_path: str | Path,
@@ -131,10 +162,13 @@ def render_frame_png(
 ) -> bytes | None:
     """The image, or the video frame the shown heatmap belongs to, at display size.
 
-    Returns ``None`` for a failed result (no media type) and for audio (no picture).
+    Returns ``None`` for a failed result (no media type); for audio, the spectrogram
+    (:func:`render_spectrogram_png`).
     """
-    if result.media_type in (None, "audio"):
+    if result.media_type is None:
         return None
+    if result.media_type == "audio":
+        return render_spectrogram_png(media_path, limits)
     det = pick_heatmap_detector(result, detector)
     rgb = _decode_frame(media_path, heatmap_frame_time(det), limits)
     size = display_size(result, fallback=(rgb.shape[1], rgb.shape[0]))

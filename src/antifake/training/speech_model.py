@@ -28,9 +28,9 @@ from antifake.detectors.synthetic_speech.features import (
     N_FRAMES,
     WINDOW_SAMPLES,
     add_noise_floor,
+    clip_windows_features,
     fill_window,
     window_features,
-    windows_of,
 )
 from antifake.training.audio import CONDITIONS, AudioItem
 from antifake.training.metrics import roc_auc, threshold_at_fpr
@@ -181,8 +181,8 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
 
 def window_batch(wave: np.ndarray) -> tuple[list[float], np.ndarray]:
     """(window start seconds, (n, 1, N_FRAMES, N_BANDS) features) of a trimmed wave."""
-    wins = windows_of(add_noise_floor(wave))
-    return [s for s, _ in wins], np.stack([window_features(w) for _, w in wins])[:, None]
+    starts, feats = clip_windows_features(add_noise_floor(wave))
+    return starts, feats[:, None]
 
 
 def score_waves(model: Any, waves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -406,7 +406,9 @@
     if (!frameUrl) { el.viewer.hidden = true; return; }
     el.viewer.hidden = false;
     const isVideo = result.media_type === "video";
-    el.frameImg.alt = isVideo ? "The analysed video frame" : "The analysed image";
+    const isAudio = result.media_type === "audio";
+    el.frameImg.alt = isAudio ? "Spectrogram of the sound"
+      : isVideo ? "The analysed video frame" : "The analysed image";
     await loadInto(el.frameImg, frameUrl);
     const heatUrl = await blobUrl(`${base}/heatmap.png?overlay=0${q ? `&${q}` : ""}`);
     if (run !== currentRun) return;
@@ -423,7 +425,9 @@
       el.heatImg.hidden = true;
       el.controls.hidden = true;
       el.noHeatmap.hidden = false;
-      el.caption.textContent = isVideo ? "First frame of the video." : "";
+      el.caption.textContent = isAudio
+        ? "Spectrogram of the first two minutes of sound (0\u20138 kHz, low frequencies at the bottom); the timeline below gives P(synthetic speech) per 2-second window."
+        : isVideo ? "First frame of the video." : "";
     }
   }
 

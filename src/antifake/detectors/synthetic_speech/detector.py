@@ -25,9 +25,8 @@ from antifake.detectors.registry import register_detector
 from antifake.detectors.synthetic_speech.features import (
     MIN_SPEECH_S,
     SAMPLE_RATE,
+    clip_windows_features,
     prepare,
-    window_features,
-    windows_of,
 )
 from antifake.errors import AntifakeError, ErrorCode
 from antifake.media.types import Media, MediaType
@@ -72,14 +71,13 @@ def _session(threads: int) -> Any:
 def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndarray,
                                                             np.ndarray]:
     """(window start seconds, window logits, mean family softmax) of a 16 kHz mono wave."""
-    wins = windows_of(prepare(wave))
-    starts = [s for s, _ in wins]
+    starts, feats = clip_windows_features(prepare(wave))
     session = _session(threads)
     logits: list[np.ndarray] = []
     fam_logits: list[np.ndarray] = []
-    for i in range(0, len(wins), BATCH):
-        x = np.stack([window_features(w) for _, w in wins[i:i + BATCH]])[:, None]
-        lo, fl = session.run(None, {"windows": x.astype(np.float32)})
+    for i in range(0, len(starts), BATCH):
+        x = np.ascontiguousarray(feats[i:i + BATCH, None], dtype=np.float32)
+        lo, fl = session.run(None, {"windows": x})
         logits.append(np.asarray(lo, np.float64).reshape(-1))
         fam_logits.append(np.asarray(fl, np.float64))
     lo_all = np.concatenate(logits)

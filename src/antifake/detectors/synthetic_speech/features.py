@@ -113,3 +113,24 @@ def windows_of(wave: np.ndarray) -> list[tuple[float, np.ndarray]]:
     if starts[-1] + WINDOW_SAMPLES < wave.size:
         starts.append(wave.size - WINDOW_SAMPLES)
     return [(s / SAMPLE_RATE, wave[s:s + WINDOW_SAMPLES]) for s in starts]
+
+
+def clip_windows_features(wave: np.ndarray) -> tuple[list[float], np.ndarray]:
+    """(window start seconds, (n, N_FRAMES, N_BANDS) features) of a prepared clip: the
+    same windows and values as :func:`windows_of` + :func:`window_features`, but the
+    filterbank is computed once for the clip (windows overlap by half, so this halves the
+    work); only a final window aligned to the clip's end is computed on its own."""
+    wins = windows_of(wave)
+    if len(wins) == 1:
+        return [wins[0][0]], window_features(wins[0][1])[None]
+    whole = log_filterbank(wave)
+    out = []
+    for start_s, win in wins:
+        first = int(round(start_s * SAMPLE_RATE))
+        if first % HOP_LENGTH == 0 and first // HOP_LENGTH + N_FRAMES <= whole.shape[0]:
+            f0 = first // HOP_LENGTH
+            feats = whole[f0:f0 + N_FRAMES]
+            out.append(feats - feats.mean())
+        else:
+            out.append(window_features(win))
+    return [s for s, _ in wins], np.stack(out)

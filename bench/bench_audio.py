@@ -23,7 +23,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import synth  # noqa: E402
-
 from antifake.engine import Engine  # noqa: E402
 
 

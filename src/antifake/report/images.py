@@ -135,7 +135,7 @@ def render_spectrogram_png(
     low frequencies at the bottom), time left to right. Raises ``AntifakeError`` for
     undecodable media and when there is no sound."""
     from antifake.detectors.synthetic_speech.features import log_filterbank
-    from antifake.errors import ErrorCode
+    from antifake.errors import AntifakeError, ErrorCode
     from antifake.media import open_media
 
     media = open_media(media_path, limits)

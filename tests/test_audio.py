@@ -12,6 +12,7 @@ import pytest
 
 import synth
 from antifake.config import AnalysisOptions, Limits
+from antifake.detectors.base import AnalysisContext
 from antifake.engine import Engine
 from antifake.errors import AntifakeError, ErrorCode
 from antifake.media import open_media
@@ -259,3 +260,26 @@ def test_speech_training_smoke(tmp_path: Path) -> None:
                                 providers=["CPUExecutionProvider"])
     lo, fam = sess.run(None, {"windows": np.zeros((3, 1, 198, 80), np.float32)})
     assert lo.shape == (3,)
+
+
+@pytest.mark.parametrize(("suffix", "kwargs", "mime"), [
+    ("wav", {}, "audio/wav"),
+    ("mp3", {"codec": "libmp3lame"}, "audio/mpeg"),
+])
+def test_c2pa_ai_declaration_in_audio_is_decisive(tmp_path: Path, suffix: str, kwargs: dict,
+                                                  mime: str) -> None:
+    """Content Credentials in a WAV/MP3 (c2pa-python reads them there) settle the verdict,
+    as for images: a trusted manifest declaring trained algorithmic media."""
+    from c2pa_support import make_cert_chain, manifest_definition, sign_file
+
+    from antifake.detectors.c2pa.detector import C2paDetector
+
+    chain = make_cert_chain()
+    plain = synth.write_audio(tmp_path / f"plain.{suffix}", **kwargs)
+    signed = sign_file(plain, tmp_path / f"signed.{suffix}",
+                       manifest_definition("ElevenLabs"), chain, mime=mime)
+    media = open_media(signed)
+    assert media.info.media_type == "audio"
+    result = C2paDetector(trust_anchors=chain.root_pem).analyze(media, AnalysisContext())
+    assert result.decisive and result.score is not None and result.score > 0.9
+    assert result.details["validation_state"] == "trusted"

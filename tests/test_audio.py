@@ -270,9 +270,8 @@ def test_c2pa_ai_declaration_in_audio_is_decisive(tmp_path: Path, suffix: str, k
                                                   mime: str) -> None:
     """Content Credentials in a WAV/MP3 (c2pa-python reads them there) settle the verdict,
     as for images: a trusted manifest declaring trained algorithmic media."""
-    from c2pa_support import make_cert_chain, manifest_definition, sign_file
-
     from antifake.detectors.c2pa.detector import C2paDetector
+    from c2pa_support import make_cert_chain, manifest_definition, sign_file
 
     chain = make_cert_chain()
     plain = synth.write_audio(tmp_path / f"plain.{suffix}", **kwargs)

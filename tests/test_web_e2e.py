@@ -171,7 +171,10 @@ def test_upload_video_shows_verdict_overlay_timeline(
     )
     assert coloured > 200
     legend = page.inner_text("#timeline-legend")
-    assert "e2e_heatmap" in legend and "e2e_temporal" in legend and "threshold" in legend
+    assert "e2e_heatmap" in legend and "e2e_temporal" in legend
+    # Per-detector curves carry no fused threshold (issue 10: an authentic video's
+    # temporal curve crossing it read as AI frames).
+    assert "threshold" not in legend
 
     # Evidence list: every detector, strings from the server shown literally.
     evidence = page.inner_text("#evidence")

@@ -133,6 +133,9 @@ class CalibratedFusion:
         ignored = set(self.ignore) | set(self.ignore_by_media_type.get(media_type or "", []))
         known = {r.detector: r.score for r in usable if r.detector in self.coef}
         extra = [r for r in usable if r.detector not in self.coef and r.detector not in ignored]
+        contributions = {d: self.coef[d] * _logit(float(sc)) for d, sc in known.items()
+                         if sc is not None}
+        contributions.update({r.detector: _logit(r.score or 0.5) for r in extra})
         if override:
             p, basis = override
         elif known or extra:
@@ -155,7 +158,8 @@ class CalibratedFusion:
                      "opinions": len(usable),
                      "calibrated_detectors": sorted(self.coef),
                      "evidence_detectors": sorted(r.detector for r in extra),
-                     "ignored_detectors": sorted(ignored)},
+                     "ignored_detectors": sorted(ignored),
+                     "contributions": {k: round(v, 4) for k, v in contributions.items()}},
         )
 
 

@@ -137,6 +137,8 @@ def _verdict_style(verdict: str | None) -> str:
 def _print_table(results: list[AnalysisResult], console: Any) -> None:
     from rich.table import Table
 
+    from antifake.explain import main_evidence
+
     table = Table(title=f"antifake {__version__}", show_lines=False)
     table.add_column("file", overflow="fold")
     table.add_column("type")
@@ -149,8 +151,6 @@ def _print_table(results: list[AnalysisResult], console: Any) -> None:
             table.add_row(r.file, r.media_type or "-", f"[bold magenta]error: {r.error['code']}",
                           "-", "-", r.error["message"])
             continue
-        opinions = [d for d in r.detectors if d.score is not None]
-        top = max(opinions, key=lambda d: abs((d.score or 0.5) - 0.5), default=None)
         gen = f"{r.generator.family} ({r.generator.probability:.0%})" if r.generator else "-"
         table.add_row(
             r.file,
@@ -158,7 +158,7 @@ def _print_table(results: list[AnalysisResult], console: Any) -> None:
             f"[{_verdict_style(r.verdict)}]{r.verdict}",
             f"{r.ai_probability:.2f}" if r.ai_probability is not None else "-",
             gen,
-            f"{top.detector}: {top.summary}" if top else "no provenance or forensic evidence",
+            main_evidence(r),
         )
     console.print(table)
 

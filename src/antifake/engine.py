@@ -22,6 +22,7 @@ from antifake.config import AnalysisOptions
 from antifake.detectors.base import AnalysisContext, Detector
 from antifake.detectors.registry import create_detector, default_detector_names
 from antifake.errors import AntifakeError, ErrorCode
+from antifake.explain import annotate
 from antifake.fusion import EvidenceFusion, Fusion
 from antifake.media import open_media
 from antifake.results import AnalysisResult, DetectorResult
@@ -302,6 +303,7 @@ class Engine:
         result.ai_probability = fused.ai_probability
         result.generator = fused.generator
         result.fusion = fused.details
+        annotate(result)
 
     def _executor(self) -> ThreadPoolExecutor | None:
         """The engine's detector threads, all started by the first call (the constructor's;

@@ -83,10 +83,11 @@ class EvidenceFusion:
     ) -> FusedVerdict:
         usable = [r for r in results if r.error is None and r.score is not None]
         override = decisive_override(usable)
+        contributions = {r.detector: _logit(r.score or PRIOR) for r in usable}
         if override:
             p, basis = override
         else:
-            p = _sigmoid(_logit(PRIOR) + sum(_logit(r.score or PRIOR) for r in usable))
+            p = _sigmoid(_logit(PRIOR) + sum(contributions.values()))
             basis = "log-odds" if usable else "no-evidence"
         verdict = verdict_for(p, self.ai_threshold, self.authentic_threshold)
         return FusedVerdict(
@@ -99,6 +100,7 @@ class EvidenceFusion:
                 "ai_threshold": self.ai_threshold,
                 "authentic_threshold": self.authentic_threshold,
                 "opinions": len(usable),
+                "contributions": {k: round(v, 4) for k, v in contributions.items()},
             },
         )
 

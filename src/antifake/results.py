@@ -57,6 +57,10 @@ class DetectorResult:
     timeline_times_s: list[float] | None = None
     elapsed_ms: float = 0.0
     error: dict[str, str] | None = None  # the detector failed; the others still ran
+    # What this result meant for the verdict (set after fusion, see antifake.explain):
+    # "ai" = evidence for AI, "authentic" = evidence against, "neutral" = neither (no
+    # opinion, too weak, or a detector the fusion leaves out, e.g. splicing).
+    stance: str = "neutral"
 
     def __post_init__(self) -> None:
         if self.score is not None:
@@ -76,6 +80,7 @@ class DetectorResult:
             "details": self.details,
             "elapsed_ms": round(self.elapsed_ms, 1),
             "has_heatmap": self.heatmap is not None,
+            "stance": self.stance,
         }
         if self.timeline is not None:
             out["timeline"] = [round(v, 4) for v in self.timeline]
@@ -101,6 +106,7 @@ class AnalysisResult:
     engine_version: str = ""
     analyzed_at: str = ""  # ISO-8601 UTC
     fusion: dict[str, Any] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)  # plain-language "why" of the verdict
 
     @property
     def ok(self) -> bool:
@@ -116,13 +122,14 @@ class AnalysisResult:
             "file": self.file,
             "media_type": self.media_type,
             "verdict": self.verdict,
+            "reasons": list(self.reasons),
             "ai_probability": None
             if self.ai_probability is None
             else round(self.ai_probability, 4),
             "generator": self.generator.to_dict() if self.generator else None,
             "evidence": [
                 {"detector": d.detector, "score": None if d.score is None else round(d.score, 4),
-                 "summary": d.summary}
+                 "summary": d.summary, "stance": d.stance}
                 for d in self.detectors
             ],
             "error": self.error,

@@ -68,7 +68,19 @@ def _environment() -> Environment:
     )
     env.globals["fmt_prob"] = _fmt_prob
     env.globals["to_json"] = _to_json
+    env.globals["stance_label"] = stance_label
     return env
+
+
+def stance_label(det: Any) -> str:
+    """What a detector result meant for the verdict, for people (see antifake.explain)."""
+    if det.score is None:
+        return "no opinion"
+    if det.stance == "ai":
+        return "evidence for AI generation"
+    if det.stance == "authentic":
+        return "evidence of a real capture"
+    return "neutral: not used for the verdict, or too weak to count either way"
 
 
 def _fmt_prob(p: float | None) -> str:

@@ -233,8 +233,8 @@ def timeline_detectors(result: AnalysisResult) -> list[DetectorResult]:
 def render_timeline_png(
     result: AnalysisResult, width_px: int = 960, height_px: int = 320
 ) -> bytes | None:
-    """Per-frame scores of a video (per-window scores of audio), one line per detector,
-    with the operating threshold.
+    """Per-frame scores of a video (per-window scores of audio), one line per detector
+    (for audio with the synthetic-speech threshold).
 
     Returns ``None`` for images and for media without any detector timeline.
     """
@@ -257,9 +257,15 @@ def render_timeline_png(
         marker = "o" if len(times) <= 40 else None
         ax.plot(times, det.timeline or [], label=det.detector, linewidth=1.6, marker=marker,
                 markersize=3)
-    threshold = float(result.fusion.get("ai_threshold", 0.8)) if result.fusion else 0.8
-    ax.axhline(threshold, color="#c0392b", linestyle="--", linewidth=1.0,
-               label=f"AI threshold ({threshold:.2f})")
+    # Per-detector curves carry no fused threshold: an authentic video's curve crossing it
+    # would read as AI frames (issue 10). Audio has one voting detector; its own threshold
+    # is drawn.
+    if result.media_type == "audio":
+        speech = [d for d in series if d.detector == "synthetic_speech"]
+        threshold = speech[0].details.get("threshold") if speech else None
+        if isinstance(threshold, int | float):
+            ax.axhline(float(threshold), color="#c0392b", linestyle="--", linewidth=1.0,
+                       label=f"synthetic-speech threshold ({threshold:.2f})")
     duration = (result.media or {}).get("duration_s")
     last_t = max(max(d.timeline_times_s or [0.0]) for d in series)
     right = float(duration) if isinstance(duration, int | float) and duration > 0 else last_t

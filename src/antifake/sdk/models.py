@@ -38,6 +38,9 @@ class Evidence:
     detector: str
     score: float | None
     summary: str
+    # "ai" (supports AI), "authentic" (supports a real capture) or "neutral" (no opinion,
+    # too weak, or not part of the verdict)
+    stance: str = "neutral"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class DetectorOutput:
     timeline: list[float] | None = None
     timeline_times_s: list[float] | None = None
     error: ErrorInfo | None = None
+    stance: str = "neutral"
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> DetectorOutput:
@@ -65,6 +69,7 @@ class DetectorOutput:
             details=dict(d.get("details") or {}), elapsed_ms=float(d.get("elapsed_ms") or 0),
             has_heatmap=bool(d.get("has_heatmap")), timeline=d.get("timeline"),
             timeline_times_s=d.get("timeline_times_s"), error=ErrorInfo.parse(d.get("error")),
+            stance=str(d.get("stance") or "neutral"),
         )
 
 
@@ -86,6 +91,7 @@ class DetectionResult:
     engine_version: str
     analyzed_at: str
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    reasons: list[str] = field(default_factory=list)  # why the verdict, in plain words
 
     @property
     def ok(self) -> bool:
@@ -96,13 +102,14 @@ class DetectionResult:
         return cls(
             file=d.get("file", ""), media_type=d.get("media_type"), verdict=d.get("verdict"),
             ai_probability=d.get("ai_probability"), generator=Generator.parse(d.get("generator")),
-            evidence=[Evidence(e["detector"], e.get("score"), e.get("summary", ""))
+            evidence=[Evidence(e["detector"], e.get("score"), e.get("summary", ""),
+                               str(e.get("stance") or "neutral"))
                       for e in d.get("evidence") or []],
             detectors=[DetectorOutput.parse(x) for x in d.get("detectors") or []],
             error=ErrorInfo.parse(d.get("error")), media=d.get("media"),
             fusion=dict(d.get("fusion") or {}), elapsed_ms=float(d.get("elapsed_ms") or 0),
             engine_version=d.get("engine_version", ""), analyzed_at=d.get("analyzed_at", ""),
-            raw=d,
+            raw=d, reasons=[str(r) for r in d.get("reasons") or []],
         )
 
 

@@ -205,6 +205,7 @@ def result_from_dict(
             decisive=bool(x.get("decisive", False)), heatmap=heatmaps.get(x["detector"]),
             timeline=x.get("timeline"), timeline_times_s=x.get("timeline_times_s"),
             elapsed_ms=float(x.get("elapsed_ms") or 0.0), error=x.get("error"),
+            stance=str(x.get("stance") or "neutral"),
         )
         for x in d.get("detectors") or []
     ]
@@ -214,4 +215,5 @@ def result_from_dict(
         detectors=detectors, media=d.get("media"), error=d.get("error"),
         elapsed_ms=float(d.get("elapsed_ms") or 0.0), engine_version=d.get("engine_version", ""),
         analyzed_at=d.get("analyzed_at", ""), fusion=dict(d.get("fusion") or {}),
+        reasons=[str(r) for r in d.get("reasons") or []],
     )

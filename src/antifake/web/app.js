@@ -13,6 +13,16 @@
     authentic: "Authentic",
     uncertain: "Uncertain",
   };
+  const STANCE_LABELS = {
+    ai: "evidence for AI",
+    authentic: "evidence of a real capture",
+    neutral: "not counted in the verdict",
+  };
+  // What each heatmap measures (a caption must not call a noise map "AI regions").
+  const HEATMAP_MEANINGS = {
+    forensic_image: "generator traces \u2014 warm cells are where the forensic model finds the picture more AI-like",
+    splicing: "local noise inconsistency \u2014 warm areas have noise unlike the rest of the picture (a localisation aid for edits, not an AI detector; it does not vote)",
+  };
   // Okabe-Ito palette: distinguishable for colour-blind readers.
   const SERIES_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"];
 
@@ -30,6 +40,7 @@
     fileName: $("file-name"), verdict: $("verdict"), probability: $("probability"),
     generator: $("generator"), mediaSummary: $("media-summary"), meterFill: $("meter-fill"),
     reportHtml: $("report-html"), reportPdf: $("report-pdf"), evidence: $("evidence"),
+    reasons: $("reasons"),
   };
 
   let currentRun = 0; // incremented per upload; stale polls and image loads check it
@@ -242,6 +253,12 @@
     el.verdict.className = `verdict ${verdictKey}`;
     el.verdict.textContent = VERDICT_LABELS[verdictKey] || "No verdict";
     el.probability.textContent = pct(result.ai_probability);
+    el.reasons.replaceChildren();
+    for (const reason of result.reasons || []) {
+      const li = document.createElement("li");
+      li.textContent = String(reason);
+      el.reasons.append(li);
+    }
     el.generator.textContent = generatorText(result.generator);
     el.mediaSummary.textContent = mediaSummary(result);
     el.meterFill.style.left = `calc(${((result.ai_probability ?? 0.5) * 100).toFixed(1)}% - 1px)`;
@@ -266,8 +283,11 @@
       el.evidence.append(li);
       return;
     }
-    // Strongest opinions first; "no opinion" last.
-    const sorted = [...dets].sort((a, b) => (b.score ?? -1) - (a.score ?? -1));
+    // Evidence for the verdict first (AI, then authentic), then neutral results; only
+    // results that pushed the verdict towards AI are shown as AI evidence (red).
+    const order = { ai: 0, authentic: 1, neutral: 2 };
+    const sorted = [...dets].sort((a, b) => (order[a.stance] ?? 2) - (order[b.stance] ?? 2)
+      || (b.score ?? -1) - (a.score ?? -1));
     for (const d of sorted) {
       const li = document.createElement("li");
       li.className = "ev";
@@ -294,8 +314,14 @@
         score.textContent = "no opinion";
       } else {
         score.textContent = `P(AI) ${pct(d.score)}`;
-        score.classList.add(d.score >= 0.5 ? "high" : "low");
+        if (d.stance === "ai") score.classList.add("high");
+        else if (d.stance === "authentic") score.classList.add("low");
+        else score.classList.add("neutral");
       }
+      const role = document.createElement("span");
+      role.className = `ev-role ${d.stance || "neutral"}`;
+      role.textContent = STANCE_LABELS[d.stance] || STANCE_LABELS.neutral;
+      if (d.score !== null && d.score !== undefined) name.append(role);
       head.append(name, score);
       li.append(head);
       if (d.summary) {
@@ -419,7 +445,7 @@
       el.noHeatmap.hidden = true;
       applyOpacity();
       const shown = detector || pickDefaultHeatmap(result);
-      el.caption.textContent = `Heatmap of ${shown || "the detectors"}${isVideo ? " on the most suspicious frame" : ""}: warm colours mark regions judged more likely AI-generated.`;
+      el.caption.textContent = `Heatmap of ${shown || "the detectors"}${isVideo ? " on the most suspicious frame" : ""}: ${heatmapMeaning(shown)}.`;
     } else {
       el.heatImg.removeAttribute("src");
       el.heatImg.hidden = true;
@@ -431,10 +457,22 @@
     }
   }
 
+  // The default heatmap is the one that explains the verdict: a detector that counted for
+  // it, else the generator-trace map; never a neutral localisation aid when there is more.
   function pickDefaultHeatmap(result) {
     const withMaps = (result.detectors || []).filter((d) => d.has_heatmap);
     if (!withMaps.length) return null;
-    return withMaps.reduce((a, b) => ((b.score ?? -1) > (a.score ?? -1) ? b : a)).detector;
+    const want = result.verdict === "ai_generated" ? "ai" : "authentic";
+    const counted = withMaps.filter((d) => d.stance === want);
+    const pool = counted.length ? counted
+      : withMaps.filter((d) => d.detector === "forensic_image").length
+        ? withMaps.filter((d) => d.detector === "forensic_image") : withMaps;
+    return pool.reduce((a, b) => ((b.score ?? -1) > (a.score ?? -1) ? b : a)).detector;
+  }
+
+  function heatmapMeaning(detector) {
+    return HEATMAP_MEANINGS[detector]
+      || "warm colours mark regions this detector finds more likely AI-generated";
   }
 
   // ---- timeline chart ------------------------------------------------------------------
@@ -453,8 +491,12 @@
     el.timeline.hidden = false;
     const duration = (result.media && result.media.duration_s) || 0;
     const lastT = Math.max(...series.map((s) => Math.max(...s.times)));
-    const threshold = result.fusion && typeof result.fusion.ai_threshold === "number"
-      ? result.fusion.ai_threshold : 0.8;
+    // Per-detector curves carry no fused threshold (an authentic video's temporal curve
+    // crossing it would read as AI frames); audio has one voting detector, whose own
+    // threshold is drawn.
+    const speech = (result.detectors || []).find((d) => d.detector === "synthetic_speech");
+    const threshold = result.media_type === "audio" && speech && speech.details
+      && typeof speech.details.threshold === "number" ? speech.details.threshold : null;
     timelineState = { series, tMax: Math.max(duration, lastT, 1e-3), threshold };
     drawTimeline();
 
@@ -470,13 +512,15 @@
       li.append(sw, label);
       el.legend.append(li);
     }
-    const li = document.createElement("li");
-    const sw = document.createElement("span");
-    sw.className = "swatch dashed";
-    const label = document.createElement("span");
-    label.textContent = `AI threshold ${pct(threshold)}`;
-    li.append(sw, label);
-    el.legend.append(li);
+    if (threshold !== null) {
+      const li = document.createElement("li");
+      const sw = document.createElement("span");
+      sw.className = "swatch dashed";
+      const label = document.createElement("span");
+      label.textContent = `synthetic-speech threshold ${pct(threshold)}`;
+      li.append(sw, label);
+      el.legend.append(li);
+    }
     el.canvas.setAttribute("aria-label", `Per-frame AI probability over ${timelineState.tMax.toFixed(1)} s for ${series.map((s) => s.name).join(", ")}`);
     el.readout.textContent = "Move the pointer over the chart to read the scores at a time.";
   }
@@ -527,13 +571,15 @@
     ctx.strokeStyle = "#9aa6b5";
     ctx.strokeRect(PAD.left + 0.5, PAD.top + 0.5, pw, ph);
 
-    ctx.setLineDash([5, 3]);
-    ctx.strokeStyle = "#c0392b";
-    ctx.beginPath();
-    ctx.moveTo(PAD.left, y(threshold));
-    ctx.lineTo(PAD.left + pw, y(threshold));
-    ctx.stroke();
-    ctx.setLineDash([]);
+    if (threshold !== null) {
+      ctx.setLineDash([5, 3]);
+      ctx.strokeStyle = "#c0392b";
+      ctx.beginPath();
+      ctx.moveTo(PAD.left, y(threshold));
+      ctx.lineTo(PAD.left + pw, y(threshold));
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
 
     for (const s of series) {
       ctx.strokeStyle = s.colour;

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import synth
-
 from antifake.calibration import CalibratedFusion
 from antifake.engine import Engine
 from antifake.explain import annotate, main_evidence

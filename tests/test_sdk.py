@@ -81,6 +81,43 @@ def test_jobs_wait_progress_and_downloads(server, media) -> None:  # type: ignor
     assert exc.value.code == "not_found"
 
 
+def test_list_and_delete_jobs(server, media, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """GET /v1/jobs pages through the caller's own jobs, newest first; DELETE removes a
+    job, its upload and its heatmaps, and another key can neither list nor delete it."""
+    url, key, other = server
+    with Client(url, api_key=other) as c2:
+        mine = [c2.submit_job(media["png"], detectors="test_heat") for _ in range(3)]
+        for j in mine:
+            c2.wait_for_job(j.id, timeout=60)
+        seen: list[str] = []
+        page = c2.list_jobs(limit=2)
+        while True:
+            assert len(page.jobs) <= 2 and all(j.result is None for j in page.jobs)
+            seen += [j.id for j in page.jobs]
+            if page.next_cursor is None:
+                break
+            page = c2.list_jobs(limit=2, cursor=page.next_cursor)
+        assert set(j.id for j in mine) <= set(seen) and len(seen) == len(set(seen))
+        created = [j.created_at for j in c2.list_jobs(limit=200).jobs]
+        assert created == sorted(created, reverse=True)
+        assert {j.status for j in c2.list_jobs(status="succeeded").jobs} == {"succeeded"}
+    with Client(url, api_key=key) as c:
+        assert not set(seen) & {j.id for j in c.list_jobs(limit=200).jobs}
+        with pytest.raises(NotFoundError):
+            c.delete_job(mine[0].id)  # someone else's job: 404, not deleted
+    with Client(url, api_key=other) as c2:
+        assert c2.get_job(mine[0].id).has_heatmap
+        c2.delete_job(mine[0].id)
+        with pytest.raises(NotFoundError):
+            c2.get_job(mine[0].id)
+        with pytest.raises(NotFoundError):
+            c2.delete_job(mine[0].id)
+        assert mine[0].id not in {j.id for j in c2.list_jobs(limit=200).jobs}
+    with Client(url, api_key=key) as c, pytest.raises(APIError) as exc:
+        c.list_jobs(cursor="not-a-cursor")
+    assert exc.value.status == 400 and exc.value.code == "invalid_request"
+
+
 def test_errors(server, media) -> None:  # type: ignore[no-untyped-def]
     url, key, _ = server
     with Client(url) as anon, pytest.raises(AuthenticationError):

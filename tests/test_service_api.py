@@ -449,3 +449,34 @@ def test_security_headers_host_allow_list_and_public_metrics(tmp_path: Path) -> 
     with TestClient(create_app(public)) as client:
         assert client.get("/metrics").status_code == 200
         assert client.get("/v1/me").status_code == 401
+
+
+def test_delete_job_removes_files_and_refuses_while_running(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """DELETE /v1/jobs/{id}: upload, result and heatmaps go; a running job answers 409."""
+    settings = make_settings(tmp_path / "svc", job_timeout_s=3.0, max_attempts=1,
+                             auth_required=False)
+    app = create_app(settings)
+    png = write_image(tmp_path / "a.png").read_bytes()
+    with TestClient(app) as client:
+        done = client.post("/v1/jobs", files={"file": ("a.png", png)},
+                           data={"detectors": "test_heat"}).json()
+        assert wait_job(client, done["id"])["status"] == "succeeded"
+        upload = next(settings.uploads_dir.glob(f"*/{done['id']}.bin"))
+        heatmaps = next(settings.results_dir.glob(f"{done['id']}*"))
+        listed = client.get("/v1/jobs").json()
+        assert [j["id"] for j in listed["jobs"]] == [done["id"]]
+        assert listed["next_cursor"] is None and "result" not in listed["jobs"][0]
+        hang = client.post("/v1/jobs", files={"file": ("b.png", png)},
+                           data={"detectors": "test_hang"}).json()
+        deadline = time.monotonic() + 10
+        while client.get(f"/v1/jobs/{hang['id']}").json()["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        r = client.delete(f"/v1/jobs/{hang['id']}")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "job_running"
+        assert client.delete(f"/v1/jobs/{done['id']}").status_code == 204
+        assert not upload.exists() and not heatmaps.exists()
+        assert client.get(f"/v1/jobs/{done['id']}").status_code == 404
+        assert client.delete(f"/v1/jobs/{done['id']}").status_code == 404
+        assert wait_job(client, hang["id"])["status"] == "failed"  # the 3 s timeout
+        assert client.delete(f"/v1/jobs/{hang['id']}").status_code == 204

@@ -22,7 +22,15 @@ from antifake.sdk.errors import (
     NotFoundError,
     RateLimitError,
 )
-from antifake.sdk.models import DetectionResult, DetectorOutput, ErrorInfo, Evidence, Generator, Job
+from antifake.sdk.models import (
+    DetectionResult,
+    DetectorOutput,
+    ErrorInfo,
+    Evidence,
+    Generator,
+    Job,
+    JobPage,
+)
 
 
 def verify_webhook(secret: str, timestamp: str, body: bytes, signature: str,
@@ -51,6 +59,7 @@ __all__ = [
     "Evidence",
     "Generator",
     "Job",
+    "JobPage",
     "JobTimeoutError",
     "NotFoundError",
     "RateLimitError",

@@ -20,7 +20,7 @@ import httpx
 
 from antifake import __version__
 from antifake.sdk.errors import APIError, AuthenticationError, NotFoundError, RateLimitError
-from antifake.sdk.models import DetectionResult, Job
+from antifake.sdk.models import DetectionResult, Job, JobPage
 
 T = TypeVar("T")
 
@@ -211,6 +211,14 @@ class ClientCore:
 
     def get_job(self, job_id: str) -> Call[Job]:
         return Call("GET", f"/v1/jobs/{job_id}", lambda r: Job.parse(r.json()))
+
+    def list_jobs(self, *, limit: int = 50, cursor: str | None = None,
+                  status: str | None = None) -> Call[JobPage]:
+        return Call("GET", "/v1/jobs", lambda r: JobPage.parse(r.json()),
+                    params={"limit": limit, "cursor": cursor, "status": status})
+
+    def delete_job(self, job_id: str) -> Call[None]:
+        return Call("DELETE", f"/v1/jobs/{job_id}", lambda r: None)
 
     def heatmap_png(self, job_id: str, *, overlay: bool = True, detector: str | None = None,
                     opacity: float | None = None) -> Call[bytes]:

@@ -10,7 +10,7 @@ import httpx
 
 from antifake.sdk._core import Call, ClientCore, FileInput, WaitState
 from antifake.sdk.errors import APIConnectionError, JobTimeoutError
-from antifake.sdk.models import DetectionResult, Job
+from antifake.sdk.models import DetectionResult, Job, JobPage
 
 T = TypeVar("T")
 
@@ -101,6 +101,15 @@ class Client:
                     opacity: float | None = None) -> bytes:
         return self._send(self._core.heatmap_png(job_id, overlay=overlay, detector=detector,
                                                  opacity=opacity))
+
+    def list_jobs(self, *, limit: int = 50, cursor: str | None = None,
+                  status: str | None = None) -> JobPage:
+        """One page of your jobs, newest first; pass ``next_cursor`` as ``cursor``."""
+        return self._send(self._core.list_jobs(limit=limit, cursor=cursor, status=status))
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a finished or queued job with its upload, result and heatmaps."""
+        self._send(self._core.delete_job(job_id))
 
     def frame_png(self, job_id: str) -> bytes:
         return self._send(self._core.frame_png(job_id))

@@ -143,3 +143,17 @@ class Job:
             has_heatmap=bool(d.get("has_heatmap")), created_at=d.get("created_at", ""),
             finished_at=d.get("finished_at"), raw=d,
         )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of ``GET /v1/jobs``: jobs newest first (without results) and the cursor of
+    the next page (None on the last)."""
+
+    jobs: list[Job]
+    next_cursor: str | None
+
+    @classmethod
+    def parse(cls, d: dict[str, Any]) -> JobPage:
+        return cls(jobs=[Job.parse(j) for j in d.get("jobs") or []],
+                   next_cursor=d.get("next_cursor"))

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -362,6 +363,18 @@ def _charge_quota(state: ServiceState, principal: Principal, files: int) -> None
                            {"Retry-After": "3600"})
 
 
+def _parse_cursor(cursor: str) -> tuple[datetime, str]:
+    """(created_at, id) from a ``next_cursor``; a malformed one is a 400."""
+    try:
+        created, job_id = cursor.split("|", 1)
+        when = datetime.fromisoformat(created)
+    except ValueError as exc:
+        raise ServiceError(400, ErrorCode.INVALID_REQUEST.value, "malformed cursor") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when, job_id
+
+
 def _owned_job(state: ServiceState, principal: Principal, job_id: str) -> Job:
     job = state.store.get_job(job_id, principal=principal.id)
     if job is None:  # also for other keys' jobs: don't reveal that they exist
@@ -630,6 +643,46 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
             raise
         await run_in_threadpool(state.dispatch, jobs)
         return JSONResponse(_jobs_response(state, jobs), status_code=202)
+
+    @app.get("/v1/jobs", tags=["jobs"])
+    def list_jobs(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page")] = 50,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")]
+        = None,
+        status: Annotated[Literal["queued", "running", "succeeded", "failed"] | None,
+                          Query(description="Only jobs in this state")] = None,
+    ) -> dict[str, Any]:
+        """Your jobs, newest first (without results: fetch one with ``GET /v1/jobs/{id}``).
+        Pass ``next_cursor`` back as ``cursor`` for the next page; it is null on the last."""
+        after = _parse_cursor(cursor) if cursor else None
+        jobs = state.store.list_jobs(_principal(request).id, limit + 1, after, status)
+        page = jobs[:limit]
+        next_cursor = (f"{page[-1].created_at.isoformat()}|{page[-1].id}"
+                       if len(jobs) > limit else None)
+        return {"jobs": [job_to_json(j, None, include_result=False) for j in page],
+                "next_cursor": next_cursor}
+
+    @app.delete("/v1/jobs/{job_id}", tags=["jobs"], status_code=204,
+                response_class=Response)
+    def delete_job(request: Request, job_id: str) -> Response:
+        """Delete a job with its upload, result and heatmaps (409 while it is running:
+        retry when it has finished)."""
+        principal = _principal(request)
+        found = state.store.delete_job(job_id, principal.id)
+        if found is None:
+            raise ServiceError(404, ErrorCode.NOT_FOUND.value, f"no job {job_id}")
+        if found[0] == "running":
+            raise ServiceError(409, "job_running",
+                               f"job {job_id} is running; delete it when it has finished")
+        for path in (found[1], found[2]):
+            if path:
+                p = Path(path)
+                try:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+                except OSError:
+                    log.warning("could not delete %s of job %s", p, job_id)
+        return Response(status_code=204)
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"])
     def get_job(request: Request, job_id: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
     create_engine,
     delete,
     event,
@@ -323,6 +324,41 @@ class JobStore:
             if row is None or (principal is not None and row.principal != principal):
                 return None
             return Job.from_row(row)
+
+    def list_jobs(self, principal: str, limit: int, after: tuple[datetime, str] | None = None,
+                  status: str | None = None) -> list[Job]:
+        """The principal's jobs, newest first, at most ``limit``; ``after`` = (created_at,
+        id) of the last job of the previous page (keyset pagination: stable while jobs are
+        added)."""
+        with self.session() as s:
+            q = select(JobRow).where(JobRow.principal == principal)
+            if status:
+                q = q.where(JobRow.status == status)
+            if after is not None:
+                created, last_id = after
+                q = q.where(or_(JobRow.created_at < created,
+                                and_(JobRow.created_at == created, JobRow.id < last_id)))
+            q = q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
+            return [Job.from_row(r) for r in s.execute(q).scalars()]
+
+    def delete_job(self, job_id: str, principal: str) -> tuple[str, str, str | None] | None:
+        """Delete a job of ``principal`` that is not running; returns (status, upload path,
+        heatmaps path) of what was deleted, ``("running", "", None)`` when it is running
+        (left alone), or None when there is no such job."""
+        with self.session() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.principal != principal:
+                return None
+            result = s.get(ResultRow, job_id)
+            found = (row.status, row.upload_path, result.heatmaps_path if result else None)
+            # Conditional on the status, in the same transaction: a queued job claimed by a
+            # worker since the read above is left alone.
+            res = s.execute(delete(JobRow).where(JobRow.id == job_id,
+                                                 JobRow.status != "running"))
+            if not res.rowcount:  # type: ignore[attr-defined]
+                return ("running", "", None)
+        self.delete_jobs([job_id])  # its result row and a now unused Idempotency-Key
+        return found
 
     def get_result(self, job_id: str) -> ResultRow | None:
         with self.session() as s:

@@ -155,3 +155,50 @@ def test_help_lists_every_command() -> None:
     assert res.exit_code == 0, res.output
     for name in ("scan", "detectors", "serve", "worker", "keys", "train", "evaluate"):
         assert name in res.output
+
+
+def test_batch_outputs_have_unique_names_and_are_listed(tmp_path: Path) -> None:
+    """Issue 10: real.mp4 and real.png no longer overwrite each other's heatmaps; the JSON
+    says which files belong to which result; --report writes a report per file plus an
+    index, --csv one line per file (formula-looking names kept as text)."""
+    from synth import voice_like, write_audio
+
+    (tmp_path / "in").mkdir()
+    vid = write_video(tmp_path / "in" / "real.mp4")
+    img = write_image(tmp_path / "in" / "real.png")
+    sub = tmp_path / "in" / "sub"
+    sub.mkdir()
+    img2 = write_image(sub / "real.png", seed=3)
+    odd = write_audio(tmp_path / "in" / "=cmd.wav", voice_like(2.0))
+    heat, rep, csv_path = tmp_path / "heat", tmp_path / "rep", tmp_path / "out.csv"
+    code, rows, _ = _scan("--heatmap", str(heat), "--report", str(rep), "--csv", str(csv_path),
+                          str(vid), str(img), str(img2), str(odd))
+    assert code == 0
+    heatmaps = [r["artifacts"].get("heatmaps", []) for r in rows]
+    flat = [p for group in heatmaps for p in group]
+    assert len(flat) == len(set(flat)) and all(Path(p).is_file() for p in flat)
+    assert heatmaps[0] and heatmaps[1] and heatmaps[2]
+    assert Path(heatmaps[0][0]).name == "real.heatmap.png"
+    assert Path(heatmaps[1][0]).name == "real.png.heatmap.png"
+    assert Path(heatmaps[2][0]).name == "real.png-2.heatmap.png"
+    assert rows[0]["artifacts"]["timeline"] and "timeline" in rows[3]["artifacts"]
+    reports = [Path(r["artifacts"]["report"][0]) for r in rows]
+    assert len({p.name for p in reports}) == 4 and all(p.is_file() for p in reports)
+    index = (rep / "index.html").read_text()
+    for p in reports:
+        assert f'href="{p.name}"' in index
+    assert "4 file(s)" in index
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("file,media_type,verdict,ai_probability")
+    assert len(lines) == 5
+    import csv
+
+    cells = [c for row in csv.reader(lines[1:]) for c in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "@")]
+    assert any(c.endswith("=cmd.wav") for c in cells)
+
+
+def test_report_pdf_needs_report_dir(tmp_path: Path) -> None:
+    img = write_image(tmp_path / "a.png")
+    res = CliRunner().invoke(main, ["scan", "-q", "--report-pdf", str(img)])
+    assert res.exit_code == 2 and "--report" in res.output

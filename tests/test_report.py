@@ -235,3 +235,20 @@ def test_write_scan_artifacts(tmp_path: Path, video_path: Path, image_path: Path
     image_written = write_scan_artifacts(_result_for(image_path), image_path, out)
     assert "photo.timeline.png" not in {p.name for p in image_written}
     assert (out / "photo.heatmap.png").is_file()
+
+
+def test_csv_cells_never_start_a_formula(tmp_path: Path) -> None:
+    from antifake.report.artifacts import write_csv
+    from antifake.results import AnalysisResult
+
+    r = AnalysisResult(file='=HYPERLINK("http://x","click")', media_type="image",
+                       verdict="uncertain", ai_probability=0.5,
+                       error=None)
+    bad = AnalysisResult(file="@evil.png", media_type=None, verdict=None, ai_probability=None,
+                         error={"code": "corrupt_media", "message": "-1+1"})
+    out = write_csv([(r, None), (bad, None)], tmp_path / "x.csv").read_text()
+    import csv
+
+    rows = list(csv.reader(out.splitlines()))
+    assert rows[1][0] == "'=HYPERLINK(\"http://x\",\"click\")" and rows[2][0] == "'@evil.png"
+    assert rows[2][8] == "'-1+1"

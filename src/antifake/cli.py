@@ -174,6 +174,12 @@ def _print_table(results: list[AnalysisResult], console: Any) -> None:
               help="Video frame sampling: all | keyframes | fps=N, optionally ,max=K.")
 @click.option("--heatmap", "heatmap_dir", type=click.Path(file_okay=False), default=None,
               help="Write heatmap overlays (and video/audio timelines) as PNG into this folder.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write an HTML report per file and an index.html for the batch here.")
+@click.option("--report-pdf", is_flag=True,
+              help="With --report, also write each report as PDF (a few seconds a file).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Write one CSV line per file (verdict, P(AI), generator, evidence, sha256).")
 @click.option("--no-recursive", is_flag=True, help="Do not descend into sub-folders.")
 @click.option("--max-file-mb", type=float, default=None, help="Reject files larger than this.")
 @click.option("--max-pixels", type=int, default=None, help="Reject images with more pixels.")
@@ -189,6 +195,9 @@ def scan_command(
     detectors: str | None,
     sampling: str,
     heatmap_dir: str | None,
+    report_dir: str | None,
+    report_pdf: bool,
+    csv_path: str | None,
     no_recursive: bool,
     max_file_mb: float | None,
     max_pixels: int | None,
@@ -227,6 +236,12 @@ def scan_command(
         err_console.print(f"skipped {len(skipped)} non-media file(s) found in folders")
     out_console = Console()
     results: list[AnalysisResult] = []
+    if report_pdf and not report_dir:
+        raise click.UsageError("--report-pdf needs --report DIR")
+    from antifake.report.artifacts import UniqueStems
+
+    stems = UniqueStems()
+    report_rows: list[tuple[AnalysisResult, str | None]] = []
     # Progress goes to stderr so that --json output stays clean JSON Lines on stdout.
     show_progress = not quiet and (
         err_console.is_terminal or bool(os.environ.get("ANTIFAKE_PROGRESS"))
@@ -250,13 +265,28 @@ def scan_command(
 
             result = engine.analyze(path, progress=on_step)
             results.append(result)
+            stem = stems.stem_for(path)
             if heatmap_dir and result.ok:
-                _write_artifacts(result, path, Path(heatmap_dir), err_console)
+                _write_artifacts(result, path, Path(heatmap_dir), err_console, stem)
+            report_name = None
+            if report_dir:
+                report_name = _write_report(result, path, Path(report_dir), stem, report_pdf,
+                                            err_console)
+            report_rows.append((result, report_name))
             if as_json:
                 sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
                 sys.stdout.flush()
             progress.advance(overall)
 
+    if report_dir:
+        from antifake.report.artifacts import write_batch_index
+
+        index = write_batch_index(report_rows, Path(report_dir))
+        click.echo(f"wrote {index}", err=True)
+    if csv_path:
+        from antifake.report.artifacts import write_csv
+
+        click.echo(f"wrote {write_csv(report_rows, csv_path)}", err=True)
     if not as_json:
         _print_table(results, out_console)
     failed = sum(1 for r in results if not r.ok)
@@ -284,17 +314,36 @@ def _limits_from_options(
     return replace(base, **changes)
 
 
-def _write_artifacts(result: AnalysisResult, path: Path, out_dir: Path, console: Any) -> None:
+def _write_artifacts(result: AnalysisResult, path: Path, out_dir: Path, console: Any,
+                     stem: str) -> None:
     from antifake.report import write_scan_artifacts
 
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        written = write_scan_artifacts(result, path, out_dir)
+        written = write_scan_artifacts(result, path, out_dir, stem=stem)
     except AntifakeError as exc:
         console.print(f"[yellow]no heatmap for {path}: {exc.message}")
         return
     for p in written:
+        kind = "timeline" if p.name.endswith(".timeline.png") else "heatmaps"
+        result.artifacts.setdefault(kind, []).append(str(p))
         click.echo(f"wrote {p}", err=True)  # plain: rich would wrap long paths
+
+
+def _write_report(result: AnalysisResult, path: Path, out_dir: Path, stem: str, pdf: bool,
+                  console: Any) -> str | None:
+    """Write the file's report(s); returns the HTML file's name (for the index)."""
+    from antifake.report import write_report_file
+
+    try:
+        written = write_report_file(result, path, out_dir, stem, pdf=pdf)
+    except (AntifakeError, OSError, ImportError) as exc:
+        console.print(f"[yellow]no report for {path}: {exc}")
+        return None
+    for p in written:
+        result.artifacts.setdefault("report", []).append(str(p))
+        click.echo(f"wrote {p}", err=True)
+    return written[0].name
 
 
 @main.command("detectors")

@@ -107,6 +107,8 @@ class AnalysisResult:
     analyzed_at: str = ""  # ISO-8601 UTC
     fusion: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)  # plain-language "why" of the verdict
+    # Files written for this result by the CLI (kind -> paths), e.g. heatmaps, report.
+    artifacts: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -139,4 +141,5 @@ class AnalysisResult:
             "elapsed_ms": round(self.elapsed_ms, 1),
             "engine_version": self.engine_version,
             "analyzed_at": self.analyzed_at,
+            **({"artifacts": self.artifacts} if self.artifacts else {}),
         }

@@ -5,7 +5,13 @@ and the files of ``antifake scan --heatmap``. Core-level: no web code; the API s
 these bytes as they are (contract in ``docs/web.md``).
 """
 
-from antifake.report.artifacts import write_scan_artifacts
+from antifake.report.artifacts import (
+    UniqueStems,
+    write_batch_index,
+    write_csv,
+    write_report_file,
+    write_scan_artifacts,
+)
 from antifake.report.html import render_report_html, render_report_pdf
 from antifake.report.images import (
     display_size,
@@ -26,4 +32,8 @@ __all__ = [
     "render_report_pdf",
     "render_timeline_png",
     "write_scan_artifacts",
+    "UniqueStems",
+    "write_batch_index",
+    "write_csv",
+    "write_report_file",
 ]

@@ -419,3 +419,24 @@ def test_report_html_escapes_hostile_metadata(svc: dict[str, Any]) -> None:
     assert "{{ 7*7 }}" in page  # shown literally, never evaluated as a template
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)
     assert csp and "default-src 'none'" in csp.group(1)
+
+
+def test_docs_work_offline(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10: /docs loads Swagger UI from this server (pinned swagger-ui-bundle), not a
+    CDN, so it works without internet; /redoc (CDN-only) is off."""
+    from fastapi.testclient import TestClient
+
+    from antifake.service.api import create_app
+    from service_support import make_settings
+
+    app = create_app(make_settings(tmp_path, auth_required=False))
+    with TestClient(app) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        assert "cdn" not in page.text.lower() and "http" not in page.text
+        assert "/docs-assets/swagger-ui-bundle.js" in page.text
+        js = client.get("/docs-assets/swagger-ui-bundle.js")
+        assert js.status_code == 200 and len(js.content) > 100_000
+        assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+        assert client.get("/openapi.json").json()["info"]["title"] == "antifake"
+        assert client.get("/redoc").status_code == 404

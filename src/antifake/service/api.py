@@ -421,7 +421,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="antifake", version=__version__, lifespan=lifespan,
-        description="Detect AI-generated and AI-edited images and video. Authenticate with "
+        # The stock /docs and /redoc load their scripts from a CDN: blank offline, and
+        # contrary to "nothing leaves this server". /docs is served below from the pinned
+        # swagger-ui-bundle package instead; /redoc is off.
+        docs_url=None, redoc_url=None,
+        description="Detect AI-generated and AI-edited images, video and speech. "
+                    "Authenticate with "
                     "`Authorization: Bearer <key>` (or `X-API-Key`). Errors are "
                     '`{"error": {"code", "message"}}`.',
     )
@@ -453,6 +458,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return _json_error(422, ErrorCode.INVALID_REQUEST.value, "; ".join(parts)[:1000])
 
     _add_routes(app, state)
+    _add_offline_docs(app)
     app.add_middleware(GateMiddleware, state=state)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
@@ -462,6 +468,35 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
         app.mount("/", StaticFiles(directory=str(web_dir), html=True), name="web")
     return app
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package (its files served under
+    ``/docs-assets``), so the API reference works on a machine without internet."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # a runtime install without it: say where the schema is
+        @app.get("/docs", include_in_schema=False)
+        def docs_unavailable() -> HTMLResponse:
+            return HTMLResponse("<!DOCTYPE html><title>antifake API</title><p>The interactive "
+                                "API reference needs the swagger-ui-bundle package; the "
+                                'OpenAPI schema is at <a href="/openapi.json">/openapi.json'
+                                "</a>.</p>")
+        return
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="antifake API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def _start(state: ServiceState) -> None:

@@ -99,9 +99,11 @@ def serve_command(
         job_timeout_s=job_timeout, analysis_memory_mb=analysis_memory_mb,
         allowed_hosts=local_hosts(host) if not auth else None,
     )
+    shown = f"[{host}]" if ":" in host else host
     click.echo(f"antifake: data in {settings.data_dir}, queue {settings.queue_backend}, "
-               f"API keys {'required' if settings.auth_required else 'not required'}; "
-               f"http://{host}:{port}/docs", err=True)
+               f"API keys {'required' if settings.auth_required else 'not required'}\n"
+               f"  web page: http://{shown}:{port}/\n"
+               f"  API reference: http://{shown}:{port}/docs", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
                 timeout_graceful_shutdown=10)
 

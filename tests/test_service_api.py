@@ -480,3 +480,30 @@ def test_delete_job_removes_files_and_refuses_while_running(tmp_path) -> None:  
         assert client.delete(f"/v1/jobs/{done['id']}").status_code == 404
         assert wait_job(client, hang["id"])["status"] == "failed"  # the 3 s timeout
         assert client.delete(f"/v1/jobs/{hang['id']}").status_code == 204
+
+
+def test_uploads_spool_in_the_data_dir_and_a_full_disk_is_507(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 10: multipart uploads over 1 MiB spooled to the process TMPDIR, so a
+    full TMPDIR answered 400 'error parsing the body'. They now spool in the service's tmp
+    dir, and an upload that cannot fit is refused 507 before its body is read."""
+    import collections
+    import tempfile
+
+    import antifake.service.api as api
+
+    settings = make_settings(tmp_path / "svc", auth_required=False,
+                             max_upload_bytes=8 * 1024 * 1024)
+    app = create_app(settings)
+    big = write_image(tmp_path / "big.png")
+    # Trailing bytes after IEND (ignored by decoders) take it over the 1 MiB spool size.
+    big.write_bytes(big.read_bytes() + bytes(1_300_000))
+    with TestClient(app) as client:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+        r = client.post("/v1/detect", files={"file": ("big.png", big.read_bytes())},
+                        data={"detectors": "c2pa"})
+        assert r.status_code == 200, r.text
+        usage = collections.namedtuple("usage", "total used free")
+        monkeypatch.setattr(api.shutil, "disk_usage", lambda _p: usage(10**9, 10**9, 1000))
+        r = client.post("/v1/jobs", files={"file": ("big.png", big.read_bytes())})
+        assert r.status_code == 507 and r.json()["error"]["code"] == "insufficient_storage"
+        assert client.get("/v1/jobs").json()["jobs"] == []

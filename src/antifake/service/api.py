@@ -21,9 +21,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from tempfile import SpooledTemporaryFile
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, File, Form, Header, Query, Request, UploadFile
@@ -32,6 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError as DBInterfaceError
 from sqlalchemy.exc import OperationalError as DBOperationalError
 from sqlalchemy.exc import TimeoutError as DBPoolTimeout
+from starlette import formparsers as _starlette_formparsers
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,6 +66,24 @@ from antifake.service.webhooks import WebhookURLError, validate_webhook_url
 log = logging.getLogger(__name__)
 
 UPLOAD_ROUTES = {("POST", "/v1/detect"), ("POST", "/v1/jobs")}
+
+# Where multipart uploads spool once over 1 MiB: Starlette uses the process's TMPDIR, which
+# filled up independently of the data dir and turned a full disk into a 400 "error
+# parsing the body" (issue 11 item 10). The gate sets this per upload request to the
+# service's own tmp dir (inside the data dir); see _spooled_file.
+_SPOOL_DIR: ContextVar[str | None] = ContextVar("antifake_spool_dir", default=None)
+
+
+def _spooled_file(max_size: int = 0, mode: str = "w+b", **kwargs: Any) -> Any:
+    """Starlette's upload spool, in the service's tmp dir when the gate set one."""
+    kwargs.setdefault("dir", _SPOOL_DIR.get())
+    return SpooledTemporaryFile(max_size=max_size, mode=mode, **kwargs)
+
+
+_starlette_formparsers.SpooledTemporaryFile = _spooled_file  # type: ignore[assignment,misc]
+# Free space an upload needs beyond its own size before the body is read: it is spooled
+# once and then copied into uploads/, so about twice its size, plus this margin.
+_SPOOL_MARGIN = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
 # The database is down/locked/unreachable (not a bug in a query): answered 503, retryable.
 DB_UNAVAILABLE = (DBOperationalError, DBInterfaceError, DBPoolTimeout)
@@ -229,12 +250,22 @@ class GateMiddleware:
                     return
             scope.setdefault("state", {})["principal"] = principal
 
-        limit = (settings.max_upload_bytes if (method, path) in UPLOAD_ROUTES
-                 else settings.max_small_body_bytes)
+        upload = (method, path) in UPLOAD_ROUTES
+        limit = settings.max_upload_bytes if upload else settings.max_small_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._too_large(scope, receive, send, limit)
             return
+        if upload:
+            _SPOOL_DIR.set(str(settings.tmp_dir))
+            size = int(declared) if declared is not None and declared.isdigit() else limit
+            if not _room_for(settings.tmp_dir, 2 * size + _SPOOL_MARGIN):
+                log.error("upload refused before reading it: storage full in %s",
+                          settings.tmp_dir)
+                await _json_error(507, "insufficient_storage",
+                                  "the server's storage is full; retry later")(
+                    scope, receive, send)
+                return
 
         received = 0
         exceeded = False
@@ -331,6 +362,14 @@ def parse_options(settings: ServiceSettings, detectors: str | None,
             raise ServiceError(400, exc.code.value, exc.message) from exc
         opts["sampling"] = sampling
     return opts
+
+
+def _room_for(folder: Path, nbytes: int) -> bool:
+    """Whether ``folder``'s file system has ``nbytes`` free (True when it cannot be told)."""
+    try:
+        return shutil.disk_usage(folder).free >= nbytes
+    except OSError:
+        return True
 
 
 def _save_upload(upload: UploadFile, dest: Path) -> int:

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import pytest
 
-from antifake.config import AnalysisOptions, Limits
+from antifake.config import AnalysisOptions, FrameSampling, Limits
 from antifake.detectors.base import AnalysisContext
 from antifake.detectors.registry import register_detector
 from antifake.engine import Engine
@@ -304,3 +304,26 @@ def test_engine_bounds_a_detectors_heatmap(tmp_path: Path) -> None:
     result = Engine(detectors=["test_huge_heat"]).analyze(img)
     heat = result.heatmaps()["test_huge_heat"]
     assert max(heat.shape) <= 1024 and heat.shape[0] > heat.shape[1]
+
+
+def test_video_progress_moves_with_frames_not_only_detectors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10: a long video sat at 0/1 while a detector decoded it. Progress now counts
+    the frames detectors decode: it moves inside a detector, never goes backwards, says
+    which frame, and ends at total/total with fusion."""
+    import antifake.progress as progress_module
+
+    monkeypatch.setattr(progress_module, "MIN_INTERVAL_S", 0.0)  # report every frame
+    vid = write_video(tmp_path / "v.mp4", frames=48, fps=12)
+    seen: list[tuple[int, int, str]] = []
+    opts = AnalysisOptions(sampling=FrameSampling(mode="all", max_frames=None))
+    Engine(detectors=["forensic_image", "c2pa"], options=opts, detector_threads=1).analyze(
+        vid, progress=lambda _f, step, total, label: seen.append((step, total, label)))
+    steps = [s for s, _, _ in seen]
+    total = seen[0][1]
+    assert total == 2 * 48  # two detectors x 48 frames expected
+    assert steps == sorted(steps) and seen[-1] == (total, total, "fusion")
+    framewise = [label for _, _, label in seen if "frame" in label]
+    assert len(framewise) >= 10  # moved inside forensic_image's pass
+    assert any(label.startswith("forensic_image \u00b7 frame ") for label in framewise)
+    assert all(s < total for s, _, label in seen if label != "fusion")

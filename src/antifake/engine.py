@@ -25,6 +25,7 @@ from antifake.errors import AntifakeError, ErrorCode
 from antifake.explain import annotate
 from antifake.fusion import EvidenceFusion, Fusion
 from antifake.media import open_media
+from antifake.progress import CountingMedia, ProgressMeter, expected_frames
 from antifake.results import AnalysisResult, DetectorResult
 
 log = logging.getLogger(__name__)
@@ -283,21 +284,26 @@ class Engine:
                          if pool is not None else None),
         )
 
+        meter = (ProgressMeter(result.file, progress,
+                               expected_frames(media.info, opts.sampling), len(applicable))
+                 if progress else None)
+        seen_by_detectors: Any = CountingMedia(media, meter) if meter else media
+
         def run(detector: Detector) -> DetectorResult:
             if time.monotonic() > deadline:
                 raise AntifakeError(
                     ErrorCode.TIMEOUT,
                     f"analysis exceeded {opts.limits.timeout_s:.0f} s before {detector.name}",
                 )
-            return self._run_detector(detector, media, ctx)
+            return self._run_detector(detector, seen_by_detectors, ctx)
 
         if pool is not None:
             result.detectors.extend(
-                self._run_concurrently(pool, applicable, run, result.file, progress))
+                self._run_concurrently(pool, applicable, run, result.file, meter))
         else:
-            result.detectors.extend(self._run_in_order(applicable, run, result.file, progress))
-        if progress:
-            progress(result.file, len(applicable), len(applicable), "fusion")
+            result.detectors.extend(self._run_in_order(applicable, run, result.file, meter))
+        if meter:
+            meter.finish("fusion")
         fused = self.fusion.fuse(result.detectors, media_type=media.info.media_type)
         result.verdict = fused.verdict
         result.ai_probability = fused.ai_probability
@@ -328,13 +334,13 @@ class Engine:
         detectors: list[Detector],
         run: Callable[[Detector], DetectorResult],
         file: str,
-        progress: ProgressCallback | None,
+        meter: ProgressMeter | None,
     ) -> list[DetectorResult]:
         """Run ``detectors`` one after another in this thread."""
         out = []
         for step, detector in enumerate(detectors):
-            if progress:
-                progress(file, step, len(detectors), detector.name)
+            if meter:
+                meter.detector_started(step, detector.name)
             out.append(run(detector))
         return out
 
@@ -344,7 +350,7 @@ class Engine:
         detectors: list[Detector],
         run: Callable[[Detector], DetectorResult],
         file: str,
-        progress: ProgressCallback | None,
+        meter: ProgressMeter | None,
     ) -> list[DetectorResult]:
         """Run ``detectors`` on the engine's threads; results and progress in their order.
 
@@ -355,11 +361,10 @@ class Engine:
         those not started are cancelled, so no work outlives the call.
         """
         futures: list[Future[DetectorResult]] = [pool.submit(run, d) for d in detectors]
-        total = len(detectors)
         try:
             for step, (detector, future) in enumerate(zip(detectors, futures, strict=True)):
-                if progress:
-                    progress(file, step, total, detector.name)
+                if meter:
+                    meter.detector_started(step, detector.name)
                 future.result()
         except BaseException:
             for future in futures:

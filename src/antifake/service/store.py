@@ -434,8 +434,8 @@ class JobStore:
             s.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.lease_owner == owner, JobRow.status == "running")
-                .values(progress=max(0.0, min(1.0, progress)), stage=stage[:100] if stage else stage,
-                        updated_at=utcnow())
+                .values(progress=max(0.0, min(1.0, progress)),
+                        stage=stage[:100] if stage else stage, updated_at=utcnow())
             )
 
     def save_result(

@@ -178,7 +178,8 @@ def test_report_html_is_self_contained_and_escapes_hostile_input(tmp_path: Path)
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
     assert "<link" not in html.lower()
     srcs = re.findall(r"""<img[^>]*\ssrc="([^"]*)\"""", html)
-    assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 3 and all(
+        s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in srcs)
     assert result.media["sha256"] in html
     for det in result.detectors:
         assert det.detector in html and str(det.details["version"]) in html
@@ -252,3 +253,23 @@ def test_csv_cells_never_start_a_formula(tmp_path: Path) -> None:
     rows = list(csv.reader(out.splitlines()))
     assert rows[1][0] == "'=HYPERLINK(\"http://x\",\"click\")" and rows[2][0] == "'@evil.png"
     assert rows[2][8] == "'-1+1"
+
+
+def test_typical_reports_fit_on_three_pages(tmp_path: Path) -> None:
+    """Issue 10: a typical clip's report was 9 pages of JSON; now the first page is the
+    verdict, its reasons, the key heatmap with a colour legend and the timeline, and the
+    technical appendix is tables."""
+    pytest.importorskip("weasyprint")
+    from antifake.engine import Engine
+
+    clip = write_video(tmp_path / "clip.mp4", frames=48, fps=12, width=320, height=180)
+    result = Engine().analyze(clip)
+    pdf = render_report_pdf(result, clip)
+    assert 1 <= _pdf_page_count(pdf) <= 3
+    html = render_report_html(result, clip)
+    assert "<pre>" not in html  # no JSON dumps
+    assert 'class="legend"' in html and "linear-gradient" in html
+    first = html.split("Appendix")[0]
+    for reason in result.reasons:
+        assert reason.split(":")[0] in first
+    assert "Heatmap of <strong>" in first and "scores over time" in first

@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from antifake import __version__
@@ -30,14 +31,13 @@ from antifake.report.images import (
     render_spectrogram_png,
     render_timeline_png,
 )
-from antifake.results import AnalysisResult
+from antifake.results import AnalysisResult, DetectorResult
 
 log = logging.getLogger(__name__)
 
 # Long metadata values (a full XMP packet) are cut in the report so it stays readable;
 # the full value is in the JSON result.
-MAX_METADATA_CHARS = 20_000
-FIGURE_BOX_PX = (560, 360)  # heatmap figures are drawn to fit this box (CSS px)
+FIGURE_BOX_PX = (330, 200)  # heatmap figures are drawn to fit this box (CSS px)
 _VERDICT_LABELS = {
     "ai_generated": "AI-generated",
     "authentic": "Authentic",
@@ -95,20 +95,21 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def _photo_uri(png: bytes) -> str:
+    """A picture (heatmap over a photo or frame) as a JPEG data URI: photos compress ~10x
+    better as JPEG and the PDF embeds JPEG as is, which keeps reports small and fast."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        buf = io.BytesIO()
+        img.convert("RGB").save(buf, format="JPEG", quality=88)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def base_name(file: str) -> str:
     """The last path component of ``file``, whether written with / or \\."""
     name = PureWindowsPath(PurePosixPath(file).name).name
     return name or file
-
-
-def _truncate_strings(value: Any, limit: int = MAX_METADATA_CHARS) -> Any:
-    if isinstance(value, str) and len(value) > limit:
-        return value[:limit] + f"... [{len(value) - limit} more characters cut]"
-    if isinstance(value, dict):
-        return {str(k): _truncate_strings(v, limit) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_truncate_strings(v, limit) for v in value]
-    return value
 
 
 def _sha256_of(path: Path) -> str | None:
@@ -148,36 +149,105 @@ def _media_rows(result: AnalysisResult) -> list[tuple[str, str]]:
     return rows
 
 
+# What each heatmap measures (a caption must not call a noise map "AI regions").
+HEATMAP_MEANINGS = {
+    "forensic_image": "generator traces; warm cells are where the forensic model finds the "
+                      "picture more AI-like",
+    "splicing": "local noise inconsistency; warm areas have noise unlike the rest of the "
+                "picture (a localisation aid for edits, not an AI detector: it does not vote)",
+}
+MAX_METADATA_ROWS = 16
+MAX_METADATA_VALUE = 160
+MAX_OTHER_HEATMAPS = 2
+OTHER_HEATMAP_BOX_PX = (240, 140)
+
+
+def _meaning(detector: str) -> str:
+    return HEATMAP_MEANINGS.get(
+        detector, "warm colours mark regions this detector finds more likely AI-generated")
+
+
+def _key_heatmap_detector(result: AnalysisResult) -> str | None:
+    """The heatmap that explains the verdict: one from a detector that counted for it,
+    else forensic_image's, else the highest-scoring one."""
+    with_maps = [d for d in result.detectors if d.heatmap is not None]
+    if not with_maps:
+        return None
+    want = "ai" if result.verdict == "ai_generated" else "authentic"
+    pool = ([d for d in with_maps if d.stance == want]
+            or [d for d in with_maps if d.detector == "forensic_image"] or with_maps)
+    return max(pool, key=lambda d: d.score if d.score is not None else -1.0).detector
+
+
+def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, list | tuple):
+        _flatten(prefix, ", ".join(str(v) for v in value), out)
+    else:
+        text = str(value)
+        if len(text) > MAX_METADATA_VALUE:
+            text = text[:MAX_METADATA_VALUE] + f"... [{len(text) - MAX_METADATA_VALUE} more]"
+        out.append((prefix, text))
+
+
+def _legend_gradient() -> str:
+    """CSS gradient with the heatmap colour map's colours (low -> high)."""
+    from antifake.report.images import _colour
+
+    stops = _colour(np.linspace(0, 1, 6, dtype=np.float32)[None, :])[0]
+    return "linear-gradient(to right, " + ", ".join(
+        f"rgb({r},{g},{b})" for r, g, b in stops.tolist()) + ")"
+
+
+def _heatmap_figure(result: AnalysisResult, det: DetectorResult,
+                    media_path: str | Path | None, overlay_wanted: bool,
+                    box: tuple[int, int], notes: list[str]) -> dict[str, Any] | None:
+    png: bytes | None = None
+    overlay = False
+    if media_path is not None and overlay_wanted:
+        try:
+            png = render_heatmap_png(result, media_path, detector=det.detector)
+            overlay = png is not None
+        except (AntifakeError, OSError) as exc:
+            notes.append(f"Could not draw {det.detector}'s heatmap over the media: {exc}")
+    if png is None:
+        png = render_heatmap_only_png(result, detector=det.detector)
+    if png is None:
+        return None
+    width, height = _figure_size(png, box)
+    # An overlay is a photo; a heatmap alone keeps its transparency as PNG.
+    return {"detector": det.detector, "uri": _photo_uri(png) if overlay else _data_uri(png),
+            "width": width,
+            "height": height, "overlay": overlay, "meaning": _meaning(det.detector),
+            "frame_time": heatmap_frame_time(det) if result.media_type == "video" else None}
+
+
+def _media_line(result: AnalysisResult) -> str:
+    return "; ".join(f"{label} {value}" if label != "Format" else value
+                     for label, value in _media_rows(result))
+
+
 def _context(result: AnalysisResult, media_path: str | Path | None) -> dict[str, Any]:
     media = result.media or {}
     sha256 = media.get("sha256")
     if not sha256 and media_path is not None:
         sha256 = _sha256_of(Path(media_path))
-    heatmaps: list[dict[str, Any]] = []
     notes: list[str] = []
+    key_name = _key_heatmap_detector(result)
+    key_heatmap = None
+    others: list[dict[str, Any]] = []
     for det in result.detectors:
         if det.heatmap is None:
             continue
-        png: bytes | None = None
-        overlay = False
-        if media_path is not None:
-            try:
-                png = render_heatmap_png(result, media_path, detector=det.detector)
-                overlay = png is not None
-            except (AntifakeError, OSError) as exc:
-                notes.append(f"Could not draw {det.detector}'s heatmap over the media: {exc}")
-        if png is None:
-            png = render_heatmap_only_png(result, detector=det.detector)
-        if png is not None:
-            width, height = _figure_size(png)
-            heatmaps.append({
-                "detector": det.detector,
-                "uri": _data_uri(png),
-                "width": width,
-                "height": height,
-                "overlay": overlay,
-                "frame_time": heatmap_frame_time(det) if result.media_type == "video" else None,
-            })
+        if det.detector == key_name:
+            key_heatmap = _heatmap_figure(result, det, media_path, True, FIGURE_BOX_PX, notes)
+        elif len(others) < MAX_OTHER_HEATMAPS:
+            # Appendix thumbnails over the media too; one decode each (short clips: cheap).
+            fig = _heatmap_figure(result, det, media_path, True, OTHER_HEATMAP_BOX_PX, notes)
+            if fig:
+                others.append(fig)
     timeline = render_timeline_png(result)
     spectrogram = None
     if result.media_type == "audio" and media_path is not None:
@@ -185,9 +255,11 @@ def _context(result: AnalysisResult, media_path: str | Path | None) -> dict[str,
             spectrogram = render_spectrogram_png(media_path)
         except (AntifakeError, OSError) as exc:
             notes.append(f"Could not draw the spectrogram: {exc}")
-    metadata = media.get("metadata") or {}
+    metadata_rows: list[tuple[str, str]] = []
+    _flatten("", media.get("metadata") or {}, metadata_rows)
     fusion_rows = [
-        (k, str(result.fusion[k]))
+        (k, f"{result.fusion[k]:.3f}" if isinstance(result.fusion[k], float)
+         else str(result.fusion[k]))
         for k in ("method", "basis", "ai_threshold", "authentic_threshold", "opinions")
         if k in result.fusion
     ]
@@ -199,12 +271,15 @@ def _context(result: AnalysisResult, media_path: str | Path | None) -> dict[str,
         "verdict_class": result.verdict or "none",
         "verdict_label": _VERDICT_LABELS.get(result.verdict or "", "No verdict"),
         "fusion_rows": fusion_rows,
-        "media_rows": _media_rows(result),
-        "heatmaps": heatmaps,
+        "media_line": _media_line(result),
+        "key_heatmap": key_heatmap,
+        "other_heatmaps": others,
+        "legend_gradient": _legend_gradient(),
         "timeline_uri": _data_uri(timeline) if timeline else None,
         "spectrogram_uri": _data_uri(spectrogram) if spectrogram else None,
         "visual_notes": notes,
-        "metadata_json": _to_json(_truncate_strings(metadata)) if metadata else "",
+        "metadata_rows": metadata_rows[:MAX_METADATA_ROWS],
+        "metadata_more": max(0, len(metadata_rows) - MAX_METADATA_ROWS),
         "detector_versions": versions,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "report_version": __version__,
@@ -221,8 +296,8 @@ def render_report_html(result: AnalysisResult, media_path: str | Path | None = N
     return _environment().get_template("report.html").render(**_context(result, media_path))
 
 
-def render_report_pdf(result: AnalysisResult, media_path: str | Path | None = None) -> bytes:
-    """The report of :func:`render_report_html` as PDF (WeasyPrint, needs Pango)."""
+def render_report_document(result: AnalysisResult, media_path: str | Path | None = None) -> Any:
+    """The laid-out PDF document (WeasyPrint ``Document``: ``.pages``, ``.write_pdf()``)."""
     # Imported here: WeasyPrint loads Pango through cffi, which takes a moment and is only
     # needed for PDF.
     import weasyprint
@@ -232,7 +307,12 @@ def render_report_pdf(result: AnalysisResult, media_path: str | Path | None = No
     # data: URIs only: rendering a report never touches the network or the file system.
     fetcher = URLFetcher(allowed_protocols={"data"}, allow_redirects=False)
     # presentational_hints: honour the <img width/height> attributes the template sets.
-    pdf = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(presentational_hints=True)
+    return weasyprint.HTML(string=html, url_fetcher=fetcher).render(presentational_hints=True)
+
+
+def render_report_pdf(result: AnalysisResult, media_path: str | Path | None = None) -> bytes:
+    """The report of :func:`render_report_html` as PDF (WeasyPrint, needs Pango)."""
+    pdf = render_report_document(result, media_path).write_pdf()
     if pdf is None:  # only when a target is given; keeps the return type honest
         raise RuntimeError("WeasyPrint returned no PDF")
     return bytes(pdf)

@@ -236,3 +236,55 @@ def test_upload_image_has_no_timeline(server: RunningServer, page: Page, tmp_pat
         timeout=30_000,
     )
     _shot(page, "web-04-result-image.png")
+
+
+def test_several_files_job_list_and_video_playback(
+    server: RunningServer, page: Page, tmp_path: Path
+) -> None:
+    """Issue 10: several files at once give a job list (each line its verdict, a finished
+    one shown on click); a video plays in the page from the local file, and a click on the
+    timeline seeks it, with the scores under the playhead."""
+    from synth import write_image
+
+    clip = write_video(tmp_path / "clip.webm", container="webm", codec="libvpx-vp9",
+                       frames=48, width=320, height=180, fps=12)
+    image = write_image(tmp_path / "photo.png", width=320, height=200)
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    page.on("console", lambda m: problems.append(f"console: {m.text} {m.location}")
+            if m.type == "error" else None)
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    page.goto(server.base_url + "/")
+    page.evaluate(f"localStorage.setItem('antifake.apiKey', {server.api_key!r})")
+    page.reload()
+    page.set_input_files("#file-input", [str(image), str(clip)])
+    page.wait_for_selector("#jobs:not([hidden])", timeout=30_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#job-list .job')]"
+        ".every((li) => li.dataset.status === 'succeeded')", timeout=90_000)
+    lines = page.locator("#job-list .job")
+    assert lines.count() == 2
+    assert "photo.png" in lines.nth(0).inner_text() and "clip.webm" in lines.nth(1).inner_text()
+    assert all("AI-generated" in lines.nth(i).inner_text() for i in range(2))
+    page.wait_for_selector("#results:not([hidden])")
+    page.click("#job-list .job:nth-child(2) button.job-name")
+    page.wait_for_function("() => document.getElementById('file-name').textContent"
+                           ".startsWith('clip')", timeout=30_000)
+    assert page.is_visible("#timeline")
+    page.wait_for_function("() => { const v = document.getElementById('player'); "
+                           "return !v.hidden && v.src.startsWith('blob:') && v.readyState >= 1; }",
+                           timeout=30_000)
+    page.locator("#timeline-canvas").scroll_into_view_if_needed()
+    box = page.locator("#timeline-canvas").bounding_box()
+    assert box is not None
+    # Click at about 3/4 of the plotted time axis: the video seeks there.
+    page.mouse.click(box["x"] + 44 + 0.75 * (box["width"] - 56), box["y"] + box["height"] / 2)
+    page.wait_for_function("() => document.getElementById('player').currentTime > 1.5",
+                           timeout=10_000)
+    assert "@" in page.inner_text("#timeline-readout")
+    _shot(page, "web-05-jobs-and-playback.png", full_page=True)
+    # The meta-delivered frame-ancestors notice is Chromium's, at load (the server sends the
+    # header too); every other console error is a failure.
+    problems = [p for p in problems if "frame-ancestors" not in p]
+    assert problems == [], (problems, missing)

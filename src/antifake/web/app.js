@@ -41,11 +41,16 @@
     generator: $("generator"), mediaSummary: $("media-summary"), meterFill: $("meter-fill"),
     reportHtml: $("report-html"), reportPdf: $("report-pdf"), evidence: $("evidence"),
     reasons: $("reasons"),
+    jobs: $("jobs"), jobList: $("job-list"), player: $("player"), audioPlayer: $("audio-player"),
+    timelineTitle: $("timeline-title"),
   };
 
   let currentRun = 0; // incremented per upload; stale polls and image loads check it
   let objectUrls = [];
   let timelineState = null;
+  let batch = []; // [{file, id, status, result, url, li}] of the last upload
+  let shownIndex = -1;
+  let currentView = 0; // incremented per shown result; stale image loads check it
 
   // ---- API key -------------------------------------------------------------------------
   function apiKey() {
@@ -140,8 +145,8 @@
     if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); el.fileInput.click(); }
   });
   el.fileInput.addEventListener("change", () => {
-    const file = el.fileInput.files && el.fileInput.files[0];
-    if (file) analyse(file);
+    const files = el.fileInput.files ? [...el.fileInput.files] : [];
+    if (files.length) analyseAll(files);
     el.fileInput.value = ""; // the same file can be chosen again
   });
   ["dragenter", "dragover"].forEach((type) => el.drop.addEventListener(type, (ev) => {
@@ -154,59 +159,134 @@
   el.drop.addEventListener("drop", (ev) => {
     ev.preventDefault();
     el.drop.classList.remove("dragover");
-    const file = ev.dataTransfer && ev.dataTransfer.files && ev.dataTransfer.files[0];
-    if (file) analyse(file);
+    const files = ev.dataTransfer && ev.dataTransfer.files ? [...ev.dataTransfer.files] : [];
+    if (files.length) analyseAll(files);
   });
   // A file dropped next to the zone must not make the browser navigate away.
   window.addEventListener("dragover", (ev) => ev.preventDefault());
   window.addEventListener("drop", (ev) => ev.preventDefault());
 
-  async function analyse(file) {
+  // One request uploads every file; each becomes a job in the list, polled until done.
+  // The first finished one is shown; any finished one can be shown by clicking it.
+  async function analyseAll(files) {
     const run = ++currentRun;
     clearError();
     el.results.hidden = true;
+    batch.forEach((b) => b.url && URL.revokeObjectURL(b.url));
+    batch = files.map((file) => ({ file, id: null, status: "uploading", result: null,
+      url: URL.createObjectURL(file), li: null }));
+    shownIndex = -1;
+    renderJobList();
     el.drop.classList.add("busy");
-    setStatus(`Uploading ${file.name}...`, null);
+    setStatus(files.length > 1 ? `Uploading ${files.length} files...` : `Uploading ${files[0].name}...`, null);
     try {
       const form = new FormData();
-      form.append("file", file, file.name);
+      files.forEach((file) => form.append("file", file, file.name));
       const created = await (await api("/v1/jobs", { method: "POST", body: form })).json();
-      const job = Array.isArray(created.jobs) ? created.jobs[0] : created;
-      const id = job && (job.id || job.job_id);
-      if (!id) throw new Error("the server did not return a job id");
-      const done = await poll(id, run);
+      const jobs = Array.isArray(created.jobs) ? created.jobs : [created];
+      if (jobs.length !== files.length || jobs.some((j) => !(j && (j.id || j.job_id)))) {
+        throw new Error("the server did not return a job per file");
+      }
+      jobs.forEach((j, i) => { batch[i].id = j.id || j.job_id; batch[i].status = "queued"; });
+      renderJobList();
+      await Promise.all(batch.map((b, i) => pollEntry(b, i, run)));
       if (run !== currentRun) return;
-      if (done.status === "failed") {
-        const err = done.error || (done.result && done.result.error) || {};
-        throw new Error(`Analysis failed: ${err.message || err.code || "unknown error"}`);
+      clearStatus();
+      if (shownIndex < 0) {
+        const failed = batch.find((b) => b.error);
+        if (failed) showError(failed.error);
       }
-      const result = done.result;
-      if (!result) throw new Error("the job finished without a result");
-      if (result.error) {
-        throw new Error(`Cannot analyse ${result.file || file.name}: ${result.error.message || result.error.code}`);
-      }
-      await showResult(id, result, run);
     } catch (err) {
       if (run !== currentRun) return;
       clearStatus();
+      batch.forEach((b) => { if (b.status === "uploading") b.status = "failed"; });
+      renderJobList();
       showError(err && err.message ? err.message : String(err));
     } finally {
       if (run === currentRun) el.drop.classList.remove("busy");
     }
   }
 
+  async function pollEntry(entry, index, run) {
+    const done = await poll(entry.id, run, batch.length === 1 ? null : entry);
+    if (run !== currentRun || done.status === "cancelled") return;
+    entry.status = done.status;
+    if (done.status === "failed") {
+      const err = done.error || (done.result && done.result.error) || {};
+      entry.error = `Analysis of ${entry.file.name} failed: ${err.message || err.code || "unknown error"}`;
+    } else if (!done.result) {
+      entry.status = "failed";
+      entry.error = "the job finished without a result";
+    } else if (done.result.error) {
+      entry.status = "failed";
+      entry.error = `Cannot analyse ${done.result.file || entry.file.name}: ${done.result.error.message || done.result.error.code}`;
+    } else {
+      entry.result = done.result;
+    }
+    renderJobList();
+    if (entry.result && shownIndex < 0) await showEntry(index, run);
+  }
+
+  async function showEntry(index, run) {
+    const entry = batch[index];
+    if (!entry || !entry.result) return;
+    shownIndex = index;
+    renderJobList();
+    clearError();
+    if (run !== currentRun) return;
+    await showResult(entry.id, entry.result, ++currentView);
+  }
+
+  function renderJobList() {
+    el.jobs.hidden = batch.length < 2;
+    el.jobList.replaceChildren();
+    batch.forEach((entry, index) => {
+      const li = document.createElement("li");
+      li.className = `job ${entry.status}${index === shownIndex ? " shown" : ""}`;
+      li.dataset.status = entry.status;
+      const name = document.createElement(entry.result ? "button" : "span");
+      name.className = "job-name";
+      name.textContent = entry.file.name;
+      if (entry.result) {
+        name.type = "button";
+        name.addEventListener("click", () => showEntry(index, currentRun));
+      }
+      const state = document.createElement("span");
+      state.className = "job-state";
+      if (entry.result) {
+        const v = entry.result.verdict || "none";
+        state.textContent = `${VERDICT_LABELS[v] || "No verdict"} \u00b7 ${pct(entry.result.ai_probability)}`;
+        state.classList.add(v);
+      } else if (entry.status === "running" && typeof entry.progress === "number") {
+        state.textContent = `analysing ${Math.round(entry.progress * 100)}%`;
+      } else {
+        state.textContent = entry.error ? "failed" : entry.status;
+      }
+      li.append(name, state);
+      el.jobList.append(li);
+    });
+  }
+
   function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 
-  async function poll(id, run) {
+  async function poll(id, run, entry) {
     let delay = POLL_START_MS;
     for (;;) {
       if (run !== currentRun) return { status: "cancelled" };
       const job = await (await api(`/v1/jobs/${encodeURIComponent(id)}`)).json();
       if (job.status === "succeeded" || job.status === "failed") return job;
-      const label = job.status === "running"
-        ? `Analysing${job.stage ? ` (${job.stage})` : ""}...`
-        : "Waiting in the queue...";
-      setStatus(label, typeof job.progress === "number" ? job.progress : null);
+      if (entry) { // one of several: its line in the job list shows the progress
+        entry.status = job.status;
+        entry.progress = job.progress;
+        renderJobList();
+        const running = batch.filter((b) => !b.result && !b.error).length;
+        setStatus(`Analysing ${batch.length} files (${running} to go)...`, null);
+      } else {
+        const label = job.status === "running"
+          ? `Analysing${job.stage ? ` (${job.stage})` : ""}...`
+          : "Waiting in the queue...";
+        setStatus(label, typeof job.progress === "number" ? job.progress : null);
+      }
       await sleep(delay);
       delay = Math.min(POLL_MAX_MS, delay * 1.5);
     }
@@ -403,7 +483,11 @@
 
   async function loadInto(img, url) {
     img.src = url;
-    await img.decode();
+    try {
+      await img.decode();
+    } catch (err) {
+      if (img.src === url) throw err; // superseded by a newer result: nothing to report
+    }
   }
 
   async function renderViewer(base, result, run) {
@@ -428,7 +512,7 @@
   async function loadImages(base, result, detector, run) {
     const q = detector ? `detector=${encodeURIComponent(detector)}` : "";
     const frameUrl = await blobUrl(`${base}/frame.png${q ? `?${q}` : ""}`);
-    if (run !== currentRun) return;
+    if (run !== currentView) return;
     if (!frameUrl) { el.viewer.hidden = true; return; }
     el.viewer.hidden = false;
     const isVideo = result.media_type === "video";
@@ -437,7 +521,7 @@
       : isVideo ? "The analysed video frame" : "The analysed image";
     await loadInto(el.frameImg, frameUrl);
     const heatUrl = await blobUrl(`${base}/heatmap.png?overlay=0${q ? `&${q}` : ""}`);
-    if (run !== currentRun) return;
+    if (run !== currentView) return;
     if (heatUrl) {
       await loadInto(el.heatImg, heatUrl);
       el.heatImg.hidden = false;
@@ -476,6 +560,43 @@
   }
 
   // ---- timeline chart ------------------------------------------------------------------
+  // ---- playback: the uploaded file plays in the browser (nothing is fetched again); the
+  // timeline follows the playhead and a click on the timeline seeks.
+  function setupPlayer(result) {
+    for (const p of [el.player, el.audioPlayer]) {
+      p.pause();
+      p.hidden = true;
+      p.removeAttribute("src");
+    }
+    const entry = batch[shownIndex] || batch[0];
+    if (!entry || !timelineState) return null;
+    const player = result.media_type === "video" ? el.player
+      : result.media_type === "audio" ? el.audioPlayer : null;
+    if (!player || !player.canPlayType(entry.file.type || "")) return null;
+    player.src = entry.url;
+    player.hidden = false;
+    return player;
+  }
+
+  function activePlayer() {
+    return [el.player, el.audioPlayer].find((p) => !p.hidden) || null;
+  }
+
+  function readoutAt(t) {
+    if (!timelineState) return;
+    const parts = timelineState.series.map((s) => {
+      let best = 0;
+      s.times.forEach((ti, i) => { if (Math.abs(ti - t) < Math.abs(s.times[best] - t)) best = i; });
+      return `${s.name} ${pct(s.values[best])} @ ${s.times[best].toFixed(2)} s`;
+    });
+    el.readout.textContent = parts.join(" \u00b7 ");
+    drawTimeline(t);
+  }
+
+  for (const p of [el.player, el.audioPlayer]) {
+    p.addEventListener("timeupdate", () => { if (!p.hidden) readoutAt(p.currentTime); });
+  }
+
   function renderTimeline(result) {
     const series = (result.detectors || [])
       .filter((d) => Array.isArray(d.timeline) && Array.isArray(d.timeline_times_s)
@@ -483,6 +604,7 @@
       .map((d, i) => ({ name: d.detector, values: d.timeline, times: d.timeline_times_s,
         colour: SERIES_COLOURS[i % SERIES_COLOURS.length] }));
     if ((result.media_type !== "video" && result.media_type !== "audio") || !series.length) {
+      for (const p of [el.player, el.audioPlayer]) { p.pause(); p.hidden = true; }
       el.timeline.hidden = true;
       timelineState = null;
       el.canvas.dataset.drawn = "false";
@@ -522,7 +644,11 @@
       el.legend.append(li);
     }
     el.canvas.setAttribute("aria-label", `Per-frame AI probability over ${timelineState.tMax.toFixed(1)} s for ${series.map((s) => s.name).join(", ")}`);
-    el.readout.textContent = "Move the pointer over the chart to read the scores at a time.";
+    const player = setupPlayer(result);
+    el.timelineTitle.textContent = result.media_type === "audio" ? "Per-second scores" : "Per-frame scores";
+    el.readout.textContent = player
+      ? "Play the file, or click the chart to jump there: the scores under the playhead show here."
+      : "Move the pointer over the chart to read the scores at a time.";
   }
 
   const PAD = { left: 44, right: 12, top: 10, bottom: 28 };
@@ -618,20 +744,27 @@
     return 10 * mag;
   }
 
-  el.canvas.addEventListener("mousemove", (ev) => {
-    if (!timelineState) return;
+  function timeAt(ev) {
     const rect = el.canvas.getBoundingClientRect();
     const { pw } = chartGeometry();
-    const t = ((ev.clientX - rect.left - PAD.left) / pw) * timelineState.tMax;
+    return ((ev.clientX - rect.left - PAD.left) / pw) * timelineState.tMax;
+  }
+  el.canvas.addEventListener("mousemove", (ev) => {
+    if (!timelineState) return;
+    const t = timeAt(ev);
     if (t < 0 || t > timelineState.tMax) return;
-    const parts = timelineState.series.map((s) => {
-      let best = 0;
-      s.times.forEach((ti, i) => { if (Math.abs(ti - t) < Math.abs(s.times[best] - t)) best = i; });
-      return `${s.name} ${pct(s.values[best])} @ ${s.times[best].toFixed(2)} s`;
-    });
-    el.readout.textContent = parts.join(" \u00b7 ");
-    drawTimeline(t);
+    readoutAt(t);
   });
-  el.canvas.addEventListener("mouseleave", () => drawTimeline());
+  el.canvas.addEventListener("click", (ev) => {
+    const player = activePlayer();
+    if (!timelineState || !player) return;
+    const t = Math.max(0, Math.min(timelineState.tMax, timeAt(ev)));
+    player.currentTime = t;
+    readoutAt(t);
+  });
+  el.canvas.addEventListener("mouseleave", () => {
+    const player = activePlayer();
+    drawTimeline(player ? player.currentTime : undefined);
+  });
   window.addEventListener("resize", () => drawTimeline());
 })();

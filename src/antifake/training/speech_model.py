@@ -84,6 +84,7 @@ class TrainConfig:
     family_weight: float = 0.3
     spec_mask_p: float = 0.5  # SpecAugment-style band and time masks, per window
     seed: int = 0
+    n_bands: int = N_BANDS  # linear filterbank bands over 0-8 kHz
 
 
 def _random_crop(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -158,7 +159,7 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
             for j in pick:
                 cond = CONDITIONS[int(rng.integers(len(CONDITIONS)))]
                 win = _augment(_random_crop(waves[cond][idx[j]], rng), rng, cfg.noise_p)
-                feats = window_features(add_noise_floor(win))
+                feats = window_features(add_noise_floor(win), cfg.n_bands)
                 if rng.random() < cfg.spec_mask_p:
                     feats = _spec_mask(feats, rng)
                 xs.append(feats)
@@ -179,19 +180,20 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
     return model
 
 
-def window_batch(wave: np.ndarray) -> tuple[list[float], np.ndarray]:
-    """(window start seconds, (n, 1, N_FRAMES, N_BANDS) features) of a trimmed wave."""
-    starts, feats = clip_windows_features(add_noise_floor(wave))
+def window_batch(wave: np.ndarray, n_bands: int = N_BANDS) -> tuple[list[float], np.ndarray]:
+    """(window start seconds, (n, 1, N_FRAMES, n_bands) features) of a trimmed wave."""
+    starts, feats = clip_windows_features(add_noise_floor(wave), n_bands)
     return starts, feats[:, None]
 
 
-def score_waves(model: Any, waves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def score_waves(model: Any, waves: Sequence[np.ndarray],
+                n_bands: int = N_BANDS) -> tuple[np.ndarray, np.ndarray]:
     """(clip logits = mean window logit, mean family softmax) for trimmed waves."""
     torch = _torch()
     logits, fams = [], []
     with torch.no_grad():
         for wave in waves:
-            _, x = window_batch(wave)
+            _, x = window_batch(wave, n_bands)
             lo, fl = model(torch.from_numpy(x))
             logits.append(float(lo.mean()))
             fams.append(torch.softmax(fl, dim=1).mean(0).numpy())
@@ -239,7 +241,7 @@ def out_of_fold(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
                  len({items[i].source for i in held}))
         model = train_model(items, waves, train_idx, fams, cfg)
         for cond in waves:
-            lo, fp = score_waves(model, [waves[cond][i] for i in held])
+            lo, fp = score_waves(model, [waves[cond][i] for i in held], cfg.n_bands)
             oof.logits[cond][held] = lo
             if cond == "original":
                 for j, i in enumerate(held):
@@ -335,12 +337,12 @@ def evaluate_oof(items: Sequence[AudioItem], oof: OutOfFold,
     return out
 
 
-def export_onnx(model: Any, path: Path) -> None:
-    """Write ``model`` as ONNX: input ``windows`` (n, 1, N_FRAMES, N_BANDS) float32,
+def export_onnx(model: Any, path: Path, n_bands: int = N_BANDS) -> None:
+    """Write ``model`` as ONNX: input ``windows`` (n, 1, N_FRAMES, n_bands) float32,
     outputs ``logit`` (n,) and ``family_logits`` (n, families)."""
     torch = _torch()
     model.eval()
-    dummy = torch.zeros(2, 1, N_FRAMES, N_BANDS)
+    dummy = torch.zeros(2, 1, N_FRAMES, n_bands)
     torch.onnx.export(model, (dummy,), str(path), input_names=["windows"],
                       output_names=["logit", "family_logits"],
                       dynamic_axes={"windows": {0: "n"}, "logit": {0: "n"},
@@ -393,7 +395,8 @@ def markdown_tables(ev: dict[str, Any]) -> str:
 
 def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: Path,
                         out_dir: Path | None, folds: int, cfg: TrainConfig,
-                        workers: int = 2, evaluate: bool = True) -> dict[str, Any]:
+                        workers: int = 2, evaluate: bool = True,
+                        reuse_oof: Path | None = None) -> dict[str, Any]:
     """Cache -> source-grouped out-of-fold evaluation -> (optionally) the final model.
 
     With ``out_dir`` the model trained on every file is exported there as
@@ -412,10 +415,20 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
     result: dict[str, Any] = {"config": cfg.__dict__, "folds": folds}
     threshold = authentic = None
     if evaluate:
-        oof = out_of_fold(items, waves, folds, cfg)
-        ev = evaluate_oof(items, oof)
-        ev["split"] = f"source-grouped {folds}-fold"
+        previous = json.loads(reuse_oof.read_text()) if reuse_oof else None
+        if previous is not None and (previous.get("config") != cfg.__dict__
+                                     or previous.get("folds") != folds
+                                     or previous.get("files") != kept):
+            raise ValueError(f"{reuse_oof} was made with another config, folds or file list")
+        if previous is not None:  # the same run's held-out scores: no need to redo them
+            oof = OutOfFold(logits={c: np.asarray(v) for c, v in previous["oof"].items()})
+            ev = previous["evaluation"]
+        else:
+            oof = out_of_fold(items, waves, folds, cfg)
+            ev = evaluate_oof(items, oof)
+            ev["split"] = f"source-grouped {folds}-fold"
         result["evaluation"] = ev
+        result["files"] = kept
         y = np.array([it.is_ai for it in items])
         threshold = operating_threshold({c: _sigmoid(v)[~y] for c, v in oof.logits.items()})
         authentic = authentic_threshold({c: _sigmoid(v)[y] for c, v in oof.logits.items()})
@@ -427,10 +440,10 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         all_idx = list(range(len(items)))
         fams = families_of(items, all_idx)
         model = train_model(items, waves, all_idx, fams, cfg)
-        export_onnx(model, out_dir / "synthetic_speech.onnx")
+        export_onnx(model, out_dir / "synthetic_speech.onnx", cfg.n_bands)
         meta: dict[str, Any] = {
-            "version": "speech-lcnn-0.1",
-            "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0,
+            "version": "speech-lcnn-0.2",
+            "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0, "n_bands": cfg.n_bands,
             "families": fams,
             "ai_threshold": threshold if threshold is not None else 0.5,
             "authentic_threshold": authentic if authentic is not None else 0.2,

@@ -24,6 +24,7 @@ from antifake.detectors.base import AnalysisContext
 from antifake.detectors.registry import register_detector
 from antifake.detectors.synthetic_speech.features import (
     MIN_SPEECH_S,
+    N_BANDS,
     SAMPLE_RATE,
     clip_windows_features,
     prepare,
@@ -71,7 +72,8 @@ def _session(threads: int) -> Any:
 def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndarray,
                                                             np.ndarray]:
     """(window start seconds, window logits, mean family softmax) of a 16 kHz mono wave."""
-    starts, feats = clip_windows_features(prepare(wave))
+    n_bands = int(load_config().get("n_bands", N_BANDS))
+    starts, feats = clip_windows_features(prepare(wave), n_bands)
     session = _session(threads)
     logits: list[np.ndarray] = []
     fam_logits: list[np.ndarray] = []

@@ -16,6 +16,8 @@ model sees exactly the features it was trained on. Choices and why:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 SAMPLE_RATE = 16_000
@@ -33,13 +35,14 @@ NOISE_FLOOR = 1e-4  # about -80 dBFS: added to every sample, a fixed seed (deter
 MIN_SPEECH_S = 0.3  # less sound than this is no speech to judge
 
 
-def _linear_filterbank() -> np.ndarray:
-    """(N_FFT//2+1, N_BANDS) triangular filters, equally spaced on a linear Hz scale."""
+@lru_cache(maxsize=4)
+def linear_filterbank(n_bands: int = N_BANDS) -> np.ndarray:
+    """(N_FFT//2+1, n_bands) triangular filters, equally spaced on a linear Hz scale."""
     n_bins = N_FFT // 2 + 1
     bins = np.linspace(0, SAMPLE_RATE / 2, n_bins)
-    edges = np.linspace(0, SAMPLE_RATE / 2, N_BANDS + 2)
-    fb = np.zeros((n_bins, N_BANDS), np.float32)
-    for b in range(N_BANDS):
+    edges = np.linspace(0, SAMPLE_RATE / 2, n_bands + 2)
+    fb = np.zeros((n_bins, n_bands), np.float32)
+    for b in range(n_bands):
         lo, mid, hi = edges[b], edges[b + 1], edges[b + 2]
         up = (bins - lo) / (mid - lo)
         down = (hi - bins) / (hi - mid)
@@ -47,7 +50,6 @@ def _linear_filterbank() -> np.ndarray:
     return fb
 
 
-_FILTERBANK = _linear_filterbank()
 _WINDOW = np.hanning(WIN_LENGTH + 1)[:-1].astype(np.float32)
 _noise = np.random.default_rng(20261202).standard_normal(SAMPLE_RATE).astype(np.float32)
 
@@ -74,20 +76,21 @@ def trim_silence(wave: np.ndarray) -> np.ndarray:
     return wave[start:end]
 
 
-def log_filterbank(wave: np.ndarray) -> np.ndarray:
-    """(frames, N_BANDS) float32 log energies of ``wave`` (16 kHz mono float)."""
+def log_filterbank(wave: np.ndarray, n_bands: int = N_BANDS) -> np.ndarray:
+    """(frames, n_bands) float32 log energies of ``wave`` (16 kHz mono float)."""
     if wave.size < WIN_LENGTH:
         wave = np.pad(wave, (0, WIN_LENGTH - wave.size))
     n = 1 + (wave.size - WIN_LENGTH) // HOP_LENGTH
     idx = np.arange(WIN_LENGTH)[None, :] + HOP_LENGTH * np.arange(n)[:, None]
     frames = wave[idx] * _WINDOW
     power = np.abs(np.fft.rfft(frames, n=N_FFT, axis=1)) ** 2
-    return np.log(power.astype(np.float32) @ _FILTERBANK + 1e-10).astype(np.float32)
+    return np.log(power.astype(np.float32) @ linear_filterbank(n_bands)
+                  + 1e-10).astype(np.float32)
 
 
-def window_features(window: np.ndarray) -> np.ndarray:
-    """(N_FRAMES, N_BANDS) level-normalised features of one WINDOW_SAMPLES window."""
-    feats = log_filterbank(window)[:N_FRAMES]
+def window_features(window: np.ndarray, n_bands: int = N_BANDS) -> np.ndarray:
+    """(N_FRAMES, n_bands) level-normalised features of one WINDOW_SAMPLES window."""
+    feats = log_filterbank(window, n_bands)[:N_FRAMES]
     return feats - feats.mean()
 
 
@@ -115,15 +118,16 @@ def windows_of(wave: np.ndarray) -> list[tuple[float, np.ndarray]]:
     return [(s / SAMPLE_RATE, wave[s:s + WINDOW_SAMPLES]) for s in starts]
 
 
-def clip_windows_features(wave: np.ndarray) -> tuple[list[float], np.ndarray]:
+def clip_windows_features(wave: np.ndarray,
+                          n_bands: int = N_BANDS) -> tuple[list[float], np.ndarray]:
     """(window start seconds, (n, N_FRAMES, N_BANDS) features) of a prepared clip: the
     same windows and values as :func:`windows_of` + :func:`window_features`, but the
     filterbank is computed once for the clip (windows overlap by half, so this halves the
     work); only a final window aligned to the clip's end is computed on its own."""
     wins = windows_of(wave)
     if len(wins) == 1:
-        return [wins[0][0]], window_features(wins[0][1])[None]
-    whole = log_filterbank(wave)
+        return [wins[0][0]], window_features(wins[0][1], n_bands)[None]
+    whole = log_filterbank(wave, n_bands)
     out = []
     for start_s, win in wins:
         first = int(round(start_s * SAMPLE_RATE))
@@ -132,5 +136,5 @@ def clip_windows_features(wave: np.ndarray) -> tuple[list[float], np.ndarray]:
             feats = whole[f0:f0 + N_FRAMES]
             out.append(feats - feats.mean())
         else:
-            out.append(window_features(win))
+            out.append(window_features(win, n_bands))
     return [s for s, _ in wins], np.stack(out)

@@ -177,3 +177,35 @@ def test_queued_jobs_whose_message_was_lost_are_published_again(tmp_path: Path) 
     # Touched when re-sent: the next tick does not send it again.
     assert republish_stranded(app, store, include_queued=False) == 0  # type: ignore[arg-type]
     assert store.claim("w", lease_s=30) is not None  # still claimable once
+
+
+def test_readiness_reports_a_stalled_queue(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 1: workers alive but the queue not moving kept /readyz at 200. A job
+    waiting longer than queue_stall_s while no job moved now makes the queue check fail;
+    any job moving (claimed, progressing, finished) makes it pass again."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from sqlalchemy import update
+
+    from antifake.service.api import _queue_check
+    from antifake.service.settings import ServiceSettings
+    from antifake.service.store import JobRow, JobStore, NewJob, utcnow
+
+    settings = ServiceSettings(data_dir=tmp_path, queue_stall_s=60.0)
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    state = SimpleNamespace(settings=settings, store=store)
+    assert _queue_check(state)["ok"]  # empty queue
+    store.create_jobs("p", [NewJob("old", "a.png", "/x"), NewJob("done", "b.png", "/y")], {},
+                      None, 3)
+    assert _queue_check(state)["ok"]  # just queued
+    long_ago = utcnow() - timedelta(seconds=600)
+    with store.session() as s:
+        s.execute(update(JobRow).values(created_at=long_ago, updated_at=long_ago))
+        s.execute(update(JobRow).where(JobRow.id == "done")
+                  .values(status="succeeded", updated_at=long_ago))
+    check = _queue_check(state)
+    assert not check["ok"] and "stalled" in check["detail"]
+    with store.session() as s:  # another job just finished: the queue moves
+        s.execute(update(JobRow).where(JobRow.id == "done").values(updated_at=utcnow()))
+    assert _queue_check(state)["ok"]

@@ -364,6 +364,24 @@ def parse_options(settings: ServiceSettings, detectors: str | None,
     return opts
 
 
+def _queue_check(state: ServiceState) -> dict[str, Any]:
+    """Readiness of the queue: not ok when a job has waited longer than ``queue_stall_s``
+    while no job started, progressed or finished (workers alive but stuck, e.g. on a slow
+    webhook receiver before deliveries moved off the dispatcher: issue 11 item 1)."""
+    s = state.settings
+    stall_s = s.queue_stall_s if s.queue_stall_s is not None else 2 * s.job_timeout_s
+    oldest, latest = state.store.queue_activity()
+    if oldest is None:
+        return {"ok": True, "detail": "no job waiting"}
+    now = datetime.now(UTC)
+    waiting = (now - oldest).total_seconds()
+    idle = (now - latest).total_seconds() if latest is not None else waiting
+    if waiting > stall_s and idle > stall_s:
+        return {"ok": False, "detail": f"stalled: a job has waited {waiting:.0f} s and no job "
+                                       f"has moved for {idle:.0f} s (limit {stall_s:.0f} s)"}
+    return {"ok": True, "detail": f"oldest queued job waiting {waiting:.0f} s"}
+
+
 def _room_for(folder: Path, nbytes: int) -> bool:
     """Whether ``folder``'s file system has ``nbytes`` free (True when it cannot be told)."""
     try:
@@ -606,6 +624,10 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
         except Exception as exc:
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         checks["workers"] = {"ok": ok, "detail": detail}
+        try:
+            checks["queue"] = _queue_check(state)
+        except Exception as exc:
+            checks["queue"] = {"ok": False, "detail": type(exc).__name__}
         ready = all(c["ok"] for c in checks.values())
         return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                             status_code=200 if ready else 503)

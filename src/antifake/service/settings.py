@@ -67,6 +67,9 @@ class ServiceSettings:
     # of address space; whether it failed used to depend on the process's history).
     max_image_pixels: int = 50_000_000
     lease_s: float = 30.0  # a running job whose lease is not renewed for this long is retried
+    # /readyz answers 503 when a job has been queued this long and no job has started,
+    # progressed or finished meanwhile (a stalled queue); None = 2 x job_timeout_s.
+    queue_stall_s: float | None = None
     requeue_running_on_startup: bool = True  # single-server default; see docs/scaling.md
 
     retention_s: float = 24 * 3600.0  # uploads, results and job rows are deleted after this

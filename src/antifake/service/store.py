@@ -43,6 +43,13 @@ JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 LOCAL_PRINCIPAL = "local"  # owner of jobs submitted without a key in single-user mode
 
 
+def _aware(value: datetime | None) -> datetime | None:
+    """Aggregates bypass the column type: SQLite hands back naive UTC datetimes."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -363,6 +370,16 @@ class JobStore:
     def get_result(self, job_id: str) -> ResultRow | None:
         with self.session() as s:
             return s.get(ResultRow, job_id)
+
+    def queue_activity(self) -> tuple[datetime | None, datetime | None]:
+        """(creation time of the oldest queued job, last change of any job that left the
+        queue): a queue is stalled when the first is old and the second is too."""
+        with self.session() as s:
+            oldest = s.execute(select(func.min(JobRow.created_at))
+                               .where(JobRow.status == "queued")).scalar()
+            latest = s.execute(select(func.max(JobRow.updated_at))
+                               .where(JobRow.status != "queued")).scalar()
+        return _aware(oldest), _aware(latest)
 
     def queue_counts(self) -> dict[str, int]:
         with self.session() as s:

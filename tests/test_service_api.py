@@ -507,3 +507,50 @@ def test_uploads_spool_in_the_data_dir_and_a_full_disk_is_507(tmp_path, monkeypa
         r = client.post("/v1/jobs", files={"file": ("big.png", big.read_bytes())})
         assert r.status_code == 507 and r.json()["error"]["code"] == "insufficient_storage"
         assert client.get("/v1/jobs").json()["jobs"] == []
+
+
+def test_pictures_and_reports_are_drawn_a_few_at_a_time(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 4: picture and report requests decode the upload in the API process;
+    at most render_concurrency run at once, the rest wait, then get 503 + Retry-After."""
+    import threading as th
+
+    import antifake.report as report
+
+    settings = make_settings(tmp_path / "svc", auth_required=False, render_concurrency=1,
+                             render_wait_s=0.3)
+    app = create_app(settings)
+    vid = write_video(tmp_path / "v.mp4")
+    running = {"now": 0, "max": 0}
+    lock = th.Lock()
+    real = report.render_timeline_png
+
+    def slow_timeline(result):  # type: ignore[no-untyped-def]
+        with lock:
+            running["now"] += 1
+            running["max"] = max(running["max"], running["now"])
+        time.sleep(1.0)
+        with lock:
+            running["now"] -= 1
+        return real(result)
+
+    monkeypatch.setattr(report, "render_timeline_png", slow_timeline)
+    with TestClient(app) as client:
+        job = client.post("/v1/jobs", files={"file": ("v.mp4", vid.read_bytes())},
+                          data={"detectors": "test_heat"}).json()
+        assert wait_job(client, job["id"])["status"] == "succeeded"
+        codes: list[int] = []
+        headers: list[str | None] = []
+
+        def get() -> None:
+            r = client.get(f"/v1/jobs/{job['id']}/timeline.png")
+            codes.append(r.status_code)
+            headers.append(r.headers.get("retry-after"))
+
+        threads = [th.Thread(target=get) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert running["max"] == 1
+    assert sorted(codes)[0] in (200, 404) and codes.count(503) >= 1
+    assert "2" in headers

@@ -23,6 +23,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from antifake import __version__
+from antifake.config import Limits
 from antifake.errors import AntifakeError
 from antifake.report.images import (
     heatmap_frame_time,
@@ -203,12 +204,13 @@ def _legend_gradient() -> str:
 
 def _heatmap_figure(result: AnalysisResult, det: DetectorResult,
                     media_path: str | Path | None, overlay_wanted: bool,
-                    box: tuple[int, int], notes: list[str]) -> dict[str, Any] | None:
+                    box: tuple[int, int], notes: list[str],
+                    limits: Limits | None = None) -> dict[str, Any] | None:
     png: bytes | None = None
     overlay = False
     if media_path is not None and overlay_wanted:
         try:
-            png = render_heatmap_png(result, media_path, detector=det.detector)
+            png = render_heatmap_png(result, media_path, detector=det.detector, limits=limits)
             overlay = png is not None
         except (AntifakeError, OSError) as exc:
             notes.append(f"Could not draw {det.detector}'s heatmap over the media: {exc}")
@@ -229,7 +231,8 @@ def _media_line(result: AnalysisResult) -> str:
                      for label, value in _media_rows(result))
 
 
-def _context(result: AnalysisResult, media_path: str | Path | None) -> dict[str, Any]:
+def _context(result: AnalysisResult, media_path: str | Path | None,
+             limits: Limits | None = None) -> dict[str, Any]:
     media = result.media or {}
     sha256 = media.get("sha256")
     if not sha256 and media_path is not None:
@@ -242,17 +245,19 @@ def _context(result: AnalysisResult, media_path: str | Path | None) -> dict[str,
         if det.heatmap is None:
             continue
         if det.detector == key_name:
-            key_heatmap = _heatmap_figure(result, det, media_path, True, FIGURE_BOX_PX, notes)
+            key_heatmap = _heatmap_figure(result, det, media_path, True, FIGURE_BOX_PX, notes,
+                                          limits)
         elif len(others) < MAX_OTHER_HEATMAPS:
             # Appendix thumbnails over the media too; one decode each (short clips: cheap).
-            fig = _heatmap_figure(result, det, media_path, True, OTHER_HEATMAP_BOX_PX, notes)
+            fig = _heatmap_figure(result, det, media_path, True, OTHER_HEATMAP_BOX_PX, notes,
+                                  limits)
             if fig:
                 others.append(fig)
     timeline = render_timeline_png(result)
     spectrogram = None
     if result.media_type == "audio" and media_path is not None:
         try:
-            spectrogram = render_spectrogram_png(media_path)
+            spectrogram = render_spectrogram_png(media_path, limits)
         except (AntifakeError, OSError) as exc:
             notes.append(f"Could not draw the spectrogram: {exc}")
     metadata_rows: list[tuple[str, str]] = []
@@ -286,33 +291,37 @@ def _context(result: AnalysisResult, media_path: str | Path | None) -> dict[str,
     }
 
 
-def render_report_html(result: AnalysisResult, media_path: str | Path | None = None) -> str:
+def render_report_html(result: AnalysisResult, media_path: str | Path | None = None,
+                       limits: Limits | None = None) -> str:
     """The self-contained HTML report of ``result``.
 
     With ``media_path`` (the analysed file, still on disk) the heatmaps are drawn over the
     image / video frame; without it, or when it cannot be decoded, the heatmaps are shown
-    alone and the report says so.
+    alone and the report says so. ``limits`` bound that decoding (the service's own).
     """
-    return _environment().get_template("report.html").render(**_context(result, media_path))
+    return _environment().get_template("report.html").render(
+        **_context(result, media_path, limits))
 
 
-def render_report_document(result: AnalysisResult, media_path: str | Path | None = None) -> Any:
+def render_report_document(result: AnalysisResult, media_path: str | Path | None = None,
+                           limits: Limits | None = None) -> Any:
     """The laid-out PDF document (WeasyPrint ``Document``: ``.pages``, ``.write_pdf()``)."""
     # Imported here: WeasyPrint loads Pango through cffi, which takes a moment and is only
     # needed for PDF.
     import weasyprint
     from weasyprint.urls import URLFetcher
 
-    html = render_report_html(result, media_path)
+    html = render_report_html(result, media_path, limits)
     # data: URIs only: rendering a report never touches the network or the file system.
     fetcher = URLFetcher(allowed_protocols={"data"}, allow_redirects=False)
     # presentational_hints: honour the <img width/height> attributes the template sets.
     return weasyprint.HTML(string=html, url_fetcher=fetcher).render(presentational_hints=True)
 
 
-def render_report_pdf(result: AnalysisResult, media_path: str | Path | None = None) -> bytes:
+def render_report_pdf(result: AnalysisResult, media_path: str | Path | None = None,
+                      limits: Limits | None = None) -> bytes:
     """The report of :func:`render_report_html` as PDF (WeasyPrint, needs Pango)."""
-    pdf = render_report_document(result, media_path).write_pdf()
+    pdf = render_report_document(result, media_path, limits).write_pdf()
     if pdf is None:  # only when a target is given; keeps the return type honest
         raise RuntimeError("WeasyPrint returned no PDF")
     return bytes(pdf)

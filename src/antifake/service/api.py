@@ -17,10 +17,11 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -130,6 +131,11 @@ class ServiceState:
     celery: Any = None  # Celery app (celery backend)
     started_at: float = field(default_factory=time.time)
     pending_detect: int = 0  # synchronous detects in flight (event loop only: no lock)
+    render_slots: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(2))
+
+    def __post_init__(self) -> None:
+        self.render_slots = threading.BoundedSemaphore(self.settings.render_concurrency)
 
     def dispatch(self, jobs: list[Job]) -> None:
         """Hand freshly queued jobs to the workers."""
@@ -437,6 +443,20 @@ def _owned_job(state: ServiceState, principal: Principal, job_id: str) -> Job:
     if job is None:  # also for other keys' jobs: don't reveal that they exist
         raise ServiceError(404, ErrorCode.NOT_FOUND.value, f"no job {job_id}")
     return job
+
+
+@contextmanager
+def _render_slot(state: ServiceState) -> Iterator[None]:
+    """One of ``render_concurrency`` rendering slots (pictures and reports decode the upload
+    in this process: 8 parallel heatmap.png of a 49 Mpx PNG took it to 2977 MiB, issue 11
+    item 4); 503 + Retry-After when none frees up within ``render_wait_s``."""
+    if not state.render_slots.acquire(timeout=state.settings.render_wait_s):
+        raise ServiceError(503, "busy", "too many pictures or reports being drawn; retry",
+                           {"Retry-After": "2"})
+    try:
+        yield
+    finally:
+        state.render_slots.release()
 
 
 def _finished_result(state: ServiceState, job: Job) -> tuple[Any, str | None]:
@@ -793,7 +813,9 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
         from antifake.report import render_frame_png
 
         result, media = _finished_result(state, _owned_job(state, _principal(request), job_id))
-        png = render_frame_png(result, media, detector) if media else None
+        with _render_slot(state):
+            png = (render_frame_png(result, media, detector, state.settings.limits())
+                   if media else None)
         if png is None:
             raise ServiceError(404, "no_frame", "the uploaded file is no longer available")
         return Response(png, media_type="image/png")
@@ -807,10 +829,12 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
         from antifake.report import render_heatmap_only_png, render_heatmap_png
 
         result, media = _finished_result(state, _owned_job(state, _principal(request), job_id))
-        if overlay and media:
-            png = render_heatmap_png(result, media, detector=detector, opacity=opacity)
-        else:
-            png = render_heatmap_only_png(result, detector=detector)
+        with _render_slot(state):
+            if overlay and media:
+                png = render_heatmap_png(result, media, detector=detector, opacity=opacity,
+                                         limits=state.settings.limits())
+            else:
+                png = render_heatmap_only_png(result, detector=detector)
         if png is None:
             raise ServiceError(404, "no_heatmap", "no detector produced a heatmap for this file")
         return Response(png, media_type="image/png")
@@ -821,7 +845,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
         from antifake.report import render_timeline_png
 
         result, _ = _finished_result(state, _owned_job(state, _principal(request), job_id))
-        png = render_timeline_png(result)
+        with _render_slot(state):
+            png = render_timeline_png(result)
         if png is None:
             raise ServiceError(404, "no_timeline", "no per-frame timeline (not a video?)")
         return Response(png, media_type="image/png")
@@ -834,12 +859,14 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
 
         job = _owned_job(state, _principal(request), job_id)
         result, media = _finished_result(state, job)
-        if format == "pdf":
-            body: bytes = render_report_pdf(result, media)
-            media_type = "application/pdf"
-        else:
-            body = render_report_html(result, media).encode()
-            media_type = "text/html; charset=utf-8"
+        limits = state.settings.limits()
+        with _render_slot(state):
+            if format == "pdf":
+                body: bytes = render_report_pdf(result, media, limits)
+                media_type = "application/pdf"
+            else:
+                body = render_report_html(result, media, limits).encode()
+                media_type = "text/html; charset=utf-8"
         fname = _report_filename(job.file_name, format)
         return Response(body, media_type=media_type,
                         headers={"Content-Disposition": f'attachment; filename="{fname}"'})

@@ -67,6 +67,11 @@ class ServiceSettings:
     # of address space; whether it failed used to depend on the process's history).
     max_image_pixels: int = 50_000_000
     lease_s: float = 30.0  # a running job whose lease is not renewed for this long is retried
+    # Pictures and reports (frame.png, heatmap.png, timeline.png, report) decode the upload
+    # in the API process: at most this many at once (each is bounded by limits(): pixels,
+    # JPEG scans, frames), the others wait up to render_wait_s, then get 503 + Retry-After.
+    render_concurrency: int = 2
+    render_wait_s: float = 20.0
     # /readyz answers 503 when a job has been queued this long and no job has started,
     # progressed or finished meanwhile (a stalled queue); None = 2 x job_timeout_s.
     queue_stall_s: float | None = None
@@ -97,6 +102,8 @@ class ServiceSettings:
             raise ValueError("analysis_memory_mb must be >= 0 (0 = no cap)")
         if self.max_image_pixels < 1:
             raise ValueError("max_image_pixels must be >= 1")
+        if self.render_concurrency < 1:
+            raise ValueError("render_concurrency must be >= 1")
         FrameSampling.parse(self.default_sampling)  # fail at startup, not per request
 
     # -- derived paths -------------------------------------------------------------------

@@ -327,3 +327,29 @@ def test_video_progress_moves_with_frames_not_only_detectors(
     assert len(framewise) >= 10  # moved inside forensic_image's pass
     assert any(label.startswith("forensic_image \u00b7 frame ") for label in framewise)
     assert all(s < total for s, _, label in seen if label != "fusion")
+
+
+def test_frames_analysed_per_file_are_capped_and_spread(tmp_path: Path) -> None:
+    """Issue 11 item 5: sampling=all on a long video is bounded by max_frames_analysed
+    (the service's max_frames_per_request); the allowed frames cover the whole clip."""
+    vid = write_video(tmp_path / "v.mp4", frames=48, fps=12)
+    opts = AnalysisOptions(sampling=FrameSampling(mode="all", max_frames=None),
+                           limits=replace(Limits(), max_frames_analysed=6))
+    result = Engine(detectors=["forensic_image"], options=opts).analyze(vid)
+    det = result.detectors[0]
+    assert det.timeline is not None and len(det.timeline) == 6
+    times = det.timeline_times_s or []
+    assert times[0] < 0.5 and times[-1] > 3.0  # spread over the 4 s, not the first 0.5 s
+    uncapped = Engine(detectors=["forensic_image"], options=replace(
+        opts, limits=Limits())).analyze(vid)
+    assert len(uncapped.detectors[0].timeline or []) > 6
+
+
+def test_service_limits_carry_the_frame_cap(tmp_path: Path) -> None:
+    from antifake.service.settings import ServiceSettings
+
+    s = ServiceSettings(data_dir=tmp_path, max_frames_per_request=100)
+    assert s.limits().max_frames_analysed == 100
+    assert ServiceSettings.from_env(
+        {"ANTIFAKE_MAX_FRAMES_PER_REQUEST": "50"}, data_dir=tmp_path).limits(
+    ).max_frames_analysed == 50

@@ -32,6 +32,11 @@ class Limits:
     # Audio: real files have 1-8 channels at 8-192 kHz; more is a hostile header.
     max_audio_channels: int = 32
     max_audio_sample_rate: int = 384_000
+    # Frames detectors look at per file whatever the sampling asks (None: as sampled).
+    # The service sets it (max_frames_per_request): `sampling=all` on an hour of video
+    # would otherwise run into the job timeout; with a known duration the allowed frames
+    # are spread over the whole clip.
+    max_frames_analysed: int | None = None
     max_metadata_bytes: int = 4 * 1024**2  # EXIF/XMP/text chunks kept per file
     timeout_s: float = 600.0  # wall-clock budget for one file
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -278,14 +279,18 @@ class Engine:
         applicable = [d for d in self.detectors if media.info.media_type in d.media_types]
         pool = (self._executor() if self.detector_threads > 1 and len(applicable) > 1
                 else None)
+        sampling = opts.sampling
+        cap = opts.limits.max_frames_analysed
+        if cap is not None and (sampling.max_frames is None or sampling.max_frames > cap):
+            sampling = replace(sampling, max_frames=cap)
         ctx = AnalysisContext(
-            sampling=opts.sampling, limits=opts.limits, want_heatmaps=opts.want_heatmaps,
+            sampling=sampling, limits=opts.limits, want_heatmaps=opts.want_heatmaps,
             cpu_threads=(max(1, usable_cpus() // min(self.detector_threads, len(applicable)))
                          if pool is not None else None),
         )
 
         meter = (ProgressMeter(result.file, progress,
-                               expected_frames(media.info, opts.sampling), len(applicable))
+                               expected_frames(media.info, sampling), len(applicable))
                  if progress else None)
         seen_by_detectors: Any = CountingMedia(media, meter) if meter else media
 

@@ -70,6 +70,10 @@ class ServiceSettings:
     # Pictures and reports (frame.png, heatmap.png, timeline.png, report) decode the upload
     # in the API process: at most this many at once (each is bounded by limits(): pixels,
     # JPEG scans, frames), the others wait up to render_wait_s, then get 503 + Retry-After.
+    # Frames analysed per file whatever `sampling` asks (spread over the clip when its
+    # duration is known): `sampling=all` on a 1-hour video ran into the job timeout and was
+    # retried (issue 11 item 5). ~7,200 frames take 2-5 min on 2 cores.
+    max_frames_per_request: int = 7_200
     render_concurrency: int = 2
     render_wait_s: float = 20.0
     # /readyz answers 503 when a job has been queued this long and no job has started,
@@ -102,6 +106,8 @@ class ServiceSettings:
             raise ValueError("analysis_memory_mb must be >= 0 (0 = no cap)")
         if self.max_image_pixels < 1:
             raise ValueError("max_image_pixels must be >= 1")
+        if self.max_frames_per_request < 1:
+            raise ValueError("max_frames_per_request must be >= 1")
         if self.render_concurrency < 1:
             raise ValueError("render_concurrency must be >= 1")
         FrameSampling.parse(self.default_sampling)  # fail at startup, not per request
@@ -124,9 +130,11 @@ class ServiceSettings:
         return self.data_dir / "tmp"
 
     def limits(self) -> Limits:
-        """Engine limits: a file can never be bigger than an upload, nor take longer."""
+        """Engine limits: a file can never be bigger than an upload, nor take longer, nor
+        have more than max_frames_per_request frames analysed."""
         return Limits(max_file_bytes=self.max_upload_bytes, timeout_s=self.job_timeout_s,
-                      max_image_pixels=self.max_image_pixels)
+                      max_image_pixels=self.max_image_pixels,
+                      max_frames_analysed=self.max_frames_per_request)
 
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.uploads_dir, self.results_dir, self.tmp_dir):

@@ -82,7 +82,7 @@ def test_empty_file(tmp_path: Path) -> None:
         ("doc.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"),
         ("page.mp4", b"<!DOCTYPE html><html><head><title>x</title></head></html>\n"),
         ("one_byte.gif", b"G"),
-        ("riff.avi", b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\0" * 32),
+        ("riff.avi", b"RIFF\x24\x00\x00\x00CDXAfmt " + b"\0" * 32),  # WAVE is audio now
     ],
 )
 def test_not_media(tmp_path: Path, name: str, content: bytes) -> None:

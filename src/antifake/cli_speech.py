@@ -58,14 +58,9 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
     write_json({k: v for k, v in result.items() if k != "oof"}, out_dir / "evaluation.json")
     _log(f"done in {time.perf_counter() - t0:.0f} s; model in {out_dir}")
     if install_as:
-        from antifake import models
+        from antifake.cli_train import install_run
 
-        try:
-            dest = models.install(out_dir, install_as)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from exc
-        _log(f"installed as model {install_as!r} in {dest} and selected it; "
-             "`antifake models reset` goes back to the shipped model")
+        install_run(out_dir, install_as)
     click.echo(json.dumps({"threshold": result.get("threshold"),
                            "evaluation": result.get("evaluation", {}).get("conditions")},
                           indent=1, default=float))

@@ -102,14 +102,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
                               split=split)
     _log(f"done in {time.perf_counter() - t0:.0f} s")
     if install_as:
-        from antifake import models
-
-        try:
-            dest = models.install(out_dir, install_as)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from exc
-        _log(f"installed as model {install_as!r} in {dest} and selected it; "
-             "`antifake models reset` goes back to the shipped model")
+        install_run(out_dir, install_as)
     click.echo(json.dumps({"config": result["config"], "calibration": result["calibration"]},
                           indent=1, default=float))
 
@@ -266,6 +259,18 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
                 + "".join(out_md))
         write_section(markdown, f"{SECTION} - evaluation", body)
         _log(f"wrote section to {markdown}")
+
+
+def install_run(out_dir: Path, name: str) -> None:
+    """``--install NAME``: copy a training run into the user models folder and select it."""
+    from antifake import models
+
+    try:
+        dest = models.install(out_dir, name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    _log(f"installed as model {name!r} in {dest} and selected it; "
+         "`antifake models reset` goes back to the shipped model")
 
 
 def _drop_unreadable(items: list, errors: list[str]) -> list:

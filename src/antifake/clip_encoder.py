@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from antifake.onnx_runtime import cpu_session
+
 SIZE = 224
 MEAN = np.asarray([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 STD = np.asarray([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
@@ -65,13 +67,8 @@ def session(threads: int = 2) -> Any:
     """A shared onnxruntime session (one per thread count)."""
     with _lock:
         if threads not in _sessions:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            _sessions[threads] = ort.InferenceSession(
-                str(model_path()), opts, providers=["CPUExecutionProvider"])
+            # Spinning kept on: the CLIP encoder's behaviour as measured (docs/benchmarks.md).
+            _sessions[threads] = cpu_session(model_path(), threads, spin=True)
         return _sessions[threads]
 
 

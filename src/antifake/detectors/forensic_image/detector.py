@@ -27,6 +27,7 @@ from antifake.detectors.registry import register_detector
 from antifake.errors import AntifakeError, ErrorCode
 from antifake.generators import resolve_family
 from antifake.media.types import Media, MediaType
+from antifake.onnx_runtime import cpu_session
 from antifake.results import DetectorKind, DetectorResult, GeneratorGuess
 
 MODEL_FILE = "forensic_image.onnx"
@@ -61,14 +62,7 @@ def get_session(threads: int = ORT_THREADS) -> Any:
     with _session_lock:
         session = _sessions.get(threads)
         if session is None:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            data = models.read_bytes(__package__, MODEL_FILE)
-            session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            session = cpu_session(models.read_bytes(__package__, MODEL_FILE), threads)
             _sessions[threads] = session
         return session
 

@@ -31,6 +31,7 @@ from antifake.detectors.synthetic_speech.features import (
 )
 from antifake.errors import AntifakeError, ErrorCode
 from antifake.media.types import Media, MediaType
+from antifake.onnx_runtime import cpu_session
 from antifake.results import DetectorKind, DetectorResult, GeneratorGuess
 
 MODEL_FILE = "synthetic_speech.onnx"
@@ -57,14 +58,7 @@ def _session(threads: int) -> Any:
     with _lock:
         session = _sessions.get(threads)
         if session is None:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(models.read_bytes(__package__, MODEL_FILE), opts,
-                                           providers=["CPUExecutionProvider"])
+            session = cpu_session(models.read_bytes(__package__, MODEL_FILE), threads)
             _sessions[threads] = session
         return session
 

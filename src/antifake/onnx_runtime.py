@@ -1,0 +1,21 @@
+"""onnxruntime sessions as every model here uses them: CPU only, a given number of intra-op
+threads, one inter-op thread, no spinning (an idle pool gives its core back to the other
+detectors running beside it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def cpu_session(model: bytes | str | Path, threads: int, spin: bool = False) -> Any:
+    """An ``onnxruntime.InferenceSession`` of ``model`` (bytes or a file path)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(threads))
+    opts.inter_op_num_threads = 1
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])

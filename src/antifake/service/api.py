@@ -84,7 +84,7 @@ def _spooled_file(max_size: int = 0, mode: str = "w+b", **kwargs: Any) -> Any:
 _starlette_formparsers.SpooledTemporaryFile = _spooled_file  # type: ignore[assignment,misc]
 # Free space an upload needs beyond its own size before the body is read: it is spooled
 # once and then copied into uploads/, so about twice its size, plus this margin.
-_SPOOL_MARGIN = 16 * 1024 * 1024
+_SPOOL_MARGIN = 256 * 1024
 _CHUNK = 1024 * 1024
 # The database is down/locked/unreachable (not a bug in a query): answered 503, retryable.
 DB_UNAVAILABLE = (DBOperationalError, DBInterfaceError, DBPoolTimeout)

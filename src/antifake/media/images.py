@@ -131,6 +131,20 @@ class ImageMedia:
                 self._rgb = rgb
         yield Frame(index=0, time_s=0.0, rgb=self._rgb, keyframe=True)
 
+    def preview(self, max_side: int) -> np.ndarray:
+        """The image as RGB with its long side <= ``max_side``, reduced by block means
+        *before* the RGB conversion, so a 49 Mpx picture costs a few MB, not the ~300 MB of
+        full-size RGB copies (pictures drawn by the service, issue 11 item 4)."""
+        img = self._image
+        factor = max(1, max(img.size) // max(1, max_side))  # floor: never below max_side
+        with _pillow_guard(self.info.format):
+            if factor > 1:
+                try:
+                    img = img.reduce(factor)
+                except (ValueError, NotImplementedError):  # modes reduce() does not take
+                    img = img.convert("RGB").reduce(factor)
+            return to_rgb_array(img)
+
 
 class AnimatedImageMedia:
     """An animated GIF/WebP/APNG, decoded as a video stream."""

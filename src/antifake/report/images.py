@@ -81,6 +81,9 @@ def _decode_frame(media_path: str | Path, time_s: float, limits: Limits | None) 
     from antifake.media import open_media
 
     media = open_media(media_path, limits)
+    preview = getattr(media, "preview", None)
+    if preview is not None:  # a still image: reduce before converting (bounded memory)
+        return np.asarray(preview(MAX_DISPLAY_SIDE))
     chosen: np.ndarray | None = None
     # Sampling at one frame per `time_s` seconds makes the selector convert only the first
     # frame and the wanted one to RGB (decoding up to it is sequential either way).

@@ -17,17 +17,18 @@ import logging
 import os
 import re
 import shutil
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -131,11 +132,11 @@ class ServiceState:
     celery: Any = None  # Celery app (celery backend)
     started_at: float = field(default_factory=time.time)
     pending_detect: int = 0  # synchronous detects in flight (event loop only: no lock)
-    render_slots: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(2))
+    render_pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.render_slots = threading.BoundedSemaphore(self.settings.render_concurrency)
+        self.render_pool = ThreadPoolExecutor(self.settings.render_concurrency,
+                                              thread_name_prefix="antifake-render")
 
     def dispatch(self, jobs: list[Job]) -> None:
         """Hand freshly queued jobs to the workers."""
@@ -445,18 +446,24 @@ def _owned_job(state: ServiceState, principal: Principal, job_id: str) -> Job:
     return job
 
 
-@contextmanager
-def _render_slot(state: ServiceState) -> Iterator[None]:
-    """One of ``render_concurrency`` rendering slots (pictures and reports decode the upload
-    in this process: 8 parallel heatmap.png of a 49 Mpx PNG took it to 2977 MiB, issue 11
-    item 4); 503 + Retry-After when none frees up within ``render_wait_s``."""
-    if not state.render_slots.acquire(timeout=state.settings.render_wait_s):
-        raise ServiceError(503, "busy", "too many pictures or reports being drawn; retry",
-                           {"Retry-After": "2"})
+T = TypeVar("T")
+
+
+def _render(state: ServiceState, draw: Callable[[], T]) -> T:
+    """Run ``draw`` (a picture or report: it decodes the upload in this process) on the
+    service's ``render_concurrency`` rendering threads. Only those threads ever hold a
+    decoded upload, so the API's memory is bounded by that many renders: spread over the
+    request threads, 8 parallel heatmap.png of a 49 Mpx PNG took the API to 2977 MiB
+    (issue 11 item 4), and a semaphore alone did not help (every request thread's malloc
+    arena kept its peak). 503 + Retry-After when no thread frees up in ``render_wait_s``."""
+    future = state.render_pool.submit(draw)
     try:
-        yield
-    finally:
-        state.render_slots.release()
+        return future.result(timeout=state.settings.render_wait_s)
+    except FutureTimeout as exc:
+        if future.cancel():  # still waiting for a thread: it will not run
+            raise ServiceError(503, "busy", "too many pictures or reports being drawn; retry",
+                               {"Retry-After": "2"}) from exc
+        return future.result()  # it started meanwhile: let it finish
 
 
 def _finished_result(state: ServiceState, job: Job) -> tuple[Any, str | None]:
@@ -620,6 +627,7 @@ def _stop(state: ServiceState) -> None:
         state.runner.stop()
     if state.pool is not None:
         state.pool.close()
+    state.render_pool.shutdown(wait=False, cancel_futures=True)
     state.store.dispose()
 
 
@@ -813,9 +821,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
         from antifake.report import render_frame_png
 
         result, media = _finished_result(state, _owned_job(state, _principal(request), job_id))
-        with _render_slot(state):
-            png = (render_frame_png(result, media, detector, state.settings.limits())
-                   if media else None)
+        png = _render(state, lambda: render_frame_png(
+            result, media, detector, state.settings.limits()) if media else None)
         if png is None:
             raise ServiceError(404, "no_frame", "the uploaded file is no longer available")
         return Response(png, media_type="image/png")
@@ -829,12 +836,12 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
         from antifake.report import render_heatmap_only_png, render_heatmap_png
 
         result, media = _finished_result(state, _owned_job(state, _principal(request), job_id))
-        with _render_slot(state):
-            if overlay and media:
-                png = render_heatmap_png(result, media, detector=detector, opacity=opacity,
-                                         limits=state.settings.limits())
-            else:
-                png = render_heatmap_only_png(result, detector=detector)
+        if overlay and media:
+            png = _render(state, lambda: render_heatmap_png(
+                result, media, detector=detector, opacity=opacity,
+                limits=state.settings.limits()))
+        else:
+            png = _render(state, lambda: render_heatmap_only_png(result, detector=detector))
         if png is None:
             raise ServiceError(404, "no_heatmap", "no detector produced a heatmap for this file")
         return Response(png, media_type="image/png")
@@ -845,8 +852,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
         from antifake.report import render_timeline_png
 
         result, _ = _finished_result(state, _owned_job(state, _principal(request), job_id))
-        with _render_slot(state):
-            png = render_timeline_png(result)
+        png = _render(state, lambda: render_timeline_png(result))
         if png is None:
             raise ServiceError(404, "no_timeline", "no per-frame timeline (not a video?)")
         return Response(png, media_type="image/png")
@@ -860,13 +866,12 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:  # noqa: C901 - rout
         job = _owned_job(state, _principal(request), job_id)
         result, media = _finished_result(state, job)
         limits = state.settings.limits()
-        with _render_slot(state):
-            if format == "pdf":
-                body: bytes = render_report_pdf(result, media, limits)
-                media_type = "application/pdf"
-            else:
-                body = render_report_html(result, media, limits).encode()
-                media_type = "text/html; charset=utf-8"
+        if format == "pdf":
+            body: bytes = _render(state, lambda: render_report_pdf(result, media, limits))
+            media_type = "application/pdf"
+        else:
+            body = _render(state, lambda: render_report_html(result, media, limits).encode())
+            media_type = "text/html; charset=utf-8"
         fname = _report_filename(job.file_name, format)
         return Response(body, media_type=media_type,
                         headers={"Content-Disposition": f'attachment; filename="{fname}"'})

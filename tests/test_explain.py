@@ -59,6 +59,8 @@ def test_weak_push_is_neutral_and_uncertain_says_why() -> None:
     r = _result([det("forensic_image", 0.55)])
     assert r.verdict == "uncertain"
     assert r.detectors[0].stance == "neutral"  # logit(0.55) = 0.2 < 0.4
+    # A weak opinion is still an opinion: the reason is the thresholds, not "no opinion".
+    assert "between the authentic" in r.reasons[0]
     nothing = _result([det("c2pa", None), det("splicing", 0.7)])
     assert nothing.verdict == "uncertain"
     assert "No detector gave a usable opinion" in nothing.reasons[0]

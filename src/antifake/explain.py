@@ -71,7 +71,8 @@ def verdict_reasons(result: AnalysisResult) -> list[str]:
         reasons.append("No provenance mark of AI generation was found; absence of marks "
                        "alone would prove nothing.")
     else:
-        if fusion.get("basis") == "no-evidence" or not (for_ai or for_real):
+        opinions = [d for d in result.detectors if d.score is not None and d.error is None]
+        if fusion.get("basis") == "no-evidence" or not opinions:
             reasons.append("No detector gave a usable opinion on this file, so there is "
                            "nothing to decide on.")
         elif isinstance(ai_thr, int | float) and isinstance(auth_thr, int | float):

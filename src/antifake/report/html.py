@@ -73,7 +73,7 @@ def _environment() -> Environment:
     return env
 
 
-def stance_label(det: Any) -> str:
+def stance_label(det: Any, fusion: dict[str, Any] | None = None) -> str:
     """What a detector result meant for the verdict, for people (see antifake.explain)."""
     if det.score is None:
         return "no opinion"
@@ -81,7 +81,9 @@ def stance_label(det: Any) -> str:
         return "evidence for AI generation"
     if det.stance == "authentic":
         return "evidence of a real capture"
-    return "neutral: not used for the verdict, or too weak to count either way"
+    if fusion is not None and det.detector in (fusion.get("contributions") or {}):
+        return "too weak to count either way"
+    return "does not vote (reported only)"
 
 
 def _fmt_prob(p: float | None) -> str:

@@ -16,7 +16,6 @@
   const STANCE_LABELS = {
     ai: "evidence for AI",
     authentic: "evidence of a real capture",
-    neutral: "not counted in the verdict",
   };
   // What each heatmap measures (a caption must not call a noise map "AI regions").
   const HEATMAP_MEANINGS = {
@@ -400,7 +399,11 @@
       }
       const role = document.createElement("span");
       role.className = `ev-role ${d.stance || "neutral"}`;
-      role.textContent = STANCE_LABELS[d.stance] || STANCE_LABELS.neutral;
+      const voted = result.fusion && result.fusion.contributions
+        && Object.prototype.hasOwnProperty.call(result.fusion.contributions, d.detector);
+      role.textContent = d.stance === "neutral" || !STANCE_LABELS[d.stance]
+        ? (voted ? "too weak to count either way" : "does not vote")
+        : STANCE_LABELS[d.stance];
       if (d.score !== null && d.score !== undefined) name.append(role);
       head.append(name, score);
       li.append(head);

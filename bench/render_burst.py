@@ -33,9 +33,9 @@ def main() -> None:
     import numpy as np
     from fastapi.testclient import TestClient
     from PIL import Image
-    from service_support import make_settings, wait_job
 
     from antifake.service.api import create_app
+    from service_support import make_settings, wait_job
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

@@ -26,7 +26,7 @@ from antifake.detectors.synthetic_speech.features import (
     MIN_SPEECH_S,
     N_BANDS,
     SAMPLE_RATE,
-    clip_windows_features,
+    iter_window_batches,
     prepare,
 )
 from antifake.errors import AntifakeError, ErrorCode
@@ -67,12 +67,13 @@ def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndar
                                                             np.ndarray]:
     """(window start seconds, window logits, mean family softmax) of a 16 kHz mono wave."""
     n_bands = int(load_config().get("n_bands", N_BANDS))
-    starts, feats = clip_windows_features(prepare(wave), n_bands)
     session = _session(threads)
+    starts: list[float] = []
     logits: list[np.ndarray] = []
     fam_logits: list[np.ndarray] = []
-    for i in range(0, len(starts), BATCH):
-        x = np.ascontiguousarray(feats[i:i + BATCH, None], dtype=np.float32)
+    for batch_starts, feats in iter_window_batches(prepare(wave), n_bands, BATCH):
+        starts += batch_starts
+        x = np.ascontiguousarray(feats[:, None], dtype=np.float32)
         lo, fl = session.run(None, {"windows": x})
         logits.append(np.asarray(lo, np.float64).reshape(-1))
         fam_logits.append(np.asarray(fl, np.float64))

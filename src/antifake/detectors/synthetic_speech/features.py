@@ -16,6 +16,7 @@ model sees exactly the features it was trained on. Choices and why:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -66,7 +67,8 @@ def trim_silence(wave: np.ndarray) -> np.ndarray:
     if wave.size < HOP_LENGTH:
         return wave
     n = wave.size // HOP_LENGTH
-    energy = (wave[: n * HOP_LENGTH].reshape(n, HOP_LENGTH).astype(np.float64) ** 2).mean(1)
+    frames = wave[: n * HOP_LENGTH].reshape(n, HOP_LENGTH)
+    energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / HOP_LENGTH
     db = 10 * np.log10(energy + 1e-12)
     loud = np.flatnonzero(db > db.max() - abs(SILENCE_DB))
     if loud.size == 0 or db.max() < -70:
@@ -118,23 +120,41 @@ def windows_of(wave: np.ndarray) -> list[tuple[float, np.ndarray]]:
     return [(s / SAMPLE_RATE, wave[s:s + WINDOW_SAMPLES]) for s in starts]
 
 
-def clip_windows_features(wave: np.ndarray,
-                          n_bands: int = N_BANDS) -> tuple[list[float], np.ndarray]:
-    """(window start seconds, (n, N_FRAMES, N_BANDS) features) of a prepared clip: the
-    same windows and values as :func:`windows_of` + :func:`window_features`, but the
-    filterbank is computed once for the clip (windows overlap by half, so this halves the
-    work); only a final window aligned to the clip's end is computed on its own."""
+def iter_window_batches(wave: np.ndarray, n_bands: int = N_BANDS,
+                        batch: int = 32) -> Iterator[tuple[list[float], np.ndarray]]:
+    """(window start seconds, (k, N_FRAMES, n_bands) features) for at most ``batch``
+    windows at a time of a prepared clip: the same windows and values as
+    :func:`windows_of` + :func:`window_features`. Each batch's windows are consecutive and
+    overlap by half, so their filterbank is computed once over the span they cover; memory
+    is bounded by the batch, not the clip (a 10-minute clip's whole STFT took ~700 MB)."""
     wins = windows_of(wave)
     if len(wins) == 1:
-        return [wins[0][0]], window_features(wins[0][1], n_bands)[None]
-    whole = log_filterbank(wave, n_bands)
-    out = []
-    for start_s, win in wins:
-        first = int(round(start_s * SAMPLE_RATE))
-        if first % HOP_LENGTH == 0 and first // HOP_LENGTH + N_FRAMES <= whole.shape[0]:
-            f0 = first // HOP_LENGTH
-            feats = whole[f0:f0 + N_FRAMES]
-            out.append(feats - feats.mean())
-        else:
-            out.append(window_features(win, n_bands))
-    return [s for s, _ in wins], np.stack(out)
+        yield [wins[0][0]], window_features(wins[0][1], n_bands)[None]
+        return
+    for b0 in range(0, len(wins), batch):
+        group = wins[b0:b0 + batch]
+        starts = [int(round(st * SAMPLE_RATE)) for st, _ in group]
+        aligned = [st for st in starts if st % HOP_LENGTH == 0]
+        span = (log_filterbank(wave[aligned[0]:aligned[-1] + WINDOW_SAMPLES], n_bands)
+                if aligned else None)
+        out = []
+        for (_, win), st in zip(group, starts, strict=True):
+            if span is not None and st % HOP_LENGTH == 0:
+                f0 = (st - aligned[0]) // HOP_LENGTH
+                feats = span[f0:f0 + N_FRAMES]
+                if feats.shape[0] == N_FRAMES:
+                    out.append(feats - feats.mean())
+                    continue
+            out.append(window_features(win, n_bands))  # the end-aligned last window
+        yield [st_s for st_s, _ in group], np.stack(out)
+
+
+def clip_windows_features(wave: np.ndarray,
+                          n_bands: int = N_BANDS) -> tuple[list[float], np.ndarray]:
+    """All windows of a (short) prepared clip at once: see :func:`iter_window_batches`."""
+    starts: list[float] = []
+    feats = []
+    for st, f in iter_window_batches(wave, n_bands):
+        starts += st
+        feats.append(f)
+    return starts, np.concatenate(feats)

@@ -147,6 +147,17 @@ def make_provenance_examples() -> list[Path]:
     return [a1111, sdxl]
 
 
+def make_audio_examples() -> list[Path]:
+    """``voice_elevenlabs_tag.mp3``: 6 s of synthetic voice-like sound whose ID3 comment
+    names ElevenLabs (detector ``metadata``; ``synthetic_speech`` scores the sound)."""
+    import synth
+
+    path = EXAMPLES / "voice_elevenlabs_tag.mp3"
+    synth.write_audio(path, synth.voice_like(6.0, seed=7), codec="libmp3lame",
+                      bit_rate=32_000, metadata={"comment": "Generated with ElevenLabs"})
+    return [path]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1] if __doc__ else None)
     parser.add_argument(
@@ -156,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     EXAMPLES.mkdir(exist_ok=True)
     written = make_c2pa_examples(new_certs=args.new_certs)
     written += make_provenance_examples()
+    written += make_audio_examples()
     for path in written:
         size = path.stat().st_size
         if size > MAX_EXAMPLE_BYTES:

@@ -184,8 +184,20 @@ def test_video_sound_is_reported_but_not_fused(tmp_path: Path, engine: Engine) -
     speech = _det(result, "synthetic_speech")
     assert speech.score is not None
     assert "synthetic_speech" in result.fusion["ignored_detectors"]
+    # The sound track's finding is its own section and a reason, through every interface.
+    out = result.to_dict()
+    assert out["audio"]["p_synthetic"] == pytest.approx(speech.score, abs=1e-4)
+    assert out["audio"]["speech"] in ("sounds_synthetic", "not_flagged")
+    assert out["audio"]["counted_in_verdict"] is False
+    assert any(r.startswith("Sound track:") for r in out["reasons"])
+    from antifake.report.html import render_report_html
+    from antifake.sdk.models import DetectionResult
+
+    assert DetectionResult.parse(out).audio == out["audio"]
+    assert "Sound track:" in render_report_html(result)
     silent = engine.analyze(synth.write_video(tmp_path / "silent.mp4"))
     assert _det(silent, "synthetic_speech").summary == "no sound track"
+    assert "audio" not in silent.to_dict()
 
 
 def test_audio_metadata_naming_a_voice_generator_is_evidence(tmp_path: Path,

@@ -87,11 +87,39 @@ def verdict_reasons(result: AnalysisResult) -> list[str]:
     return reasons
 
 
+def sound_track_summary(result: AnalysisResult) -> dict[str, Any] | None:
+    """For a video whose sound track was judged: what the speech detector found, reported
+    next to the (picture-based) verdict, which it does not enter (not calibrated yet)."""
+    if result.media_type != "video":
+        return None
+    speech = next((d for d in result.detectors
+                   if d.detector == "synthetic_speech" and d.score is not None), None)
+    if speech is None or speech.score is None:
+        return None
+    threshold = speech.details.get("threshold")
+    flagged = isinstance(threshold, int | float) and speech.score >= threshold
+    return {"detector": speech.detector,
+            "speech": "sounds_synthetic" if flagged else "not_flagged",
+            "p_synthetic": round(float(speech.score), 4), "threshold": threshold,
+            "counted_in_verdict": speech.stance != "neutral" or speech.detector in (
+                (result.fusion or {}).get("contributions") or {}),
+            "summary": speech.summary}
+
+
 def annotate(result: AnalysisResult) -> None:
-    """Set every detector's ``stance`` and the result's ``reasons`` (after fusion)."""
+    """Set every detector's ``stance``, the result's ``reasons`` and, for a video with
+    speech, its ``audio`` summary (after fusion)."""
     for det in result.detectors:
         det.stance = stance_of(det, result.fusion or {})
     result.reasons = verdict_reasons(result)
+    result.audio = sound_track_summary(result)
+    if result.audio is not None and not result.audio["counted_in_verdict"]:
+        word = ("sounds synthesised" if result.audio["speech"] == "sounds_synthetic"
+                else "is not flagged as synthetic")
+        result.reasons.append(
+            f"Sound track: the speech {word} (P(synthetic) "
+            f"{_pct(result.audio['p_synthetic'])}); reported only, not part of this "
+            "verdict, which judges the pictures.")
 
 
 def main_evidence(result: AnalysisResult) -> str:

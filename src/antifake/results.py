@@ -107,6 +107,9 @@ class AnalysisResult:
     analyzed_at: str = ""  # ISO-8601 UTC
     fusion: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)  # plain-language "why" of the verdict
+    # For a video with speech: what synthetic_speech found in the sound track (see
+    # antifake.explain.sound_track_summary); None otherwise.
+    audio: dict[str, Any] | None = None
     # Files written for this result by the CLI (kind -> paths), e.g. heatmaps, report.
     artifacts: dict[str, list[str]] = field(default_factory=dict)
 
@@ -141,5 +144,6 @@ class AnalysisResult:
             "elapsed_ms": round(self.elapsed_ms, 1),
             "engine_version": self.engine_version,
             "analyzed_at": self.analyzed_at,
+            **({"audio": self.audio} if self.audio else {}),
             **({"artifacts": self.artifacts} if self.artifacts else {}),
         }

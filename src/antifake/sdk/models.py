@@ -92,6 +92,9 @@ class DetectionResult:
     analyzed_at: str
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     reasons: list[str] = field(default_factory=list)  # why the verdict, in plain words
+    # A video's sound track: {"speech": "sounds_synthetic" | "not_flagged", "p_synthetic",
+    # "threshold", "counted_in_verdict", "summary"}; None for other media or no speech.
+    audio: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -109,7 +112,7 @@ class DetectionResult:
             error=ErrorInfo.parse(d.get("error")), media=d.get("media"),
             fusion=dict(d.get("fusion") or {}), elapsed_ms=float(d.get("elapsed_ms") or 0),
             engine_version=d.get("engine_version", ""), analyzed_at=d.get("analyzed_at", ""),
-            raw=d, reasons=[str(r) for r in d.get("reasons") or []],
+            raw=d, reasons=[str(r) for r in d.get("reasons") or []], audio=d.get("audio"),
         )
 
 

@@ -216,4 +216,5 @@ def result_from_dict(
         elapsed_ms=float(d.get("elapsed_ms") or 0.0), engine_version=d.get("engine_version", ""),
         analyzed_at=d.get("analyzed_at", ""), fusion=dict(d.get("fusion") or {}),
         reasons=[str(r) for r in d.get("reasons") or []],
+        audio=d.get("audio"),
     )

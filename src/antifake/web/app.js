@@ -39,7 +39,7 @@
     fileName: $("file-name"), verdict: $("verdict"), probability: $("probability"),
     generator: $("generator"), mediaSummary: $("media-summary"), meterFill: $("meter-fill"),
     reportHtml: $("report-html"), reportPdf: $("report-pdf"), evidence: $("evidence"),
-    reasons: $("reasons"),
+    reasons: $("reasons"), sound: $("sound"), soundLabel: $("sound-label"),
     jobs: $("jobs"), jobList: $("job-list"), player: $("player"), audioPlayer: $("audio-player"),
     timelineTitle: $("timeline-title"),
   };
@@ -339,6 +339,10 @@
       el.reasons.append(li);
     }
     el.generator.textContent = generatorText(result.generator);
+    el.sound.hidden = el.soundLabel.hidden = !result.audio;
+    if (result.audio) {
+      el.sound.textContent = `${result.audio.speech === "sounds_synthetic" ? "speech sounds synthesised" : "speech not flagged"} \u00b7 P(synthetic) ${pct(result.audio.p_synthetic)}${result.audio.counted_in_verdict ? "" : " (not part of the verdict)"}`;
+    }
     el.mediaSummary.textContent = mediaSummary(result);
     el.meterFill.style.left = `calc(${((result.ai_probability ?? 0.5) * 100).toFixed(1)}% - 1px)`;
 

@@ -85,6 +85,7 @@ class TrainConfig:
     spec_mask_p: float = 0.5  # SpecAugment-style band and time masks, per window
     seed: int = 0
     n_bands: int = N_BANDS  # linear filterbank bands over 0-8 kHz
+    per_band_norm: bool = False  # subtract each band's mean (removes a stationary channel)
 
 
 def _random_crop(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -159,7 +160,7 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
             for j in pick:
                 cond = CONDITIONS[int(rng.integers(len(CONDITIONS)))]
                 win = _augment(_random_crop(waves[cond][idx[j]], rng), rng, cfg.noise_p)
-                feats = window_features(add_noise_floor(win), cfg.n_bands)
+                feats = window_features(add_noise_floor(win), cfg.n_bands, cfg.per_band_norm)
                 if rng.random() < cfg.spec_mask_p:
                     feats = _spec_mask(feats, rng)
                 xs.append(feats)
@@ -180,20 +181,21 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
     return model
 
 
-def window_batch(wave: np.ndarray, n_bands: int = N_BANDS) -> tuple[list[float], np.ndarray]:
+def window_batch(wave: np.ndarray, n_bands: int = N_BANDS,
+                 per_band: bool = False) -> tuple[list[float], np.ndarray]:
     """(window start seconds, (n, 1, N_FRAMES, n_bands) features) of a trimmed wave."""
-    starts, feats = clip_windows_features(add_noise_floor(wave), n_bands)
+    starts, feats = clip_windows_features(add_noise_floor(wave), n_bands, per_band)
     return starts, feats[:, None]
 
 
-def score_waves(model: Any, waves: Sequence[np.ndarray],
-                n_bands: int = N_BANDS) -> tuple[np.ndarray, np.ndarray]:
+def score_waves(model: Any, waves: Sequence[np.ndarray], n_bands: int = N_BANDS,
+                per_band: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(clip logits = mean window logit, mean family softmax) for trimmed waves."""
     torch = _torch()
     logits, fams = [], []
     with torch.no_grad():
         for wave in waves:
-            _, x = window_batch(wave, n_bands)
+            _, x = window_batch(wave, n_bands, per_band)
             lo, fl = model(torch.from_numpy(x))
             logits.append(float(lo.mean()))
             fams.append(torch.softmax(fl, dim=1).mean(0).numpy())
@@ -241,7 +243,8 @@ def out_of_fold(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
                  len({items[i].source for i in held}))
         model = train_model(items, waves, train_idx, fams, cfg)
         for cond in waves:
-            lo, fp = score_waves(model, [waves[cond][i] for i in held], cfg.n_bands)
+            lo, fp = score_waves(model, [waves[cond][i] for i in held], cfg.n_bands,
+                                 cfg.per_band_norm)
             oof.logits[cond][held] = lo
             if cond == "original":
                 for j, i in enumerate(held):
@@ -444,6 +447,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         meta: dict[str, Any] = {
             "version": "speech-lcnn-0.2",
             "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0, "n_bands": cfg.n_bands,
+            "per_band_norm": cfg.per_band_norm,
             "families": fams,
             "ai_threshold": threshold if threshold is not None else 0.5,
             "authentic_threshold": authentic if authentic is not None else 0.2,

@@ -67,11 +67,12 @@ def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndar
                                                             np.ndarray]:
     """(window start seconds, window logits, mean family softmax) of a 16 kHz mono wave."""
     n_bands = int(load_config().get("n_bands", N_BANDS))
+    per_band = bool(load_config().get("per_band_norm", False))
     session = _session(threads)
     starts: list[float] = []
     logits: list[np.ndarray] = []
     fam_logits: list[np.ndarray] = []
-    for batch_starts, feats in iter_window_batches(prepare(wave), n_bands, BATCH):
+    for batch_starts, feats in iter_window_batches(prepare(wave), n_bands, BATCH, per_band):
         starts += batch_starts
         x = np.ascontiguousarray(feats[:, None], dtype=np.float32)
         lo, fl = session.run(None, {"windows": x})

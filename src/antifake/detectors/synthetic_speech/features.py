@@ -90,10 +90,17 @@ def log_filterbank(wave: np.ndarray, n_bands: int = N_BANDS) -> np.ndarray:
                   + 1e-10).astype(np.float32)
 
 
-def window_features(window: np.ndarray, n_bands: int = N_BANDS) -> np.ndarray:
+def normalise(feats: np.ndarray, per_band: bool = False) -> np.ndarray:
+    """Level normalisation of one window's log energies: minus their mean (``per_band``:
+    minus each band's mean over time, cepstral-mean-style, which also removes a stationary
+    channel response)."""
+    return feats - (feats.mean(axis=0, keepdims=True) if per_band else feats.mean())
+
+
+def window_features(window: np.ndarray, n_bands: int = N_BANDS,
+                    per_band: bool = False) -> np.ndarray:
     """(N_FRAMES, n_bands) level-normalised features of one WINDOW_SAMPLES window."""
-    feats = log_filterbank(window, n_bands)[:N_FRAMES]
-    return feats - feats.mean()
+    return normalise(log_filterbank(window, n_bands)[:N_FRAMES], per_band)
 
 
 def fill_window(wave: np.ndarray) -> np.ndarray:
@@ -120,8 +127,8 @@ def windows_of(wave: np.ndarray) -> list[tuple[float, np.ndarray]]:
     return [(s / SAMPLE_RATE, wave[s:s + WINDOW_SAMPLES]) for s in starts]
 
 
-def iter_window_batches(wave: np.ndarray, n_bands: int = N_BANDS,
-                        batch: int = 32) -> Iterator[tuple[list[float], np.ndarray]]:
+def iter_window_batches(wave: np.ndarray, n_bands: int = N_BANDS, batch: int = 32,
+                        per_band: bool = False) -> Iterator[tuple[list[float], np.ndarray]]:
     """(window start seconds, (k, N_FRAMES, n_bands) features) for at most ``batch``
     windows at a time of a prepared clip: the same windows and values as
     :func:`windows_of` + :func:`window_features`. Each batch's windows are consecutive and
@@ -129,7 +136,7 @@ def iter_window_batches(wave: np.ndarray, n_bands: int = N_BANDS,
     is bounded by the batch, not the clip (a 10-minute clip's whole STFT took ~700 MB)."""
     wins = windows_of(wave)
     if len(wins) == 1:
-        yield [wins[0][0]], window_features(wins[0][1], n_bands)[None]
+        yield [wins[0][0]], window_features(wins[0][1], n_bands, per_band)[None]
         return
     for b0 in range(0, len(wins), batch):
         group = wins[b0:b0 + batch]
@@ -143,18 +150,18 @@ def iter_window_batches(wave: np.ndarray, n_bands: int = N_BANDS,
                 f0 = (st - aligned[0]) // HOP_LENGTH
                 feats = span[f0:f0 + N_FRAMES]
                 if feats.shape[0] == N_FRAMES:
-                    out.append(feats - feats.mean())
+                    out.append(normalise(feats, per_band))
                     continue
-            out.append(window_features(win, n_bands))  # the end-aligned last window
+            out.append(window_features(win, n_bands, per_band))  # end-aligned last window
         yield [st_s for st_s, _ in group], np.stack(out)
 
 
-def clip_windows_features(wave: np.ndarray,
-                          n_bands: int = N_BANDS) -> tuple[list[float], np.ndarray]:
+def clip_windows_features(wave: np.ndarray, n_bands: int = N_BANDS,
+                          per_band: bool = False) -> tuple[list[float], np.ndarray]:
     """All windows of a (short) prepared clip at once: see :func:`iter_window_batches`."""
     starts: list[float] = []
     feats = []
-    for st, f in iter_window_batches(wave, n_bands):
+    for st, f in iter_window_batches(wave, n_bands, per_band=per_band):
         starts += st
         feats.append(f)
     return starts, np.concatenate(feats)

@@ -75,7 +75,7 @@ _MEDIA_ROOT = click.option(
                    "it).")
 @click.option("--folds", default=4, show_default=True,
               help="Speech data only: source-grouped folds of the out-of-fold evaluation.")
-@click.option("--epochs", default=10, show_default=True,
+@click.option("--epochs", default=30, show_default=True,
               help="Speech data only: training epochs of the synthetic_speech CNN.")
 def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
                   cache_dir: Path, family: str, max_frames: int, workers: int, split: str,
@@ -133,7 +133,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
 @click.option("--json-out", type=click.Path(path_type=Path), default=None)
 @click.option("--folds", default=4, show_default=True,
               help="Speech data only: source-grouped folds (each source held out once).")
-@click.option("--epochs", default=10, show_default=True,
+@click.option("--epochs", default=30, show_default=True,
               help="Speech data only: training epochs per fold.")
 def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], split: str,
                      conditions: str, families: tuple[str, ...],

@@ -77,7 +77,7 @@ def build_model(n_families: int) -> Any:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 30
     batch: int = 64
     lr: float = 2e-3
     noise_p: float = 0.3
@@ -85,7 +85,7 @@ class TrainConfig:
     spec_mask_p: float = 0.5  # SpecAugment-style band and time masks, per window
     seed: int = 0
     n_bands: int = N_BANDS  # linear filterbank bands over 0-8 kHz
-    per_band_norm: bool = False  # subtract each band's mean (removes a stationary channel)
+    per_band_norm: bool = True  # subtract each band's mean (removes a stationary channel)
 
 
 def _random_crop(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -445,7 +445,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         model = train_model(items, waves, all_idx, fams, cfg)
         export_onnx(model, out_dir / "synthetic_speech.onnx", cfg.n_bands)
         meta: dict[str, Any] = {
-            "version": "speech-lcnn-0.2",
+            "version": "speech-lcnn-0.3",
             "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0, "n_bands": cfg.n_bands,
             "per_band_norm": cfg.per_band_norm,
             "families": fams,

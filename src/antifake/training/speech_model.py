@@ -372,20 +372,14 @@ def markdown_tables(ev: dict[str, Any]) -> str:
     for c, r in ev["conditions"].items():
         lines.append(f"| {c} | {r['auc']:.3f} | {r['tpr']:.3f} | {r['fpr']:.3f} |")
     conds = list(ev["conditions"])
-    lines += ["", "Real speech, per source (FPR per condition):", "",
-              "| source | real files | " + " | ".join(conds) + " |",
-              "|---|---|" + "---|" * len(conds)]
-    for r in ev["per_source"]:
-        if r["real"]:
-            lines.append(f"| {r['source']} | {r['real']} | "
-                         + " | ".join(f"{r[f'fpr_{c}']:.2f}" for c in conds) + " |")
-    lines += ["", "Synthetic speech, per source (TPR per condition):", "",
-              "| source | synthetic files | " + " | ".join(conds) + " |",
-              "|---|---|" + "---|" * len(conds)]
-    for r in ev["per_source"]:
-        if r["ai"]:
-            lines.append(f"| {r['source']} | {r['ai']} | "
-                         + " | ".join(f"{r[f'tpr_{c}']:.2f}" for c in conds) + " |")
+    for side, files, rate, title in (("real", "real files", "fpr", "Real speech"),
+                                     ("ai", "synthetic files", "tpr", "Synthetic speech")):
+        lines += ["", f"{title}, per source ({rate.upper()} per condition):", "",
+                  f"| source | {files} | " + " | ".join(conds) + " |",
+                  "|---|---|" + "---|" * len(conds)]
+        lines += [f"| {r['source']} | {r[side]} | "
+                  + " | ".join(f"{r[f'{rate}_{c}']:.2f}" for c in conds) + " |"
+                  for r in ev["per_source"] if r[side]]
     fam = ev.get("families")
     if fam:
         lines += ["", f"Family attribution on held-out sources ({fam['files_with_trained_family']}"

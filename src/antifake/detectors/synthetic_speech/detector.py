@@ -12,8 +12,6 @@ See README.md for the data, the held-out-source numbers and the limits.
 from __future__ import annotations
 
 import json
-import math
-import threading
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -30,8 +28,9 @@ from antifake.detectors.synthetic_speech.features import (
     prepare,
 )
 from antifake.errors import AntifakeError, ErrorCode
+from antifake.fusion import _sigmoid
 from antifake.media.types import Media, MediaType
-from antifake.onnx_runtime import cpu_session
+from antifake.onnx_runtime import SessionCache
 from antifake.results import DetectorKind, DetectorResult, GeneratorGuess
 
 MODEL_FILE = "synthetic_speech.onnx"
@@ -40,8 +39,7 @@ MAX_ANALYSED_S = 600.0  # the first 10 minutes; memory stays bounded for longer 
 BATCH = 32  # windows per ONNX call
 UNKNOWN_BELOW = 0.5  # family confidence under which the family is reported as unknown
 
-_lock = threading.Lock()
-_sessions: dict[int, Any] = {}
+_sessions = SessionCache(lambda: models.read_bytes(__package__, MODEL_FILE))
 
 
 @lru_cache(maxsize=1)
@@ -54,21 +52,12 @@ def load_config() -> dict[str, Any]:
         return {}
 
 
-def _session(threads: int) -> Any:
-    with _lock:
-        session = _sessions.get(threads)
-        if session is None:
-            session = cpu_session(models.read_bytes(__package__, MODEL_FILE), threads)
-            _sessions[threads] = session
-        return session
-
-
 def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndarray,
                                                             np.ndarray]:
     """(window start seconds, window logits, mean family softmax) of a 16 kHz mono wave."""
     n_bands = int(load_config().get("n_bands", N_BANDS))
     per_band = bool(load_config().get("per_band_norm", False))
-    session = _session(threads)
+    session = _sessions.get(threads)
     starts: list[float] = []
     logits: list[np.ndarray] = []
     fam_logits: list[np.ndarray] = []
@@ -83,10 +72,6 @@ def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndar
     e = np.exp(fl_all - fl_all.max(axis=1, keepdims=True))
     fam_prob = (e / e.sum(axis=1, keepdims=True)).mean(axis=0)
     return starts, lo_all, fam_prob
-
-
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
 
 @register_detector("synthetic_speech")
@@ -161,7 +146,6 @@ class SyntheticSpeechDetector:
             "windows": len(timeline), "window_s": 2.0,
             "analysed_s": round(decoded_s, 2),
             "family_probabilities": family_probs,
-            "supports": "ai" if score >= self.threshold else "authentic",
         }
         if truncated:
             details["note"] = f"only the first {self.max_analysed_s:.0f} s were analysed"

@@ -204,18 +204,23 @@ def write_audio(path: Path, samples: np.ndarray | None = None, rate: int = 16000
         stream.layout = layout
         if bit_rate:
             stream.bit_rate = bit_rate
-        frame = av.AudioFrame.from_ndarray(
-            (data * 32767).astype(np.int16).reshape(1, -1) if channels > 1
-            else (data * 32767).astype(np.int16), format="s16", layout=layout)
-        frame.sample_rate = rate
-        resampler = av.AudioResampler(format=stream.codec_context.format.name,
-                                      layout=layout, rate=stream.codec_context.sample_rate)
-        for conv in resampler.resample(frame) + resampler.resample(None):
-            for packet in stream.encode(conv):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+        _encode_audio(out, stream, data, rate, layout)
     return path
+
+
+def _encode_audio(out: Any, stream: Any, data: np.ndarray, rate: int, layout: str) -> None:
+    """Encode ``data`` ((channels, n) float in [-1, 1] at ``rate``) into ``stream`` of the
+    open container ``out``: packed s16, resampled to what the encoder takes, flushed."""
+    pcm = (np.clip(data, -1, 1) * 32767).astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(pcm.T.reshape(1, -1), format="s16", layout=layout)
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout,
+                                  rate=stream.codec_context.sample_rate)
+    for conv in resampler.resample(frame) + resampler.resample(None):
+        for packet in stream.encode(conv):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
 
 
 def write_video_with_audio(path: Path, seconds: float = 2.0, fps: int = 12,
@@ -235,14 +240,5 @@ def write_video_with_audio(path: Path, seconds: float = 2.0, fps: int = 12,
                 out.mux(packet)
         for packet in vs.encode():
             out.mux(packet)
-        frame = av.AudioFrame.from_ndarray((samples * 32767).astype(np.int16)[None, :],
-                                           format="s16", layout="mono")
-        frame.sample_rate = rate
-        resampler = av.AudioResampler(format=aus.codec_context.format.name, layout="mono",
-                                      rate=rate)
-        for conv in resampler.resample(frame) + resampler.resample(None):
-            for packet in aus.encode(conv):
-                out.mux(packet)
-        for packet in aus.encode(None):
-            out.mux(packet)
+        _encode_audio(out, aus, samples[None, :], rate, "mono")
     return path

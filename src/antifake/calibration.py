@@ -140,8 +140,12 @@ class CalibratedFusion:
             p, basis = override
         elif known or extra:
             # No calibrated detector spoke -> start from even odds, not the base rate.
-            z = self.log_odds(known) if known else 0.0
-            z += sum(_logit(r.score or 0.5) for r in extra)
+            # The sum of the contributions, in log_odds' order (bit-identical to it).
+            z = self.intercept if known else 0.0
+            for det in self.coef:
+                if det in known:
+                    z += contributions[det]
+            z += sum(contributions[r.detector] for r in extra)
             p = _sigmoid(z)
             basis = "+".join((["calibrated"] if known else []) + (["evidence"] if extra else []))
         else:

@@ -26,7 +26,7 @@ from antifake.errors import AntifakeError, ErrorCode
 from antifake.explain import annotate
 from antifake.fusion import EvidenceFusion, Fusion
 from antifake.media import open_media
-from antifake.progress import CountingMedia, ProgressMeter, expected_frames
+from antifake.progress import CountingMedia, ProgressCallback, ProgressMeter, expected_frames
 from antifake.results import AnalysisResult, DetectorResult
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,6 @@ try:
 except ImportError:  # not on Windows: no address-space cap to report
     resource = None  # type: ignore[assignment]
 
-# Called as progress(file, step, total_steps, label) while a file is analysed.
-ProgressCallback = Callable[[str, int, int, str], None]
 
 # Media-level failures: when a detector hits one of these the file itself is bad, so the
 # whole file is reported as failed rather than one detector.

@@ -18,8 +18,8 @@ from typing import Any
 from antifake.config import FrameSampling
 from antifake.media.types import Frame, MediaInfo
 
-# progress(file, done units, total units, label)
-Callback = Callable[[str, int, int, str], None]
+# Called as progress(file, done units, total units, label) while a file is analysed.
+ProgressCallback = Callable[[str, int, int, str], None]
 MIN_INTERVAL_S = 0.4  # between two frame-driven reports
 
 
@@ -56,7 +56,7 @@ class ProgressMeter:
     backwards and never reach the total before ``finish``.
     """
 
-    def __init__(self, file: str, callback: Callback, frames_per_pass: int,
+    def __init__(self, file: str, callback: ProgressCallback, frames_per_pass: int,
                  detectors: int) -> None:
         self.file = file
         self.callback = callback

@@ -62,6 +62,7 @@ from antifake.service.store import (
     JobStore,
     NewJob,
     new_job_id,
+    utcnow,
 )
 from antifake.service.webhooks import WebhookURLError, validate_webhook_url
 
@@ -380,7 +381,7 @@ def _queue_check(state: ServiceState) -> dict[str, Any]:
     oldest, latest = state.store.queue_activity()
     if oldest is None:
         return {"ok": True, "detail": "no job waiting"}
-    now = datetime.now(UTC)
+    now = utcnow()
     waiting = (now - oldest).total_seconds()
     idle = (now - latest).total_seconds() if latest is not None else waiting
     if waiting > stall_s and idle > stall_s:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import logging
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -68,7 +67,6 @@ def _environment() -> Environment:
         lstrip_blocks=False,
     )
     env.globals["fmt_prob"] = _fmt_prob
-    env.globals["to_json"] = _to_json
     env.globals["stance_label"] = stance_label
     return env
 
@@ -88,10 +86,6 @@ def stance_label(det: Any, fusion: dict[str, Any] | None = None) -> str:
 
 def _fmt_prob(p: float | None) -> str:
     return "n/a" if p is None else f"{p:.1%} ({p:.4f})"
-
-
-def _to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
 
 
 def _data_uri(png: bytes) -> str:

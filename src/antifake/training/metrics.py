@@ -72,3 +72,8 @@ def rates_at_threshold(
         "tpr": float(np.mean(pred[y])) if y.any() else float("nan"),
         "fpr": float(np.mean(pred[~y])) if (~y).any() else float("nan"),
     }
+
+
+def sigmoid(z: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Logits -> probabilities (float64)."""
+    return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64))))

@@ -30,7 +30,7 @@ from antifake.training.data import (
     source_kfold,
 )
 from antifake.training.features import FAMILY_TAPS, FeatureExtractor
-from antifake.training.metrics import roc_auc, tpr_at_fpr
+from antifake.training.metrics import roc_auc, sigmoid, tpr_at_fpr
 from antifake.training.probe import LinearProbe, balanced_weights, fit_probe
 
 DEFAULT_FAMILY = "effl0e"
@@ -187,10 +187,6 @@ def loso_scores(fx: FeatureExtractor, family: str, items: Sequence[Item],
     return OOFScores(items, logits, probs, classes, folds)
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def metric_rows(oof: OOFScores, condition: str, thresholds: np.ndarray,
                 calibrate: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict]:
     """Per-label and pooled metrics for ``condition``; probabilities via ``calibrate``.
@@ -201,7 +197,7 @@ def metric_rows(oof: OOFScores, condition: str, thresholds: np.ndarray,
     """
     finite = np.isfinite(oof.logits[condition])
     z = oof.logits[condition][finite]
-    p = calibrate(z) if calibrate else _sigmoid(z)
+    p = calibrate(z) if calibrate else sigmoid(z)
     items = [it for it, ok in zip(oof.items, finite, strict=True) if ok]
     flagged = p > thresholds[finite]
     rows = []
@@ -288,7 +284,7 @@ def oof_table(oofs: dict[str, OOFScores], conditions: Sequence[str]) -> list[dic
     first = next(iter(oofs.values()))
     for c in conditions:
         for i, it in enumerate(first.items):
-            scores = {det: float(_sigmoid(np.asarray(o.logits[c][i])))
+            scores = {det: float(sigmoid(np.asarray(o.logits[c][i])))
                       for det, o in oofs.items()}
             if all(np.isfinite(v) for v in scores.values()):
                 rows.append({"file": str(it.path), "label": it.label, "source": it.source,
@@ -318,7 +314,7 @@ def fuse_oof(oofs: dict[str, OOFScores], conditions: Sequence[str],
         [{d: r[d] for d in oofs} for r in table], [r["is_ai"] for r in table],
         groups=[r["group"] for r in table], strata=[r["condition"] for r in table])
     first = next(iter(oofs.values()))
-    fused = {c: np.asarray([fusion.log_odds({d: float(_sigmoid(np.asarray(o.logits[c][i])))
+    fused = {c: np.asarray([fusion.log_odds({d: float(sigmoid(np.asarray(o.logits[c][i])))
                                              for d, o in oofs.items()})
                             if all(np.isfinite(o.logits[c][i]) for o in oofs.values())
                             else np.nan for i in range(len(first.items))])
@@ -329,7 +325,7 @@ def fuse_oof(oofs: dict[str, OOFScores], conditions: Sequence[str],
         if not idx:
             continue
         sub = [first.items[i] for i in idx]
-        thresholds[mt] = float(_sigmoid(np.asarray(max(
+        thresholds[mt] = float(sigmoid(np.asarray(max(
             operating_threshold(fused[c][idx], sub) for c in conditions))))
     fusion.ai_thresholds = thresholds
     fusion.ai_threshold = max(thresholds.values())

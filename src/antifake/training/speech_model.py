@@ -33,7 +33,7 @@ from antifake.detectors.synthetic_speech.features import (
     window_features,
 )
 from antifake.training.audio import CONDITIONS, AudioItem
-from antifake.training.metrics import roc_auc, threshold_at_fpr
+from antifake.training.metrics import roc_auc, sigmoid, threshold_at_fpr
 
 log = logging.getLogger(__name__)
 
@@ -255,10 +255,6 @@ def out_of_fold(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
     return oof
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return np.asarray(1 / (1 + np.exp(-np.asarray(x, np.float64))))
-
-
 def operating_threshold(real_scores_by_condition: dict[str, np.ndarray],
                         fpr: float = TARGET_FPR) -> float:
     """The strictest per-condition threshold with at most ``fpr`` of real speech above."""
@@ -291,7 +287,7 @@ def evaluate_oof(items: Sequence[AudioItem], oof: OutOfFold,
     source FPR (real) or TPR (AI), and family attribution on held-out sources."""
     y = np.array([it.is_ai for it in items])
     sources = np.array([it.source for it in items])
-    probs = {c: _sigmoid(v) for c, v in oof.logits.items()}
+    probs = {c: sigmoid(v) for c, v in oof.logits.items()}
     # Nested thresholds: the one applied to source s is fitted on the other sources' real
     # speech (all conditions), as a user meets a source the threshold never saw.
     thr_for: dict[str, float] = {}
@@ -427,8 +423,8 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         result["evaluation"] = ev
         result["files"] = kept
         y = np.array([it.is_ai for it in items])
-        threshold = operating_threshold({c: _sigmoid(v)[~y] for c, v in oof.logits.items()})
-        authentic = authentic_threshold({c: _sigmoid(v)[y] for c, v in oof.logits.items()})
+        threshold = operating_threshold({c: sigmoid(v)[~y] for c, v in oof.logits.items()})
+        authentic = authentic_threshold({c: sigmoid(v)[y] for c, v in oof.logits.items()})
         result["threshold"] = threshold
         result["authentic_threshold"] = authentic
         result["oof"] = {c: v.tolist() for c, v in oof.logits.items()}

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import click
 
+from antifake.cli_train import _log, install_run, write_section
+
 SECTION = "Synthetic speech (held-out sources)"
-
-
-def _log(msg: str) -> None:
-    click.echo(msg, err=True)
 
 
 def is_speech_data(data: tuple[Path, ...]) -> bool:
@@ -58,8 +56,6 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
     write_json({k: v for k, v in result.items() if k != "oof"}, out_dir / "evaluation.json")
     _log(f"done in {time.perf_counter() - t0:.0f} s; model in {out_dir}")
     if install_as:
-        from antifake.cli_train import install_run
-
         install_run(out_dir, install_as)
     click.echo(json.dumps({"threshold": result.get("threshold"),
                            "evaluation": result.get("evaluation", {}).get("conditions")},
@@ -70,7 +66,6 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                     workers: int, folds: int, epochs: int, markdown: Path | None,
                     json_out: Path | None) -> None:
     """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests."""
-    from antifake.cli_train import write_section
     from antifake.training.speech_model import (
         TrainConfig,
         markdown_tables,

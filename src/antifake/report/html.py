@@ -146,22 +146,16 @@ def _media_rows(result: AnalysisResult) -> list[tuple[str, str]]:
     return rows
 
 
-# What each heatmap measures (a caption must not call a noise map "AI regions").
-HEATMAP_MEANINGS = {
-    "forensic_image": "generator traces; warm cells are where the forensic model finds the "
-                      "picture more AI-like",
-    "splicing": "local noise inconsistency; warm areas have noise unlike the rest of the "
-                "picture (a localisation aid for edits, not an AI detector: it does not vote)",
-}
 MAX_METADATA_ROWS = 16
 MAX_METADATA_VALUE = 160
 MAX_OTHER_HEATMAPS = 2
 OTHER_HEATMAP_BOX_PX = (240, 140)
 
 
-def _meaning(detector: str) -> str:
-    return HEATMAP_MEANINGS.get(
-        detector, "warm colours mark regions this detector finds more likely AI-generated")
+def _meaning(det: DetectorResult) -> str:
+    """What ``det``'s heatmap shows, as its detector says (``details.heatmap_meaning``)."""
+    return str(det.details.get("heatmap_meaning")
+               or "warm colours mark regions this detector finds more likely AI-generated")
 
 
 def _key_heatmap_detector(result: AnalysisResult) -> str | None:
@@ -218,7 +212,7 @@ def _heatmap_figure(result: AnalysisResult, det: DetectorResult,
     # An overlay is a photo; a heatmap alone keeps its transparency as PNG.
     return {"detector": det.detector, "uri": _photo_uri(png) if overlay else _data_uri(png),
             "width": width,
-            "height": height, "overlay": overlay, "meaning": _meaning(det.detector),
+            "height": height, "overlay": overlay, "meaning": _meaning(det),
             "frame_time": heatmap_frame_time(det) if result.media_type == "video" else None}
 
 

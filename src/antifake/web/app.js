@@ -17,11 +17,6 @@
     ai: "evidence for AI",
     authentic: "evidence of a real capture",
   };
-  // What each heatmap measures (a caption must not call a noise map "AI regions").
-  const HEATMAP_MEANINGS = {
-    forensic_image: "generator traces \u2014 warm cells are where the forensic model finds the picture more AI-like",
-    splicing: "local noise inconsistency \u2014 warm areas have noise unlike the rest of the picture (a localisation aid for edits, not an AI detector; it does not vote)",
-  };
   // Okabe-Ito palette: distinguishable for colour-blind readers.
   const SERIES_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"];
 
@@ -536,7 +531,7 @@
       el.noHeatmap.hidden = true;
       applyOpacity();
       const shown = detector || pickDefaultHeatmap(result);
-      el.caption.textContent = `Heatmap of ${shown || "the detectors"}${isVideo ? " on the most suspicious frame" : ""}: ${heatmapMeaning(shown)}.`;
+      el.caption.textContent = `Heatmap of ${shown || "the detectors"}${isVideo ? " on the most suspicious frame" : ""}: ${heatmapMeaning(result, shown)}.`;
     } else {
       el.heatImg.removeAttribute("src");
       el.heatImg.hidden = true;
@@ -561,8 +556,10 @@
     return pool.reduce((a, b) => ((b.score ?? -1) > (a.score ?? -1) ? b : a)).detector;
   }
 
-  function heatmapMeaning(detector) {
-    return HEATMAP_MEANINGS[detector]
+  // What a heatmap shows, as its detector says (details.heatmap_meaning).
+  function heatmapMeaning(result, detector) {
+    const d = (result.detectors || []).find((x) => x.detector === detector);
+    return (d && d.details && d.details.heatmap_meaning)
       || "warm colours mark regions this detector finds more likely AI-generated";
   }
 

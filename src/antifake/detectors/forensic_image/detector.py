@@ -32,6 +32,9 @@ from antifake.results import DetectorKind, DetectorResult, GeneratorGuess
 MODEL_FILE = "forensic_image.onnx"
 CONFIG_FILE = "forensic_image.json"
 ORT_THREADS = 2  # intra-op threads when the detector has the machine to itself
+# What the heatmap shows, for captions (web page, reports): said by the detector, once.
+HEATMAP_MEANING = ("generator traces; warm cells are where the forensic model finds the "
+                   "picture more AI-like")
 
 
 def _sigmoid(z: float | np.ndarray) -> Any:
@@ -122,6 +125,7 @@ class ForensicImageDetector:
             timeline=[float(_sigmoid(z[0])) for z in stacked] if is_video else None,
             timeline_times_s=times if is_video else None,
             details={"family_probabilities": {k: round(v, 4) for k, v in family_probs.items()},
+                     "heatmap_meaning": HEATMAP_MEANING,
                      "frames_scored": len(frame_logits), "threshold": threshold,
                      "heatmap_frame_time_s": times[int(np.argmax(stacked[:, 0]))]},
         )

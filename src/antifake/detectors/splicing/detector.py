@@ -24,6 +24,11 @@ from antifake.results import DetectorKind, DetectorResult
 
 VIDEO_FRAMES = 4  # keyframes analysed per video
 
+# What the heatmap shows, for captions (web page, reports): said by the detector, once.
+HEATMAP_MEANING = ("local noise inconsistency; warm areas have noise unlike the rest of the "
+                   "picture (a localisation aid for edits, not an AI detector: it does not "
+                   "vote)")
+
 
 def load_calibration() -> dict[str, Any]:
     """``calibration.json``: region-evidence thresholds measured by ``calibrate.py``."""
@@ -106,6 +111,7 @@ class SplicingDetector:
             "bbox": list(region.bbox) if region.n_cells else None,
             "area_frac": round(region.area_frac, 4),
             "heatmap_size": [int(w), int(h)] if top[2] is not None else None,
+            "heatmap_meaning": HEATMAP_MEANING,
         }
         return DetectorResult(
             detector=self.name, score=score, kind=self.kind, summary=summary,

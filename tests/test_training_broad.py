@@ -178,3 +178,46 @@ def test_semantic_clip_detector_image_and_video(tmp_path: Path) -> None:
     assert len(rv.timeline) <= int(2 * MAX_FPS) + 1 and rv.details["frames_scored"] >= 2
     assert all(b - a >= 1 / MAX_FPS - 1e-6 for a, b in
                zip(rv.timeline_times_s, rv.timeline_times_s[1:], strict=False))
+
+
+def test_clip_block_tokens_are_the_graph_intermediates() -> None:
+    """The per-block class tokens are read from the encoder's own graph: the last block's
+    class token must be the hidden state the original graph outputs (before the final
+    layer norm), and earlier blocks must differ from it."""
+    _need_clip()
+    from antifake import clip_encoder
+    from antifake.onnx_runtime import cpu_session
+
+    rgb = textured_rgb(320, 240, seed=7)
+    feats = clip_encoder.encode([rgb])[0]
+    plain = cpu_session(clip_encoder.model_path(), 1)
+    emb, hidden = plain.run(None, {"pixel_values": clip_encoder.preprocess(rgb)[None]})
+    off, width = clip_encoder.LAYER_OFFSET, clip_encoder.WIDTH
+    last = feats[off + 11 * width: off + 12 * width]
+    np.testing.assert_allclose(last, hidden[0, 0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(feats[:512], emb[0], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(feats[off: off + width], last)
+
+
+def test_clip_family_columns() -> None:
+    from antifake.clip_encoder import LAYER_OFFSET, N_FEATURES, WIDTH
+    from antifake.detectors.semantic_clip.detector import probe_columns
+    from antifake.training.features import base_of, clip_columns
+    from antifake.training.pipeline import column_ranges
+
+    assert list(clip_columns("clip_emb")) == list(range(512))
+    every = clip_columns("clipm")
+    assert len(every) == 12 * WIDTH and every[-1] == N_FEATURES - 1
+    picked = clip_columns("clipm_emb.2.12")
+    assert len(picked) == 512 + 2 * WIDTH
+    assert picked[512] == LAYER_OFFSET + WIDTH and picked[-1] == N_FEATURES - 1
+    assert base_of("clipm.3.6") == "clip" and base_of("clipm_emb") == "clip"
+    with pytest.raises(ValueError):
+        clip_columns("clipm.0")
+    with pytest.raises(ValueError):
+        clip_columns("clipx")
+    runs = column_ranges(picked)
+    assert runs == [[0, 512], [LAYER_OFFSET + WIDTH, LAYER_OFFSET + 2 * WIDTH],
+                    [N_FEATURES - WIDTH, N_FEATURES]]
+    np.testing.assert_array_equal(probe_columns(runs), picked)
+    np.testing.assert_array_equal(probe_columns([0, 512]), np.arange(512))

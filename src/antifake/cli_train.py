@@ -63,6 +63,10 @@ _MEDIA_ROOT = click.option(
 @click.option("--family", default="effl0e", show_default=True,
               help="Trace-model feature family: effl0e, mnv2e, mnv2_low, mnv2_last, mnv2_all, "
                    "mnv2:3,6,..., residual")
+@click.option("--semantic-family", default=None,
+              help="semantic_clip feature family: clip_emb, clipm (class tokens of all 12 "
+                   "CLIP blocks), clipm.4.8.12 (chosen blocks), clipm_emb[...] (plus the "
+                   "embedding). Default: the shipped one.")
 @click.option("--max-frames", default=4, show_default=True, help="Frames per video.")
 @click.option("--workers", default=2, show_default=True,
               help="Processes filling the feature cache (decode, launder, encode).")
@@ -78,7 +82,8 @@ _MEDIA_ROOT = click.option(
 @click.option("--epochs", default=30, show_default=True,
               help="Speech data only: training epochs of the synthetic_speech CNN.")
 def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
-                  cache_dir: Path, family: str, max_frames: int, workers: int, split: str,
+                  cache_dir: Path, family: str, semantic_family: str | None,
+                  max_frames: int, workers: int, split: str,
                   install_as: str | None, folds: int, epochs: int) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders).
 
@@ -93,13 +98,14 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
     from antifake.training.features import precompute_all
     from antifake.training.pipeline import SEMANTIC_FAMILY, TRAIN_CONDITIONS, train_and_export
 
+    semantic_family = semantic_family or SEMANTIC_FAMILY
     items = _load(data, media_roots)
     t0 = time.perf_counter()
-    errors = precompute_all(cache_dir, max_frames, [family, SEMANTIC_FAMILY],
+    errors = precompute_all(cache_dir, max_frames, [family, semantic_family],
                             sorted(set(TRAIN_CONDITIONS)), items, workers, log=_log)
     items = _drop_unreadable(items, errors)
     result = train_and_export(items, out_dir, cache_dir, family, max_frames, log=_log,
-                              split=split)
+                              split=split, semantic_family=semantic_family)
     _log(f"done in {time.perf_counter() - t0:.0f} s")
     if install_as:
         install_run(out_dir, install_as)

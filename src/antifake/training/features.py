@@ -17,6 +17,9 @@
 * ``clip`` - a frozen CLIP ViT-B/16 image encoder (:mod:`antifake.clip_encoder`): the
   projected embedding and the mean patch token of the whole frame at 224 px (UnivFD's
   features); ``clip_emb`` / ``clip_tok`` take one of the two.
+* ``clipm`` - the class token of each of CLIP's 12 transformer blocks (RINE-style
+  intermediate features, read from the same encoding as ``clip``); ``clipm.4.8.12`` picks
+  blocks (1-based), ``clipm_emb`` / ``clipm_emb.4.8.12`` adds the projected embedding.
 * ``clipn`` - the same encoder on the 224x224 centre crop at native resolution (no
   resampling: generator pixel traces survive), ``clipn_emb`` / ``clipn_tok`` likewise.
 * ``residual`` - hand-crafted noise-residual statistics at native resolution: NPR-style
@@ -44,7 +47,7 @@ from antifake.training.media_io import frames_for_condition
 MNV2_TAPS_ALL = (3, 6, 10, 13, 16, 18)
 FAMILY_TAPS = {"mnv2_low": (3, 6, 10, 13), "mnv2_last": (18,), "mnv2_all": MNV2_TAPS_ALL,
                "mnv2_mid": (6, 10, 13, 16)}
-FEATURE_VERSION = "v1"
+FEATURE_VERSION = "v2"  # v2: the clip cache holds the per-block class tokens too
 BASE_FAMILIES = ("mnv2", "mnv2e", "residual", "effl0e", "clip", "clipn")
 # Column slices of the cached ``clip`` / ``clipn`` features (antifake.clip_encoder.encode
 # of the resized picture / of its native-resolution centre crop): the projected
@@ -53,6 +56,30 @@ CLIP_COLUMNS = {"clip": slice(0, 1280), "clip_emb": slice(0, 512), "clip_tok": s
                 "clipn": slice(0, 1280), "clipn_emb": slice(0, 512),
                 "clipn_tok": slice(512, 1280)}
 ENERGY_TAPS = (3, 6, 10, 13)
+
+
+def clip_columns(family: str) -> np.ndarray:
+    """Column indices of a ``clip*`` family inside :func:`antifake.clip_encoder.encode`'s
+    vector."""
+    from antifake.clip_encoder import LAYER_OFFSET, LAYERS, WIDTH
+
+    if family in CLIP_COLUMNS:
+        return np.arange(CLIP_COLUMNS[family].start, CLIP_COLUMNS[family].stop)
+    name, _, spec = family.partition(".")
+    if name not in ("clipm", "clipm_emb"):
+        raise ValueError(f"unknown feature family {family!r}")
+    blocks = [int(b) for b in spec.split(".")] if spec else list(range(1, LAYERS + 1))
+    if not blocks or any(not 1 <= b <= LAYERS for b in blocks):
+        raise ValueError(f"{family!r}: blocks are numbered 1..{LAYERS}")
+    cols = [np.arange(LAYER_OFFSET + (b - 1) * WIDTH, LAYER_OFFSET + b * WIDTH) for b in blocks]
+    if name == "clipm_emb":
+        cols.insert(0, np.arange(0, 512))
+    return np.concatenate(cols)
+
+
+def is_clip_family(family: str) -> bool:
+    """True for the families read from the cached CLIP encoding."""
+    return family in CLIP_COLUMNS or family.partition(".")[0] in ("clipm", "clipm_emb")
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -199,7 +226,7 @@ class FeatureExtractor:
         if base == "mnv2" and family != "mnv2":
             feats = feats[:, tap_columns(taps_of(family))]
         if base in ("clip", "clipn"):
-            feats = feats[:, CLIP_COLUMNS[family]]
+            feats = feats[:, clip_columns(family)]
         return feats
 
     def precompute(self, bases: tuple[str, ...], condition: str, item: Item) -> None:
@@ -232,7 +259,7 @@ def base_of(family: str) -> str:
     base = ("mnv2e" if family.startswith("mnv2e") else "mnv2" if family.startswith("mnv2")
             else "effl0e" if family.startswith("effl0e")
             else "clipn" if family.startswith("clipn") and family in CLIP_COLUMNS
-            else "clip" if family in CLIP_COLUMNS else family)
+            else "clip" if is_clip_family(family) else family)
     if base not in BASE_FAMILIES:
         raise ValueError(f"unknown feature family {family!r}")
     return base

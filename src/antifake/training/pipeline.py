@@ -372,6 +372,17 @@ def keep_audio_operating_points(fusion: Any) -> None:
         fusion.ignore_by_media_type.setdefault(media_type, list(names))
 
 
+def column_ranges(cols: np.ndarray) -> list[list[int]]:
+    """``[[start, stop], ...]`` runs of consecutive column indices (compact in JSON)."""
+    runs: list[list[int]] = []
+    for c in (int(v) for v in cols):
+        if runs and runs[-1][1] == c:
+            runs[-1][1] = c + 1
+        else:
+            runs.append([c, c + 1])
+    return runs
+
+
 def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
                      family: str = DEFAULT_FAMILY, max_frames: int = 2,
                      train_conditions: Sequence[str] = TRAIN_CONDITIONS,
@@ -464,12 +475,12 @@ def train_and_export(items: Sequence[Item], out_dir: Path, cache_dir: Path,
     if semantic_family:
         sem = fit_model(fx, semantic_family, items, train_conditions, attribution=False)
         ws, bs = sem.binary.raw_weights()
-        from antifake.training.features import CLIP_COLUMNS
+        from antifake.training.features import clip_columns
 
-        cols = CLIP_COLUMNS[semantic_family]
         save_json(out_dir / "semantic_clip.json", {
             "version": SEMANTIC_VERSION, "family": semantic_family,
-            "columns": [cols.start, cols.stop], "l2": l2_for(semantic_family),
+            "columns": column_ranges(clip_columns(semantic_family)),
+            "l2": l2_for(semantic_family),
             "weights": [round(float(v), 7) for v in ws[0]], "bias": float(bs[0]),
             "thresholds": own_thresholds("semantic_clip"), **facts})
     if log:

@@ -38,10 +38,17 @@ def load_config() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
+def probe_columns(spec: list[Any]) -> np.ndarray:
+    """Indices into :func:`antifake.clip_encoder.encode`'s vector that the probe reads:
+    ``[start, stop]`` or a list of such runs."""
+    runs = [spec] if spec and isinstance(spec[0], int) else spec
+    return np.concatenate([np.arange(int(a), int(b)) for a, b in runs])
+
+
 def frame_logits(frames: list[np.ndarray], threads: int = 2) -> np.ndarray:
     """The probe's logit for each RGB frame."""
     cfg = load_config()
-    cols = slice(*cfg["columns"])
+    cols = probe_columns(cfg["columns"])
     w = np.asarray(cfg["weights"], dtype=np.float64)
     feats = clip_encoder.encode(frames, threads=threads)[:, cols].astype(np.float64)
     return np.asarray(feats @ w + float(cfg["bias"]))

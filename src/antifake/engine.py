@@ -26,6 +26,7 @@ from antifake.errors import AntifakeError, ErrorCode
 from antifake.explain import annotate
 from antifake.fusion import EvidenceFusion, Fusion
 from antifake.media import open_media
+from antifake.media.format_groups import media_format_groups
 from antifake.progress import CountingMedia, ProgressCallback, ProgressMeter, expected_frames
 from antifake.results import AnalysisResult, DetectorResult
 
@@ -307,7 +308,10 @@ class Engine:
             result.detectors.extend(self._run_in_order(applicable, run, result.file, meter))
         if meter:
             meter.finish("fusion")
-        fused = self.fusion.fuse(result.detectors, media_type=media.info.media_type)
+        info = media.info
+        fused = self.fusion.fuse(
+            result.detectors, media_type=info.media_type,
+            formats=media_format_groups(info.format, info.media_type, info.width, info.height))
         result.verdict = fused.verdict
         result.ai_probability = fused.ai_probability
         result.generator = fused.generator

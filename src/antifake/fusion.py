@@ -13,6 +13,7 @@ The thresholds are the operating points reported with each result under ``fusion
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,13 +61,16 @@ class FusedVerdict:
 class Fusion(Protocol):
     """Combines detector results into a verdict.
 
-    ``media_type`` (``image``/``video``) lets a fusion use per-media operating points.
+    ``media_type`` (``image``/``video``) lets a fusion use per-media operating points,
+    ``formats`` (the file's format groups, :mod:`antifake.media.format_groups`) per-format
+    ones.
     """
 
     name: str
 
     def fuse(
-        self, results: list[DetectorResult], media_type: str | None = None
+        self, results: list[DetectorResult], media_type: str | None = None,
+        formats: Sequence[str] = (),
     ) -> FusedVerdict: ...
 
 
@@ -79,7 +83,8 @@ class EvidenceFusion:
     name: str = "evidence-logodds-v1"
 
     def fuse(
-        self, results: list[DetectorResult], media_type: str | None = None
+        self, results: list[DetectorResult], media_type: str | None = None,
+        formats: Sequence[str] = (),
     ) -> FusedVerdict:
         usable = [r for r in results if r.error is None and r.score is not None]
         override = decisive_override(usable)

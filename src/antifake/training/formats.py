@@ -14,20 +14,19 @@ from pathlib import Path
 import av
 from PIL import Image
 
-CONTAINER_GROUPS = {".gif": "GIF", ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG",
-                    ".webp": "WebP"}
-RESOLUTION_BANDS = ((256, "<=256 px"), (480, "257-480 px"), (719, "481-719 px"))
-TOP_BAND = ">=720 px"
-GROUP_ORDER = ("GIF", "JPEG", "PNG", "WebP", "other image", "video file", "<=256 px",
-               "257-480 px", "481-719 px", TOP_BAND)
+from antifake.media.format_groups import (
+    GROUP_ORDER,
+    TOP_BAND,
+    container_group_of,
+    resolution_band,
+)
+
+__all__ = ["GROUP_ORDER", "TOP_BAND", "container_group", "format_groups", "short_side"]
 
 
 def container_group(path: Path, media_type: str) -> str:
     """``GIF`` / ``JPEG`` / ``PNG`` / ``WebP``, else ``video file`` or ``other image``."""
-    group = CONTAINER_GROUPS.get(path.suffix.lower())
-    if group:
-        return group
-    return "video file" if media_type == "video" else "other image"
+    return container_group_of(path.suffix.lower().lstrip("."), media_type)
 
 
 @lru_cache(maxsize=8192)
@@ -44,15 +43,6 @@ def short_side(path: Path) -> int | None:
             return min(s.codec_context.width, s.codec_context.height) or None
     except Exception:  # noqa: BLE001 - unreadable: no resolution group
         return None
-
-
-def resolution_band(side: int | None) -> str | None:
-    if side is None:
-        return None
-    for limit, name in RESOLUTION_BANDS:
-        if side <= limit:
-            return name
-    return TOP_BAND
 
 
 def format_groups(path: Path, media_type: str) -> list[str]:

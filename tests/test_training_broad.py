@@ -15,7 +15,12 @@ from PIL import Image
 from antifake.training.data import Item, load_manifests
 from antifake.training.formats import format_groups
 from antifake.training.media_io import DEBIAS_CODECS, debias_frame, frames_for_condition
-from antifake.training.operating import nested_thresholds, operating_threshold, rate_rows
+from antifake.training.operating import (
+    nested_thresholds,
+    operating_threshold,
+    rate_rows,
+    source_intervals,
+)
 from synth import textured_rgb, write_animated_gif, write_image, write_video
 
 
@@ -139,6 +144,28 @@ def test_nested_thresholds_never_see_the_judged_source(tmp_path: Path) -> None:
     assert rates["source"]["image"]["png0"]["fpr"] == 1.0
     assert rates["media"]["image"]["n_real"] == 80
     assert rates["format"]["image"]["GIF"]["real_sources"] == 4
+
+
+def test_source_intervals_widen_when_one_source_carries_the_false_positives(
+        tmp_path: Path) -> None:
+    """The bootstrap resamples sources, not files: with all false positives in one real
+    source, the FPR interval spans from 0 (draws without it) to well above the point
+    value; with them spread over every source it is narrow."""
+    items, z = _scored_items(tmp_path)
+    real = np.asarray([not it.is_ai for it in items])
+    thr = np.full(len(items), 10.0)
+    one = z.copy()
+    one[np.asarray([it.source == "png0" for it in items])] = 20.0  # 10 of 80 real flagged
+    iv = source_intervals(one, thr, items, n_boot=300)["image"]
+    assert iv["n_sources"] == 12
+    assert iv["fpr"]["value"] == pytest.approx(10 / 80)
+    assert iv["fpr"]["low"] == 0.0 and iv["fpr"]["high"] > 0.25
+    spread = z.copy()
+    spread[np.flatnonzero(real)[::8]] = 20.0  # the same 10 false positives, 4 sources
+    iv2 = source_intervals(spread, thr, items, n_boot=300)["image"]
+    assert iv2["fpr"]["value"] == pytest.approx(10 / 80)
+    assert iv2["fpr"]["high"] - iv2["fpr"]["low"] < iv["fpr"]["high"] - iv["fpr"]["low"]
+    assert iv["auc"]["low"] <= iv["auc"]["value"] <= iv["auc"]["high"]
 
 
 # ----------------------------------------------------------------------------- semantic_clip

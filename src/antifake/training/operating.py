@@ -22,7 +22,7 @@ import numpy as np
 
 from antifake.training.data import Item
 from antifake.training.formats import GROUP_ORDER, format_groups
-from antifake.training.metrics import threshold_at_fpr
+from antifake.training.metrics import roc_auc, threshold_at_fpr
 
 TARGET_FPR = 0.05
 MIN_GROUP_FILES = 20
@@ -115,6 +115,53 @@ def rate_rows(scores: np.ndarray, thresholds: np.ndarray, items: Sequence[Item])
         srcs = sorted({items[i].source for i in idx if not items[i].is_ai})
         out["source"][mt] = {s: stats([i for i in idx if items[i].source == s])
                              for s in srcs}
+    return out
+
+
+def source_intervals(scores: np.ndarray, thresholds: np.ndarray, items: Sequence[Item],
+                     n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Intervals for AUC, TPR and real FPR per media type, by bootstrap over sources.
+
+    Files of one source are not independent (one camera, one generator setting), so the
+    resampling unit is the source repository: each of ``n_boot`` draws takes as many
+    sources as there are, with replacement, with all their files. The per-file
+    ``thresholds`` stay fixed (they are already nested), so the interval says how much the
+    rates move with *which* sources a user meets, not how the threshold fit would move.
+    Returns ``{media: {metric: {"value", "low", "high"}, "n_sources": k}}``.
+    """
+    rng = np.random.default_rng(seed)
+    ok = np.isfinite(scores) & np.isfinite(thresholds)
+    flagged = scores > thresholds
+    ai = np.asarray([it.is_ai for it in items], dtype=bool)
+
+    def metrics(sel: np.ndarray) -> tuple[float, float, float]:
+        pos, neg = sel[ai[sel]], sel[~ai[sel]]
+        nan = float("nan")
+        auc = roc_auc(ai[sel], scores[sel]) if len(pos) and len(neg) else nan
+        tpr = float(flagged[pos].mean()) if len(pos) else nan
+        fpr = float(flagged[neg].mean()) if len(neg) else nan
+        return auc, tpr, fpr
+
+    alpha = (1.0 - level) / 2.0
+    out: dict = {}
+    for mt in ("video", "image"):
+        idx = [i for i, it in enumerate(items) if it.media_type == mt and ok[i]]
+        if not idx:
+            continue
+        by_source: dict[str, list[int]] = defaultdict(list)
+        for i in idx:
+            by_source[items[i].source].append(i)
+        groups = [np.asarray(v) for v in by_source.values()]
+        point = metrics(np.asarray(idx))
+        draws = np.asarray([metrics(np.concatenate(
+            [groups[j] for j in rng.integers(0, len(groups), len(groups))]))
+            for _ in range(n_boot)])
+        out[mt] = {"n_sources": len(groups)}
+        for k, name in enumerate(("auc", "tpr", "fpr")):
+            col = draws[:, k][np.isfinite(draws[:, k])]
+            low, high = (np.quantile(col, [alpha, 1.0 - alpha]) if len(col)
+                         else (float("nan"), float("nan")))
+            out[mt][name] = {"value": point[k], "low": float(low), "high": float(high)}
     return out
 
 

@@ -131,6 +131,21 @@ def test_operating_threshold_holds_in_the_worst_format_group(tmp_path: Path) -> 
     assert (z[gif] > thr).mean() <= 0.05
 
 
+def test_group_lines_are_set_at_the_stricter_group_fpr(tmp_path: Path) -> None:
+    """A format group's line rests on few sources, so it is set at GROUP_FPR (3 %), not
+    at the pooled 5 %: on the same scores the PNG line sits above the pooled one."""
+    from antifake.training.metrics import threshold_at_fpr
+    from antifake.training.operating import GROUP_FPR, operating_points
+
+    items, z = _scored_items(tmp_path)
+    png = [i for i, it in enumerate(items) if not it.is_ai and it.path.suffix == ".png"]
+    pooled, by_group = operating_points(z, items)
+    assert by_group["PNG"] == threshold_at_fpr(z[png], GROUP_FPR)
+    assert by_group["PNG"] > threshold_at_fpr(z[png], 0.05)
+    _, loose = operating_points(z, items, group_fpr=0.05)
+    assert loose["PNG"] < by_group["PNG"]
+
+
 def test_nested_thresholds_never_see_the_judged_source(tmp_path: Path) -> None:
     items, z = _scored_items(tmp_path)
     z = z.copy()

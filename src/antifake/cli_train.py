@@ -194,8 +194,8 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
               f"(by source repository); training conditions: {', '.join(tconds)}; "
               f"{max_frames} frames per video, clip score = mean frame logit. Thresholds are "
               "nested: the one judging a source is fitted on the other sources' "
-              "out-of-fold scores (95th percentile of real scores, strictest format "
-              "group), per media type.\n"]
+              "out-of-fold scores (95th percentile of the real scores of the media type, "
+              "97th of each format group of the file; the strictest of these lines).\n"]
     summary = ["| model | condition | AUC AI video (sources) | AUC Runway | AUC AI image "
                "| TPR video | FPR real video | TPR image | FPR real image |",
                "|---" * 9 + "|"]

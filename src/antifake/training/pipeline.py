@@ -355,8 +355,8 @@ def fuse_oof(oofs: dict[str, OOFScores], conditions: Sequence[str],
     fusion.meta.update({"fitted_on": "out-of-fold scores (split by source repository) of "
                         + " and ".join(oofs), "conditions": list(conditions),
                         "threshold_rule": "95th percentile of real scores of all real "
-                        "files (ai_thresholds) and of every format group with >= 20 real "
-                        "files from >= 3 sources (ai_thresholds_by_format), strictest "
+                        "files (ai_thresholds) and 97th of every format group with >= 20 "
+                        "real files from >= 3 sources (ai_thresholds_by_format), strictest "
                         "condition; a file is judged against the strictest of its media "
                         "type's line and its own format groups' lines"})
     return fusion, OOFScores(first.items, fused, first.family_probs, first.classes,

@@ -195,6 +195,15 @@ def test_report_html_without_media_still_complete(image_path: Path) -> None:
     assert "heatmap only" in html
 
 
+def test_report_names_the_format_lines_behind_the_threshold(image_path: Path) -> None:
+    """A reviewer sees which per-format operating lines set the AI threshold."""
+    result = _result_for(image_path)
+    assert "format_groups" not in render_report_html(result)
+    result.fusion["format_groups"] = ["PNG", "<=256 px"]
+    html = render_report_html(result)
+    assert "format_groups" in html and "PNG, &lt;=256 px" in html
+
+
 def test_report_of_failed_analysis(tmp_path: Path) -> None:
     result = AnalysisResult(
         file=f"{HOSTILE}.png", media_type=None, verdict=None, ai_probability=None,

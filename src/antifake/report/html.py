@@ -252,12 +252,15 @@ def _context(result: AnalysisResult, media_path: str | Path | None,
             notes.append(f"Could not draw the spectrogram: {exc}")
     metadata_rows: list[tuple[str, str]] = []
     _flatten("", media.get("metadata") or {}, metadata_rows)
-    fusion_rows = [
+    fusion_rows: list[tuple[str, str]] = [
         (k, f"{result.fusion[k]:.3f}" if isinstance(result.fusion[k], float)
          else str(result.fusion[k]))
         for k in ("method", "basis", "ai_threshold", "authentic_threshold", "opinions")
         if k in result.fusion
     ]
+    if result.fusion.get("format_groups"):
+        # Which per-format operating lines the ai_threshold above came from.
+        fusion_rows.append(("format_groups", ", ".join(map(str, result.fusion["format_groups"]))))
     versions = [(d.detector, str(d.details.get("version", "unknown"))) for d in result.detectors]
     return {
         "result": result,

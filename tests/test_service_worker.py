@@ -58,10 +58,12 @@ def test_jobs_survive_a_server_restart(tmp_path: Path, png: bytes, monkeypatch) 
 def test_expired_lease_is_reclaimed_then_failed_after_max_attempts(tmp_path: Path) -> None:
     store = JobStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
     store.create_jobs("p", [NewJob("j1", "a.png", "/nonexistent")], {}, None, max_attempts=2)
-    first = store.claim("worker-1", lease_s=0.2)
+    # A long first lease: it must still hold at the next claim however loaded the machine
+    # (a 0.2 s lease could run out between the two lines on a busy CI host).
+    first = store.claim("worker-1", lease_s=30.0)
     assert first is not None and first.attempts == 1
     assert store.claim("worker-2", lease_s=0.2) is None  # leased
-    store.heartbeat(["j1"], "worker-1", lease_s=0.2)
+    store.heartbeat(["j1"], "worker-1", lease_s=0.2)  # its last heartbeat, a short lease
     time.sleep(0.3)  # worker-1 died: no heartbeat
     second = store.claim("worker-2", lease_s=0.2)
     assert second is not None and second.attempts == 2

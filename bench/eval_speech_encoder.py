@@ -1,0 +1,132 @@
+"""Frozen GE2E voice-encoder statistics + a linear probe for synthetic speech, evaluated
+with sources held out exactly like ``antifake evaluate`` does for the speech CNN (the same
+source-grouped folds, codec conditions and nested thresholds), optionally fused with the
+CNN's held-out scores from an ``antifake evaluate --json-out`` file.
+
+    PYTHONPATH=src python bench/eval_speech_encoder.py ../shared/corpus/extra-audio-manifest.tsv \
+        --media-root var/corpus [--cnn-json var/speech-eval.json]
+
+Needs the train extra and ``pip install --no-deps resemblyzer==0.1.4`` (the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from antifake.detectors.synthetic_speech.features import add_noise_floor
+from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
+from antifake.training.probe import balanced_weights, fit_probe
+from antifake.training.speech_encoder import (
+    build_feature_net,
+    clip_stats,
+    mel_frames,
+    normalize_volume,
+    partials,
+)
+from antifake.training.speech_model import OutOfFold, evaluate_oof, markdown_tables, source_folds
+
+
+def encoder_features(waves: dict[str, list[np.ndarray]], max_partials: int,
+                     cache: Path) -> dict[str, np.ndarray]:
+    """condition -> (n_files, 1792) mean partial statistics (cached in ``cache``)."""
+    if cache.exists():
+        data = np.load(cache)
+        if all(c in data for c in waves):
+            return {c: data[c] for c in waves}
+    import torch
+
+    torch.set_num_threads(2)
+    net = build_feature_net()
+    out: dict[str, np.ndarray] = {}
+    t0 = time.time()
+    for cond, ws in waves.items():
+        rows = []
+        for w in ws:
+            parts = partials(mel_frames(add_noise_floor(normalize_volume(w))),
+                             max_partials=max_partials)
+            rows.append(clip_stats(net, parts).mean(axis=0))
+        out[cond] = np.stack(rows).astype(np.float32)
+        logging.info("%s: %d files, %.0f s so far", cond, len(ws), time.time() - t0)
+    np.savez(cache, **out)  # type: ignore[arg-type]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("manifests", nargs="+", type=Path)
+    ap.add_argument("--media-root", type=Path, required=True)
+    ap.add_argument("--cache-dir", type=Path, default=Path("var/cache"))
+    ap.add_argument("--folds", type=int, default=4)
+    ap.add_argument("--max-partials", type=int, default=8)
+    ap.add_argument("--l2", type=float, nargs="+", default=[0.1])
+    ap.add_argument("--cnn-json", type=Path, help="antifake evaluate --json-out of the CNN")
+    ap.add_argument("--subset", choices=["all", "layers", "emb", "l3"], default="all")
+    ap.add_argument("--json-out", type=Path)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    items = load_audio_items(args.manifests, args.media_root)
+    wave_dir = build_wave_cache(items, args.cache_dir / "speech-waves")
+    kept, waves = load_wave_cache(wave_dir)
+    by_path = {str(it.path): it for it in items}
+    items = [by_path[k] for k in kept]
+    feats = encoder_features(waves, args.max_partials,
+                             args.cache_dir / f"speech-ge2e-p{args.max_partials}.npz")
+    cols = {"all": slice(0, 1792), "layers": slice(0, 1536), "emb": slice(1536, 1792),
+            "l3": slice(1024, 1792)}[args.subset]
+    feats = {c: f[:, cols] for c, f in feats.items()}
+    y = np.array([it.is_ai for it in items])
+    sources = [it.source for it in items]
+    conds = list(feats)
+    report: dict[str, object] = {}
+    for l2 in args.l2:
+        oof = OutOfFold(logits={c: np.zeros(len(items)) for c in conds},
+                        family_known=[False] * len(items))
+        for held in source_folds(items, args.folds):
+            held_set = set(held)
+            tr = [i for i in range(len(items)) if i not in held_set]
+            x = np.concatenate([feats[c][tr] for c in conds])
+            yy = np.concatenate([y[tr]] * len(conds)).astype(int)
+            w = balanced_weights([str(v) for v in yy],
+                                 [sources[i] for i in tr] * len(conds))
+            probe = fit_probe(x, yy, w, l2=l2)
+            for c in conds:
+                oof.logits[c][held] = probe.logits(feats[c][held])[:, 0]
+        ev = evaluate_oof(items, oof)
+        ev["split"] = f"source-grouped {args.folds}-fold"
+        line = " ".join(f"{c}={r['auc']:.3f}/{r['tpr']:.2f}/{r['fpr']:.3f}"
+                        for c, r in ev["conditions"].items())
+        print(f"encoder probe l2={l2} (AUC/TPR/FPR): {line}", flush=True)
+        report[f"encoder_l2_{l2}"] = ev
+        if args.cnn_json:
+            cnn = json.loads(args.cnn_json.read_text())
+            if cnn.get("files") != kept:
+                raise SystemExit("the CNN run scored another file list")
+            for wgt in (0.3, 0.5, 0.7):
+                fused = OutOfFold(logits={}, family_known=[False] * len(items))
+                for c in conds:
+                    a = np.asarray(cnn["oof"][c])
+                    b = oof.logits[c]
+                    # z-scores fitted on all held-out scores (a monotone per-model rescale)
+                    fused.logits[c] = (wgt * (a - a.mean()) / a.std()
+                                       + (1 - wgt) * (b - b.mean()) / b.std())
+                evf = evaluate_oof(items, fused)
+                evf["split"] = ev["split"]
+                line = " ".join(f"{c}={r['auc']:.3f}/{r['tpr']:.2f}/{r['fpr']:.3f}"
+                                for c, r in evf["conditions"].items())
+                print(f"  + CNN weight {wgt}: {line}", flush=True)
+                report[f"fused_l2_{l2}_cnn_{wgt}"] = evf
+    best = next(iter(report.values()))
+    print(markdown_tables(best))  # type: ignore[arg-type]
+    if args.json_out:
+        args.json_out.write_text(json.dumps(report, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

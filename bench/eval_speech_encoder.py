@@ -23,6 +23,8 @@ from antifake.detectors.synthetic_speech.features import add_noise_floor
 from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
 from antifake.training.probe import balanced_weights, fit_probe
 from antifake.training.speech_encoder import (
+    HIDDEN,
+    N_FEATURES,
     build_feature_net,
     clip_stats,
     mel_frames,
@@ -78,8 +80,9 @@ def main() -> None:
     items = [by_path[k] for k in kept]
     feats = encoder_features(waves, args.max_partials,
                              args.cache_dir / f"speech-ge2e-p{args.max_partials}.npz")
-    cols = {"all": slice(0, 1792), "layers": slice(0, 1536), "emb": slice(1536, 1792),
-            "l3": slice(1024, 1792)}[args.subset]
+    emb = N_FEATURES - HIDDEN  # the embedding follows the per-layer statistics
+    cols = {"all": slice(0, N_FEATURES), "layers": slice(0, emb),
+            "emb": slice(emb, N_FEATURES), "l3": slice(emb - 2 * HIDDEN, N_FEATURES)}[args.subset]
     feats = {c: f[:, cols] for c, f in feats.items()}
     y = np.array([it.is_ai for it in items])
     sources = [it.source for it in items]

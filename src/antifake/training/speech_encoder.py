@@ -4,9 +4,8 @@ docs/benchmarks.md, "Frozen voice-encoder features").
 
 The weights come inside the registry package (``resemblyzer==0.1.4``, Apache-2.0, file
 ``resemblyzer/pretrained.pt``, trained by its authors on LibriSpeech + VoxCeleb 1/2 real
-speech); they are read here with torch (``export_feature_net`` writes the network as ONNX,
-should it ever ship). Only the weight file is read: the package's own code is not imported
-(it pulls librosa, scipy and webrtcvad).
+speech); they are read here with torch. Only the weight file is read: the package's own
+code is not imported (it pulls librosa, scipy and webrtcvad).
 
 The network outputs, per 1.6 s partial utterance, the time mean and standard deviation of
 each LSTM layer's hidden states and the speaker embedding (3 x 2 x 256 + 256 = 1,792
@@ -154,17 +153,6 @@ def build_feature_net() -> Any:
     net.linear.weight.data.copy_(state["linear.weight"])
     net.linear.bias.data.copy_(state["linear.bias"])
     return net.eval()
-
-
-def export_feature_net(path: Path) -> None:
-    """Write the feature network as ONNX: input ``mels`` (n, 160, 40), output ``stats``."""
-    import torch
-
-    net = build_feature_net()
-    dummy = torch.zeros(2, 160, N_MELS)
-    torch.onnx.export(net, (dummy,), str(path), input_names=["mels"], output_names=["stats"],
-                      dynamic_axes={"mels": {0: "n"}, "stats": {0: "n"}},
-                      opset_version=17, dynamo=False)
 
 
 def clip_stats(net: Any, parts: np.ndarray, batch: int = 64) -> np.ndarray:

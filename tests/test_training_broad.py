@@ -287,6 +287,23 @@ def test_clip_family_columns() -> None:
     np.testing.assert_array_equal(probe_columns([0, 512]), np.arange(512))
 
 
+def test_dino_family_columns() -> None:
+    """The exploration-only DINOv2 family reads block class tokens after the patch mean."""
+    from antifake.training.dino_encoder import N_FEATURES, WIDTH
+    from antifake.training.features import base_of, dino_columns
+
+    assert base_of("dinos") == "dinos" and base_of("dinosm.7.12") == "dinos"
+    every = dino_columns("dinosm")
+    assert len(every) == 12 * WIDTH and every[0] == WIDTH and every[-1] == N_FEATURES - 1
+    picked = dino_columns("dinosm.1.12")
+    assert list(picked[:WIDTH]) == list(range(WIDTH, 2 * WIDTH))
+    assert list(picked[WIDTH:]) == list(range(N_FEATURES - WIDTH, N_FEATURES))
+    with pytest.raises(ValueError):
+        dino_columns("dinosm.13")
+    with pytest.raises(ValueError):
+        dino_columns("dinos_x")
+
+
 def test_format_lines_hold_each_group_to_its_own_threshold(tmp_path: Path) -> None:
     """Real GIFs score higher than real PNGs: the GIF line is stricter, but a PNG is held
     to the pooled line and its own groups', not to the GIF one."""

@@ -48,7 +48,7 @@ MNV2_TAPS_ALL = (3, 6, 10, 13, 16, 18)
 FAMILY_TAPS = {"mnv2_low": (3, 6, 10, 13), "mnv2_last": (18,), "mnv2_all": MNV2_TAPS_ALL,
                "mnv2_mid": (6, 10, 13, 16)}
 FEATURE_VERSION = "v2"  # v2: the clip cache holds the per-block class tokens too
-BASE_FAMILIES = ("mnv2", "mnv2e", "residual", "effl0e", "clip", "clipn")
+BASE_FAMILIES = ("mnv2", "mnv2e", "residual", "effl0e", "clip", "clipn", "dinos")
 # Column slices of the cached ``clip`` / ``clipn`` features (antifake.clip_encoder.encode
 # of the resized picture / of its native-resolution centre crop): the projected
 # embedding, the mean patch token, or both.
@@ -75,6 +75,20 @@ def clip_columns(family: str) -> np.ndarray:
     if name == "clipm_emb":
         cols.insert(0, np.arange(0, 512))
     return np.concatenate(cols)
+
+
+def dino_columns(family: str) -> np.ndarray:
+    """Columns of a ``dinosm`` family (block class tokens; ``dinosm.7.8`` picks blocks)
+    inside :func:`antifake.training.dino_encoder.encode`'s vector (``dinos``: all of it)."""
+    from antifake.training.dino_encoder import LAYERS, WIDTH
+
+    name, _, spec = family.partition(".")
+    if name != "dinosm":
+        raise ValueError(f"unknown feature family {family!r}")
+    blocks = [int(b) for b in spec.split(".")] if spec else list(range(1, LAYERS + 1))
+    if not blocks or any(not 1 <= b <= LAYERS for b in blocks):
+        raise ValueError(f"{family!r}: blocks are numbered 1..{LAYERS}")
+    return np.concatenate([np.arange(WIDTH * b, WIDTH * (b + 1)) for b in blocks])
 
 
 def is_clip_family(family: str) -> bool:
@@ -227,6 +241,8 @@ class FeatureExtractor:
             feats = feats[:, tap_columns(taps_of(family))]
         if base in ("clip", "clipn"):
             feats = feats[:, clip_columns(family)]
+        if base == "dinos" and family != "dinos":
+            feats = feats[:, dino_columns(family)]
         return feats
 
     def precompute(self, bases: tuple[str, ...], condition: str, item: Item) -> None:
@@ -238,6 +254,10 @@ class FeatureExtractor:
         for base in todo:
             if base == "residual":
                 fb = np.stack([residual_features(f) for f in frames])
+            elif base == "dinos":
+                from antifake.training import dino_encoder
+
+                fb = dino_encoder.encode(frames, threads=self.threads)
             elif base in ("clip", "clipn"):
                 from antifake import clip_encoder
 
@@ -259,6 +279,7 @@ def base_of(family: str) -> str:
     base = ("mnv2e" if family.startswith("mnv2e") else "mnv2" if family.startswith("mnv2")
             else "effl0e" if family.startswith("effl0e")
             else "clipn" if family.startswith("clipn") and family in CLIP_COLUMNS
+            else "dinos" if family.partition(".")[0] in ("dinos", "dinosm")
             else "clip" if is_clip_family(family) else family)
     if base not in BASE_FAMILIES:
         raise ValueError(f"unknown feature family {family!r}")
@@ -292,7 +313,7 @@ def precompute_all(cache_dir: Path, max_frames: int, families: Sequence[str],
 
     bases = tuple(dict.fromkeys(base_of(f) for f in families))
     for base in bases:  # export the backbone ONNX once here, not racing in the workers
-        if base not in ("residual", "clip", "clipn"):
+        if base not in ("residual", "clip", "clipn", "dinos"):
             FeatureExtractor(cache_dir, max_frames).session(base)
     jobs = [(cache_dir, max_frames, bases, c, it) for c in conditions for it in items]
     errors: list[str] = []

@@ -7,6 +7,8 @@ CNN's held-out scores from an ``antifake evaluate --json-out`` file.
         --media-root var/corpus [--cnn-json var/speech-eval.json]
 
 Needs the train extra and ``pip install --no-deps resemblyzer==0.1.4`` (the weights).
+``--features phase`` probes the spectral and phase statistics of
+:mod:`antifake.training.speech_stats` instead (no extra package).
 """
 
 from __future__ import annotations
@@ -59,6 +61,20 @@ def encoder_features(waves: dict[str, list[np.ndarray]], max_partials: int,
     return out
 
 
+def phase_features(waves: dict[str, list[np.ndarray]], cache: Path) -> dict[str, np.ndarray]:
+    """condition -> (n_files, speech_stats.N_FEATURES) clip statistics (cached in ``cache``)."""
+    from antifake.training.speech_stats import N_FEATURES as N_STATS
+    from antifake.training.speech_stats import clip_statistics
+
+    if cache.exists():
+        data = np.load(cache)
+        if all(c in data for c in waves) and data[next(iter(waves))].shape[1] == N_STATS:
+            return {c: data[c] for c in waves}
+    out = {c: np.stack([clip_statistics(w) for w in ws]) for c, ws in waves.items()}
+    np.savez(cache, **out)  # type: ignore[arg-type]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("manifests", nargs="+", type=Path)
@@ -68,7 +84,9 @@ def main() -> None:
     ap.add_argument("--max-partials", type=int, default=8)
     ap.add_argument("--l2", type=float, nargs="+", default=[0.1])
     ap.add_argument("--cnn-json", type=Path, help="antifake evaluate --json-out of the CNN")
-    ap.add_argument("--subset", choices=["all", "layers", "emb", "l3"], default="all")
+    ap.add_argument("--subset", choices=["all", "layers", "emb", "l3"], default="all",
+                    help="columns of the GE2E features")
+    ap.add_argument("--features", choices=["ge2e", "phase"], default="ge2e")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -78,12 +96,16 @@ def main() -> None:
     kept, waves = load_wave_cache(wave_dir)
     by_path = {str(it.path): it for it in items}
     items = [by_path[k] for k in kept]
-    feats = encoder_features(waves, args.max_partials,
-                             args.cache_dir / f"speech-ge2e-p{args.max_partials}.npz")
-    emb = N_FEATURES - HIDDEN  # the embedding follows the per-layer statistics
-    cols = {"all": slice(0, N_FEATURES), "layers": slice(0, emb),
-            "emb": slice(emb, N_FEATURES), "l3": slice(emb - 2 * HIDDEN, N_FEATURES)}[args.subset]
-    feats = {c: f[:, cols] for c, f in feats.items()}
+    if args.features == "phase":
+        feats = phase_features(waves, args.cache_dir / "speech-phase-stats.npz")
+    else:
+        feats = encoder_features(waves, args.max_partials,
+                                 args.cache_dir / f"speech-ge2e-p{args.max_partials}.npz")
+        emb = N_FEATURES - HIDDEN  # the embedding follows the per-layer statistics
+        cols = {"all": slice(0, N_FEATURES), "layers": slice(0, emb),
+                "emb": slice(emb, N_FEATURES),
+                "l3": slice(emb - 2 * HIDDEN, N_FEATURES)}[args.subset]
+        feats = {c: f[:, cols] for c, f in feats.items()}
     y = np.array([it.is_ai for it in items])
     sources = [it.source for it in items]
     conds = list(feats)

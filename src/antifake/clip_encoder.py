@@ -123,8 +123,9 @@ def session(threads: int = 2) -> Any:
     return _sessions.get(threads)
 
 
-def preprocess(rgb: np.ndarray) -> np.ndarray:
-    """CLIP's own preprocessing: short side to 224 (bicubic), centre crop, normalise.
+def preprocess(rgb: np.ndarray, mean: np.ndarray = MEAN, std: np.ndarray = STD) -> np.ndarray:
+    """CLIP's own preprocessing: short side to 224 (bicubic), centre crop, normalise (by
+    CLIP's channel statistics unless another encoder's are given).
 
     Returns a ``(3, 224, 224)`` float32 array.
     """
@@ -135,7 +136,7 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     img = img.resize((nw, nh), Image.Resampling.BICUBIC)
     left, top = (nw - SIZE) // 2, (nh - SIZE) // 2
     arr = np.asarray(img.crop((left, top, left + SIZE, top + SIZE)), dtype=np.float32) / 255.0
-    return ((arr - MEAN) / STD).transpose(2, 0, 1).astype(np.float32)
+    return ((arr - mean) / std).transpose(2, 0, 1).astype(np.float32)
 
 
 def preprocess_native(rgb: np.ndarray) -> np.ndarray:

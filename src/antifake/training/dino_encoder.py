@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-SIZE = 224
 MEAN = np.asarray([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.asarray([0.229, 0.224, 0.225], dtype=np.float32)
 LAYERS = 12
@@ -66,14 +64,9 @@ def session(threads: int = 2) -> Any:
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:
     """Short side to 224 (bicubic), centre crop, ImageNet normalisation: ``(3, 224, 224)``."""
-    img = Image.fromarray(np.ascontiguousarray(rgb[..., :3]))
-    w, h = img.size
-    scale = SIZE / min(w, h)
-    nw, nh = max(SIZE, round(w * scale)), max(SIZE, round(h * scale))
-    img = img.resize((nw, nh), Image.Resampling.BICUBIC)
-    left, top = (nw - SIZE) // 2, (nh - SIZE) // 2
-    arr = np.asarray(img.crop((left, top, left + SIZE, top + SIZE)), dtype=np.float32) / 255.0
-    return ((arr - MEAN) / STD).transpose(2, 0, 1).astype(np.float32)
+    from antifake.clip_encoder import preprocess as resize_crop_normalise
+
+    return resize_crop_normalise(rgb, MEAN, STD)
 
 
 def encode(frames: list[np.ndarray], threads: int = 2) -> np.ndarray:

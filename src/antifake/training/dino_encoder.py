@@ -13,7 +13,6 @@ generated images; this module exposes the class token after every block (like
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,6 @@ def session(threads: int = 2) -> Any:
             opts.inter_op_num_threads = 1
             _sessions[threads] = ort.InferenceSession(str(path), opts,
                                                       providers=["CPUExecutionProvider"])
-            shutil.rmtree(tmp, ignore_errors=True)
     return _sessions[threads]
 
 

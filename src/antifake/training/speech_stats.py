@@ -21,23 +21,17 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE = 16000
-N_FFT = 512
-WIN = 400  # 25 ms
-HOP = 160  # 10 ms
+from antifake.detectors.synthetic_speech.features import (
+    HOP_LENGTH,
+    N_FFT,
+    SAMPLE_RATE,
+    add_noise_floor,
+    stft,
+)
+
 N_BANDS = 40
 MAX_SECONDS = 30.0
 N_FEATURES = 7 * N_BANDS
-
-
-def _stft(wave: np.ndarray) -> np.ndarray:
-    """``(frames, N_FFT // 2 + 1)`` complex STFT with a Hann window."""
-    if len(wave) < WIN:
-        wave = np.pad(wave, (0, WIN - len(wave)))
-    n = 1 + (len(wave) - WIN) // HOP
-    idx = np.arange(WIN)[None, :] + HOP * np.arange(n)[:, None]
-    frames = wave[idx] * np.hanning(WIN)[None, :]
-    return np.fft.rfft(frames, n=N_FFT, axis=1)
 
 
 def _band_of_bins(n_bins: int) -> np.ndarray:
@@ -66,10 +60,8 @@ def clip_statistics(wave: np.ndarray) -> np.ndarray:
     wave = np.asarray(wave[: int(MAX_SECONDS * SAMPLE_RATE)], dtype=np.float64)
     rms = float(np.sqrt(np.mean(wave ** 2))) if wave.size else 0.0
     wave = wave / rms if rms > 0 else wave
-    # A fixed faint noise floor, as the CNN's front end adds: digital silence has no phase.
-    rng = np.random.default_rng(0)
-    wave = wave + rng.standard_normal(len(wave)) * 1e-4
-    spec = _stft(wave)
+    # The CNN front end's fixed faint noise floor: digital silence has no phase.
+    spec = stft(add_noise_floor(wave))
     power = np.abs(spec) ** 2 + 1e-10
     band = _band_of_bins(power.shape[1])
     band_energy = np.log(_per_band(power, band))
@@ -83,7 +75,7 @@ def clip_statistics(wave: np.ndarray) -> np.ndarray:
     frame_energy = power.sum(axis=1)
     active = frame_energy >= np.median(frame_energy)
     phase = np.angle(spec)
-    nominal = 2 * np.pi * np.arange(power.shape[1]) * HOP / N_FFT
+    nominal = 2 * np.pi * np.arange(power.shape[1]) * HOP_LENGTH / N_FFT
     if len(phase) > 2:
         ifd = _wrap(np.diff(phase, axis=0) - nominal[None, :])
         ifd_active = ifd[active[1:]] if active[1:].any() else ifd

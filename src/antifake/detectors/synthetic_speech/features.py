@@ -78,14 +78,19 @@ def trim_silence(wave: np.ndarray) -> np.ndarray:
     return wave[start:end]
 
 
-def log_filterbank(wave: np.ndarray, n_bands: int = N_BANDS) -> np.ndarray:
-    """(frames, n_bands) float32 log energies of ``wave`` (16 kHz mono float)."""
+def stft(wave: np.ndarray) -> np.ndarray:
+    """(frames, N_FFT//2+1) complex spectra of ``wave`` (16 kHz mono float): 25 ms Hann
+    windows every 10 ms; a wave shorter than one window is zero-padded to it."""
     if wave.size < WIN_LENGTH:
         wave = np.pad(wave, (0, WIN_LENGTH - wave.size))
     n = 1 + (wave.size - WIN_LENGTH) // HOP_LENGTH
     idx = np.arange(WIN_LENGTH)[None, :] + HOP_LENGTH * np.arange(n)[:, None]
-    frames = wave[idx] * _WINDOW
-    power = np.abs(np.fft.rfft(frames, n=N_FFT, axis=1)) ** 2
+    return np.fft.rfft(wave[idx] * _WINDOW, n=N_FFT, axis=1)
+
+
+def log_filterbank(wave: np.ndarray, n_bands: int = N_BANDS) -> np.ndarray:
+    """(frames, n_bands) float32 log energies of ``wave`` (16 kHz mono float)."""
+    power = np.abs(stft(wave)) ** 2
     return np.log(power.astype(np.float32) @ linear_filterbank(n_bands)
                   + 1e-10).astype(np.float32)
 

@@ -1,0 +1,134 @@
+"""Does adding sources help on sources never seen? Before/after on cached features.
+
+Given the *base* manifests (what the shipped models were trained on) and *added* ones (new
+sources), for each feature family:
+
+- **before**: a probe fitted on every base file scores the added files (none of their
+  sources seen), and the base files get their 10-fold out-of-fold scores (folds by source
+  repository, as ``bench/explore_families.py``);
+- **after**: 10-fold out-of-fold scores over base + added together: every added file is
+  scored by a probe that saw the *other* added sources but never its own.
+
+Printed per added label, and for the base corpus pooled (so a gain on the new sources can
+be weighed against a loss on the old ones): files (sources), AUC against the real files of
+the same media type, and TPR at the 5 % real-FPR line of those real files' scores. Needs
+the feature cache filled for both manifests lists (``antifake evaluate <all manifests>``
+with the same ``--max-frames``). Usage (repo root, venv active)::
+
+    PYTHONPATH=src python bench/eval_added_sources.py --media-root var/corpus \\
+        --base ../shared/corpus/manifest.tsv --base ../shared/corpus/extra-video-manifest.tsv \\
+        --base ../shared/corpus/extra-image-manifest.tsv \\
+        --added data/manifests/commercial-generators.tsv --family clipm --family effl0e
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from explore_families import K, _fold  # noqa: E402
+
+from antifake.training.data import Item, load_manifests  # noqa: E402
+from antifake.training.features import FeatureExtractor  # noqa: E402
+from antifake.training.metrics import roc_auc  # noqa: E402
+from antifake.training.pipeline import (  # noqa: E402
+    TRAIN_CONDITIONS,
+    FittedModel,
+    fit_model,
+    l2_for,
+)
+
+
+def _score(fx: FeatureExtractor, family: str, model: FittedModel, items: list[Item],
+           cond: str) -> np.ndarray:
+    return np.asarray([model.clip_logit(fx.frames_features(family, cond, it)) for it in items])
+
+
+def _fit(fx: FeatureExtractor, family: str, items: list[Item]) -> FittedModel:
+    return fit_model(fx, family, items, TRAIN_CONDITIONS, attribution=False)
+
+
+def oof(fx: FeatureExtractor, family: str, items: list[Item], cond: str) -> np.ndarray:
+    """10-fold out-of-fold logits, folds by a hash of the source repository."""
+    fold = _fold(items)
+    z = np.full(len(items), np.nan)
+    for k in range(K):
+        train = [items[i] for i in range(len(items)) if fold[i] != k]
+        test = np.where(fold == k)[0]
+        if not len(test):
+            continue
+        model = _fit(fx, family, train)
+        z[test] = _score(fx, family, model, [items[i] for i in test], cond)
+    return z
+
+
+def rows_for(items: list[Item], z: np.ndarray, real: dict[str, np.ndarray],
+             is_added: np.ndarray) -> list[tuple[str, int, int, float, float]]:
+    """(label, files, sources, AUC vs real of its media type, TPR at real 95th pct)."""
+    out = []
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        if it.is_ai and is_added[i]:
+            by_label[it.label].append(i)
+    groups = sorted(by_label.items())
+    for mt in ("video", "image"):
+        base_ai = [i for i, it in enumerate(items)
+                   if it.is_ai and not is_added[i] and it.media_type == mt]
+        if base_ai:
+            groups.append((f"base corpus, all AI {mt}", base_ai))
+    for label, idx in groups:
+        mt = items[idx[0]].media_type
+        neg = real[mt]
+        pos = z[idx]
+        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        auc = roc_auc(y.astype(bool), np.r_[pos, neg])
+        thr = float(np.quantile(neg, 0.95))
+        out.append((label, len(idx), len({items[i].source for i in idx}), auc,
+                    float((pos > thr).mean())))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", action="append", required=True)
+    ap.add_argument("--added", action="append", required=True)
+    ap.add_argument("--media-root", action="append", default=[])
+    ap.add_argument("--cache-dir", type=Path, default=Path("var"))
+    ap.add_argument("--max-frames", type=int, default=4)
+    ap.add_argument("--family", action="append", default=[])
+    ap.add_argument("--condition", default="laundered+masked", help="judged condition")
+    args = ap.parse_args()
+    base = load_manifests(args.base, args.media_root).items
+    base_keys = {str(it.path) for it in base}
+    added = [it for it in load_manifests(args.added, args.media_root).items
+             if str(it.path) not in base_keys]
+    items = base + added
+    is_added = np.r_[np.zeros(len(base), bool), np.ones(len(added), bool)]
+    fx = FeatureExtractor(args.cache_dir, args.max_frames)
+    for family in args.family or ["clipm"]:
+        z_base = oof(fx, family, base, args.condition)
+        z_before = np.r_[z_base, _score(fx, family, _fit(fx, family, base), added,
+                                        args.condition)]
+        z_after = oof(fx, family, items, args.condition)
+        print(f"\n{family} (L2 {l2_for(family)}), judged {args.condition}; "
+              f"{len(added)} added files from {len({it.source for it in added})} sources")
+        print("| added label | files (sources) | AUC before | AUC after | TPR@5% before "
+              "| TPR@5% after |")
+        print("|---|---|---|---|---|---|")
+        res = {}
+        for name, z in (("before", z_before), ("after", z_after)):
+            real = {mt: z[[i for i, it in enumerate(items) if not it.is_ai
+                           and it.media_type == mt]] for mt in ("video", "image")}
+            res[name] = rows_for(items, z, real, is_added)
+        for b, a in zip(res["before"], res["after"], strict=True):
+            print(f"| {b[0]} | {b[1]} ({b[2]}) | {b[3]:.3f} | {a[3]:.3f} | {b[4]:.3f} "
+                  f"| {a[4]:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

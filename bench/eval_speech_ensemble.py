@@ -1,8 +1,8 @@
-"""Held-out-source scores of an ensemble of speech CNNs trained with different seeds.
+"""Held-out-source scores of an ensemble of speech CNNs trained with different seeds or widths.
 
 Each input is the ``--json-out`` of one ``antifake evaluate <audio manifest> ...`` run (or
 of :func:`antifake.training.speech_model.run_speech_pipeline`) with the same folds and file
-list but another ``TrainConfig.seed``. The members' out-of-fold logits are averaged per
+list but another ``TrainConfig`` (seed, width). The members' out-of-fold logits are averaged per
 file and condition, then judged exactly as a single model is (nested thresholds, per source,
 per condition: :func:`antifake.training.speech_model.evaluate_oof`). Prints each member and
 the ensemble. Usage (repo root, venv active)::
@@ -58,11 +58,13 @@ def main() -> None:
     for p, r in zip(args.runs, runs, strict=True):
         oof = OutOfFold(logits={c: np.asarray(r["oof"][c]) for c in conds},
                         family_known=[False] * len(items))
-        print(_row(f"seed {r['config']['seed']} ({p.name})", evaluate_oof(items, oof)))
+        cfg = r["config"]
+        name = f"seed {cfg['seed']}, width {cfg.get('width', 8)} ({p.name})"
+        print(_row(name, evaluate_oof(items, oof)))
     mean = OutOfFold(logits={c: np.mean([np.asarray(r["oof"][c]) for r in runs], axis=0)
                              for c in conds}, family_known=[False] * len(items))
     ev = evaluate_oof(items, mean)
-    print(_row(f"mean of {len(runs)} seeds", ev))
+    print(_row(f"mean of {len(runs)} runs", ev))
     if args.json_out:
         args.json_out.write_text(json.dumps(ev, indent=1) + "\n", "utf-8")
 

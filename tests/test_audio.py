@@ -274,6 +274,26 @@ def test_speech_training_smoke(tmp_path: Path) -> None:
     assert lo.shape == (3,)
 
 
+def test_speech_cnn_width_scales_channels_not_outputs() -> None:
+    """``TrainConfig.width`` (the wider-CNN experiment) changes the channels of every block,
+    not what the model outputs; width 8 is the shipped model's size."""
+    pytest.importorskip("torch")
+    import torch
+
+    from antifake.detectors.synthetic_speech.features import N_BANDS, N_FRAMES
+    from antifake.training.speech_model import TrainConfig, build_model
+
+    assert TrainConfig().width == 8
+    counts = {}
+    for width in (8, 16):
+        model = build_model(3, width).eval()
+        with torch.no_grad():
+            logit, fam = model(torch.zeros(2, 1, N_FRAMES, N_BANDS))
+        assert logit.shape == (2,) and fam.shape == (2, 3)
+        counts[width] = sum(p.numel() for p in model.parameters())
+    assert 3.5 < counts[16] / counts[8] < 4.5  # conv weights grow with width squared
+
+
 @pytest.mark.parametrize(("suffix", "kwargs", "mime"), [
     ("wav", {}, "audio/wav"),
     ("mp3", {"codec": "libmp3lame"}, "audio/mpeg"),

@@ -47,10 +47,11 @@ def _torch() -> Any:
     return torch
 
 
-def build_model(n_families: int) -> Any:
-    """The CNN: four conv blocks (8-16-32-64 channels) -> mean+max pooling -> two heads
-    (P(synthetic) logit, family logits). About 30k parameters, ~15 M MACs per 2 s window
-    (cheap enough to train several source-held-out models on a 2-core CPU)."""
+def build_model(n_families: int, width: int = 8) -> Any:
+    """The CNN: four conv blocks (``width`` x 1-2-4-8 channels; 8-16-32-64 by default) ->
+    mean+max pooling -> two heads (P(synthetic) logit, family logits). At width 8 about 30k
+    parameters, ~15 M MACs per 2 s window (cheap enough to train several source-held-out
+    models on a 2-core CPU); parameters and MACs grow with the square of ``width``."""
     torch = _torch()
     nn = torch.nn
 
@@ -61,10 +62,11 @@ def build_model(n_families: int) -> Any:
     class SpeechCNN(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
-            self.body = nn.Sequential(block(1, 8), block(8, 16), block(16, 32), block(32, 64))
+            self.body = nn.Sequential(block(1, width), block(width, 2 * width),
+                                      block(2 * width, 4 * width), block(4 * width, 8 * width))
             self.drop = nn.Dropout(0.3)
-            self.binary = nn.Linear(128, 1)
-            self.family = nn.Linear(128, max(1, n_families))
+            self.binary = nn.Linear(16 * width, 1)
+            self.family = nn.Linear(16 * width, max(1, n_families))
 
         def forward(self, x: Any) -> tuple[Any, Any]:
             h = self.body(x)
@@ -86,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     n_bands: int = N_BANDS  # linear filterbank bands over 0-8 kHz
     per_band_norm: bool = True  # subtract each band's mean (removes a stationary channel)
+    width: int = 8  # channels of the first conv block (doubling per block)
 
 
 def _random_crop(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -131,7 +134,7 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
     torch = _torch()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = build_model(len(families))
+    model = build_model(len(families), cfg.width)
     fam_index = {f: i for i, f in enumerate(families)}
     idx = list(idx)
     y = np.array([items[i].is_ai for i in idx], np.float32)

@@ -4,8 +4,8 @@ Given the *base* manifests (what the shipped models were trained on) and *added*
 sources), for each feature family:
 
 - **before**: a probe fitted on every base file scores the added files (none of their
-  sources seen), and the base files get their 10-fold out-of-fold scores (folds by source
-  repository, as ``bench/explore_families.py``);
+  sources seen), and the base files get their 10-fold out-of-fold scores (``antifake
+  evaluate --split source-10fold``'s folds by source repository);
 - **after**: 10-fold out-of-fold scores over base + added together: every added file is
   scored by a probe that saw the *other* added sources but never its own.
 
@@ -25,47 +25,22 @@ with the same ``--max-frames``). Usage (repo root, venv active)::
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from explore_families import K, _fold  # noqa: E402
-
-from antifake.training.data import Item, load_manifests  # noqa: E402
-from antifake.training.features import FeatureExtractor  # noqa: E402
-from antifake.training.metrics import roc_auc  # noqa: E402
-from antifake.training.pipeline import (  # noqa: E402
-    TRAIN_CONDITIONS,
-    FittedModel,
-    fit_model,
-    l2_for,
-)
-
-
-def _score(fx: FeatureExtractor, family: str, model: FittedModel, items: list[Item],
-           cond: str) -> np.ndarray:
-    return np.asarray([model.clip_logit(fx.frames_features(family, cond, it)) for it in items])
-
-
-def _fit(fx: FeatureExtractor, family: str, items: list[Item]) -> FittedModel:
-    return fit_model(fx, family, items, TRAIN_CONDITIONS, attribution=False)
+from antifake.training.data import Item, load_manifests
+from antifake.training.features import FeatureExtractor
+from antifake.training.metrics import roc_auc
+from antifake.training.pipeline import TRAIN_CONDITIONS, fit_model, l2_for, loso_scores
 
 
 def oof(fx: FeatureExtractor, family: str, items: list[Item], cond: str) -> np.ndarray:
-    """10-fold out-of-fold logits, folds by a hash of the source repository."""
-    fold = _fold(items)
-    z = np.full(len(items), np.nan)
-    for k in range(K):
-        train = [items[i] for i in range(len(items)) if fold[i] != k]
-        test = np.where(fold == k)[0]
-        if not len(test):
-            continue
-        model = _fit(fx, family, train)
-        z[test] = _score(fx, family, model, [items[i] for i in test], cond)
-    return z
+    """10-fold out-of-fold logits under ``cond`` (the folds of ``antifake evaluate --split
+    source-10fold``), binary probe only."""
+    return loso_scores(fx, family, items, eval_conditions=(cond,), split="source-10fold",
+                       attribution=False).logits[cond]
 
 
 def rows_for(items: list[Item], z: np.ndarray,
@@ -120,9 +95,10 @@ def main() -> None:
     is_added = np.r_[np.zeros(len(base), bool), np.ones(len(added), bool)]
     fx = FeatureExtractor(args.cache_dir, args.max_frames)
     for family in args.family or ["clipm"]:
-        z_base = oof(fx, family, base, args.condition)
-        z_before = np.r_[z_base, _score(fx, family, _fit(fx, family, base), added,
-                                        args.condition)]
+        model = fit_model(fx, family, base, TRAIN_CONDITIONS, attribution=False)
+        z_before = np.r_[oof(fx, family, base, args.condition),
+                         [model.clip_logit(fx.frames_features(family, args.condition, it))
+                          for it in added]]
         z_after = oof(fx, family, items, args.condition)
         print(f"\n{family} (L2 {l2_for(family)}), judged {args.condition}; "
               f"{len(added)} added files from {len({it.source for it in added})} sources")

@@ -8,7 +8,9 @@ TPR per media type, the format groups (>= 20 real files) above 5 % and the numbe
 sources above 5 %. Policies: the pooled 95th percentile alone; pooled + a line per format
 group at 5 / 3 / 2 % (a file judged by the strictest of the pooled line and its own groups'
 lines); group lines whose level is chosen by an inner leave-one-source-out so that the
-group's inner FPR stays <= 5 %. Needs the feature cache filled (``antifake evaluate``).
+group's inner FPR stays <= 5 %; group lines at 3 / 5 % with every source weighing the same
+(each real file weighted by one over its source's files in the group). Needs the feature
+cache filled (``antifake evaluate``).
 Usage (repo root, venv active)::
 
     PYTHONPATH=src python bench/eval_threshold_policies.py --media-root var/corpus \\
@@ -35,6 +37,16 @@ from antifake.training.metrics import threshold_at_fpr
 from antifake.training.pipeline import TRAIN_CONDITIONS, fuse_oof, loso_scores
 
 CONDITIONS = ["masked", "laundered+masked"]
+
+
+def weighted_threshold_at_fpr(scores: np.ndarray, weights: np.ndarray, fpr: float) -> float:
+    """A threshold t such that the real files strictly above t carry at most ``fpr`` of the
+    total weight (:func:`threshold_at_fpr` with weights)."""
+    order = np.argsort(-scores, kind="stable")
+    s, w = scores[order], weights[order] / weights.sum()
+    above = np.cumsum(w)  # weight of s[0..k] inclusive
+    k = int(np.searchsorted(above, fpr, side="right"))  # first k with mass(s[0..k]) > fpr
+    return float(s[k]) if k < len(s) else float(s[-1]) - 1e-9
 
 
 def out_of_fold(manifests: list[Path], roots: list[Path], cache: Path, oof_path: Path) -> dict:
@@ -75,6 +87,12 @@ def main() -> None:
     def q(m: np.ndarray, fpr: float) -> float:
         return threshold_at_fpr(z[m], fpr)
 
+    def q_sources(m: np.ndarray, fpr: float) -> float:
+        """The line at ``fpr`` with every source's real files weighing as much in total as
+        any other source's: one source with many low (or high) scores does not move it."""
+        _, inv, counts = np.unique(src[m], return_inverse=True, return_counts=True)
+        return weighted_threshold_at_fpr(z[m], 1.0 / counts[inv], fpr)
+
     def inner_loso(m: np.ndarray) -> float:
         for level in (0.05, 0.04, 0.03, 0.025, 0.02, 0.015, 0.01, 0.005):
             fp = 0
@@ -98,6 +116,8 @@ def main() -> None:
         "pooled 5 % + groups 3 % (shipped)": lambda m: q(m, 0.03),
         "pooled 5 % + groups 2 %": lambda m: q(m, 0.02),
         "pooled 5 % + groups, inner leave-one-source-out level": inner_loso,
+        "pooled 5 % + groups 3 %, sources weighted equally": lambda m: q_sources(m, 0.03),
+        "pooled 5 % + groups 5 %, sources weighted equally": lambda m: q_sources(m, 0.05),
     }
     print(f"{args.model}, {args.condition}, nested by source; "
           f"{len(set(src))} sources, {len(items)} files")

@@ -294,6 +294,59 @@ def test_speech_cnn_width_scales_channels_not_outputs() -> None:
     assert 3.5 < counts[16] / counts[8] < 4.5  # conv weights grow with width squared
 
 
+def test_rawboost_keeps_level_and_length_and_changes_the_channel() -> None:
+    """Each RawBoost distortion keeps the window's length and RMS level, stays finite, and
+    actually changes the signal (the spectrum's shape, not only its scale)."""
+    from antifake.training.speech_model import _rawboost
+
+    rng = np.random.default_rng(0)
+    window = synth.voice_like(2.0, seed=3, f0=140)[:32000].astype(np.float32)
+    rms = float(np.sqrt(np.mean(window ** 2)))
+    changed = 0
+    for _ in range(30):
+        out = _rawboost(window, rng)
+        assert out.shape == window.shape and out.dtype == np.float32
+        assert np.isfinite(out).all()
+        assert abs(float(np.sqrt(np.mean(out ** 2))) / rms - 1) < 1e-3
+        spec_in, spec_out = (np.abs(np.fft.rfft(w)) + 1e-6 for w in (window, out))
+        changed += float(np.std(np.log(spec_out / spec_in))) > 0.05
+    assert changed >= 25
+
+
+def test_one_class_head_and_loss() -> None:
+    """The OC-softmax head's logit is bounded by the cosine (|cos| <= 1), and its loss is
+    small only when real speech sits inside the narrow margin and synthetic outside the
+    wide one."""
+    pytest.importorskip("torch")
+    import torch
+
+    from antifake.detectors.synthetic_speech.features import N_BANDS, N_FRAMES
+    from antifake.training.speech_model import (
+        OC_AI_MARGIN,
+        OC_ALPHA,
+        OC_REAL_MARGIN,
+        build_model,
+        one_class_loss,
+    )
+
+    model = build_model(2, 8, one_class=True).eval()
+    with torch.no_grad():
+        logit, fam = model(torch.randn(5, 1, N_FRAMES, N_BANDS))
+    mid = (OC_REAL_MARGIN + OC_AI_MARGIN) / 2
+    assert logit.shape == (5,) and fam.shape == (5, 2)
+    low, high = OC_ALPHA * (mid - 1) - 1e-4, OC_ALPHA * (mid + 1) + 1e-4
+    assert bool(((logit >= low) & (logit <= high)).all())
+
+    def logit_at(cos: float) -> torch.Tensor:
+        return torch.tensor([OC_ALPHA * (mid - cos)])
+
+    real, ai = torch.tensor([0.0]), torch.tensor([1.0])
+    assert float(one_class_loss(logit_at(0.99), real)) < 0.2
+    assert float(one_class_loss(logit_at(0.5), real)) > 5
+    assert float(one_class_loss(logit_at(-0.5), ai)) < 0.01
+    assert float(one_class_loss(logit_at(0.5), ai)) > 5
+
+
 @pytest.mark.parametrize(("suffix", "kwargs", "mime"), [
     ("wav", {}, "audio/wav"),
     ("mp3", {"codec": "libmp3lame"}, "audio/mpeg"),

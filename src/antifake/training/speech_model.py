@@ -26,6 +26,7 @@ import numpy as np
 from antifake.detectors.synthetic_speech.features import (
     N_BANDS,
     N_FRAMES,
+    SAMPLE_RATE,
     WINDOW_SAMPLES,
     add_noise_floor,
     clip_windows_features,
@@ -47,11 +48,19 @@ def _torch() -> Any:
     return torch
 
 
-def build_model(n_families: int, width: int = 8) -> Any:
+OC_ALPHA, OC_REAL_MARGIN, OC_AI_MARGIN = 20.0, 0.9, 0.2  # OC-softmax (Zhang et al., 2021)
+
+
+def build_model(n_families: int, width: int = 8, one_class: bool = False) -> Any:
     """The CNN: four conv blocks (``width`` x 1-2-4-8 channels; 8-16-32-64 by default) ->
     mean+max pooling -> two heads (P(synthetic) logit, family logits). At width 8 about 30k
     parameters, ~15 M MACs per 2 s window (cheap enough to train several source-held-out
-    models on a 2-core CPU); parameters and MACs grow with the square of ``width``."""
+    models on a 2-core CPU); parameters and MACs grow with the square of ``width``.
+
+    ``one_class``: the synthetic logit is ``OC_ALPHA * (mid - cos(w, e))`` of the pooled
+    embedding ``e`` and a learnt direction ``w`` (mid: halfway between the two OC-softmax
+    margins), trained by :func:`one_class_loss` so that real speech gathers within a
+    narrow cone around ``w`` and anything else may lie anywhere outside a wide one."""
     torch = _torch()
     nn = torch.nn
 
@@ -67,11 +76,17 @@ def build_model(n_families: int, width: int = 8) -> Any:
             self.drop = nn.Dropout(0.3)
             self.binary = nn.Linear(16 * width, 1)
             self.family = nn.Linear(16 * width, max(1, n_families))
+            if one_class:
+                self.centre = nn.Parameter(torch.randn(16 * width) * 0.1)
 
         def forward(self, x: Any) -> tuple[Any, Any]:
             h = self.body(x)
             pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
             pooled = self.drop(pooled)
+            if one_class:
+                cos = nn.functional.cosine_similarity(pooled, self.centre[None], dim=1)
+                mid = (OC_REAL_MARGIN + OC_AI_MARGIN) / 2
+                return OC_ALPHA * (mid - cos), self.family(pooled)
             return self.binary(pooled).squeeze(1), self.family(pooled)
 
     return SpeechCNN()
@@ -89,6 +104,8 @@ class TrainConfig:
     n_bands: int = N_BANDS  # linear filterbank bands over 0-8 kHz
     per_band_norm: bool = True  # subtract each band's mean (removes a stationary channel)
     width: int = 8  # channels of the first conv block (doubling per block)
+    rawboost_p: float = 0.0  # RawBoost-style channel / impulsive / coloured noise, per window
+    one_class: bool = False  # OC-softmax head and loss instead of a linear head + BCE
 
 
 def _random_crop(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -114,6 +131,57 @@ def _augment(window: np.ndarray, rng: np.random.Generator, noise_p: float) -> np
     return w.astype(np.float32)
 
 
+def _bandstop_fir(rng: np.random.Generator, n_notches: int) -> np.ndarray:
+    """A random FIR filter (Hamming-windowed sinc, 11-101 taps) that cuts ``n_notches``
+    bands of 50-1000 Hz between 20 Hz and 7.9 kHz: an unknown microphone / channel."""
+    taps = int(rng.integers(5, 51)) * 2 + 1
+    n = np.arange(taps) - taps // 2
+    win = np.hamming(taps)
+    h = np.zeros(taps)
+    h[taps // 2] = 1.0
+    nyq = SAMPLE_RATE / 2
+    for _ in range(n_notches):
+        centre = rng.uniform(20, nyq - 100)
+        half = rng.uniform(25, 500)
+        lo, hi = max(1.0, centre - half) / SAMPLE_RATE, min(nyq - 1, centre + half) / SAMPLE_RATE
+        band = (2 * hi * np.sinc(2 * hi * n) - 2 * lo * np.sinc(2 * lo * n)) * win
+        notch = -band
+        notch[taps // 2] += 1.0
+        h = np.convolve(h, notch)
+    return h
+
+
+def _rawboost(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One of RawBoost's three distortions (Tak et al., ICASSP 2022), applied alike to both
+    classes so that the model may not key on a source's channel: (1) linear and non-linear
+    convolutive noise: sum of the window's first 1-3 powers, each through its own random
+    multi-notch FIR filter; (2) impulsive signal-dependent noise on 1-10 % of the samples;
+    (3) stationary coloured noise (white noise through a random FIR filter) at 10-40 dB SNR.
+    The output keeps the window's RMS level."""
+    x = window.astype(np.float64)
+    rms = math.sqrt(float(np.mean(x ** 2))) + 1e-9
+    kind = int(rng.integers(3))
+    if kind == 0:
+        xn = x / (np.max(np.abs(x)) + 1e-9)
+        y = np.zeros_like(x)
+        for power in range(1, int(rng.integers(1, 4)) + 1):
+            gain = 1.0 if power == 1 else rng.uniform(0.05, 0.3) / power
+            h = _bandstop_fir(rng, int(rng.integers(1, 6)))
+            y += gain * np.convolve(xn ** power, h, mode="same")
+        y -= y.mean()
+    elif kind == 1:
+        y = x.copy()
+        hit = rng.random(x.size) < rng.uniform(0.01, 0.1)
+        y[hit] += x[hit] * rng.uniform(-2.0, 2.0, int(hit.sum()))
+    else:
+        white = rng.standard_normal(x.size)
+        noise = np.convolve(white, _bandstop_fir(rng, int(rng.integers(1, 6))), mode="same")
+        snr_db = rng.uniform(10, 40)
+        y = x + noise * rms / (math.sqrt(float(np.mean(noise ** 2))) + 1e-12) / 10 ** (snr_db / 20)
+    y *= rms / (math.sqrt(float(np.mean(y ** 2))) + 1e-9)
+    return y.astype(np.float32)
+
+
 def _spec_mask(feats: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One band mask (up to 12 of the 80 bands) and one time mask (up to 30 frames), set
     to the window's mean (0 after level normalisation): the model may not rely on one
@@ -134,7 +202,7 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
     torch = _torch()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = build_model(len(families), cfg.width)
+    model = build_model(len(families), cfg.width, cfg.one_class)
     fam_index = {f: i for i, f in enumerate(families)}
     idx = list(idx)
     y = np.array([items[i].is_ai for i in idx], np.float32)
@@ -162,14 +230,18 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
             xs = []
             for j in pick:
                 cond = CONDITIONS[int(rng.integers(len(CONDITIONS)))]
-                win = _augment(_random_crop(waves[cond][idx[j]], rng), rng, cfg.noise_p)
+                win = _random_crop(waves[cond][idx[j]], rng)
+                if cfg.rawboost_p and rng.random() < cfg.rawboost_p:
+                    win = _rawboost(win, rng)
+                win = _augment(win, rng, cfg.noise_p)
                 feats = window_features(add_noise_floor(win), cfg.n_bands, cfg.per_band_norm)
                 if rng.random() < cfg.spec_mask_p:
                     feats = _spec_mask(feats, rng)
                 xs.append(feats)
             x = torch.from_numpy(np.stack(xs)[:, None])
             logit, fam_logit = model(x)
-            loss = bce(logit, torch.from_numpy(y[pick]))
+            target = torch.from_numpy(y[pick])
+            loss = one_class_loss(logit, target) if cfg.one_class else bce(logit, target)
             fam_t = torch.from_numpy(fam[pick])
             if cfg.family_weight and (fam_t >= 0).any():
                 loss = loss + cfg.family_weight * ce(fam_logit, fam_t)
@@ -182,6 +254,16 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
                  total / steps_per_epoch, time.time() - t0)
     model.eval()
     return model
+
+
+def one_class_loss(logit: Any, target: Any) -> Any:
+    """OC-softmax in terms of the head's logit ``OC_ALPHA * (mid - cos)``: real speech pays
+    until cos >= OC_REAL_MARGIN, synthetic until cos <= OC_AI_MARGIN."""
+    torch = _torch()
+    half = OC_ALPHA * (OC_REAL_MARGIN - OC_AI_MARGIN) / 2
+    real_loss = torch.nn.functional.softplus(logit + half)
+    ai_loss = torch.nn.functional.softplus(half - logit)
+    return torch.where(target > 0.5, ai_loss, real_loss).mean()
 
 
 def window_batch(wave: np.ndarray, n_bands: int = N_BANDS,

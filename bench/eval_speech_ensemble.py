@@ -2,10 +2,11 @@
 
 Each input is the ``--json-out`` of one ``antifake evaluate <audio manifest> ...`` run (or
 of :func:`antifake.training.speech_model.run_speech_pipeline`) with the same folds and file
-list but another ``TrainConfig`` (seed, width). The members' out-of-fold logits are averaged per
-file and condition, then judged exactly as a single model is (nested thresholds, per source,
-per condition: :func:`antifake.training.speech_model.evaluate_oof`). Prints each member and
-the ensemble. Usage (repo root, venv active)::
+list but another ``TrainConfig`` (seed, width, RawBoost, OC-softmax). The members'
+out-of-fold logits are averaged per file and condition, then judged exactly as a single
+model is (nested thresholds, per source, per condition:
+:func:`antifake.training.speech_model.evaluate_oof`). Prints each member and the ensemble.
+Usage (repo root, venv active)::
 
     PYTHONPATH=src python bench/eval_speech_ensemble.py ../shared/corpus/extra-audio-manifest.tsv \\
         --media-root var/corpus var/speech-eval.json var/speech-eval-seed1.json
@@ -59,7 +60,9 @@ def main() -> None:
         oof = OutOfFold(logits={c: np.asarray(r["oof"][c]) for c in conds},
                         family_known=[False] * len(items))
         cfg = r["config"]
-        name = f"seed {cfg['seed']}, width {cfg.get('width', 8)} ({p.name})"
+        extra = "".join([f", RawBoost p {cfg['rawboost_p']}" if cfg.get("rawboost_p") else "",
+                         ", OC-softmax" if cfg.get("one_class") else ""])
+        name = f"seed {cfg['seed']}, width {cfg.get('width', 8)}{extra} ({p.name})"
         print(_row(name, evaluate_oof(items, oof)))
     mean = OutOfFold(logits={c: np.mean([np.asarray(r["oof"][c]) for r in runs], axis=0)
                              for c in conds}, family_known=[False] * len(items))

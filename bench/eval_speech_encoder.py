@@ -8,7 +8,10 @@ CNN's held-out scores from an ``antifake evaluate --json-out`` file.
 
 Needs the train extra and ``pip install --no-deps resemblyzer==0.1.4`` (the weights).
 ``--features phase`` probes the spectral and phase statistics of
-:mod:`antifake.training.speech_stats` instead (no extra package).
+:mod:`antifake.training.speech_stats` instead (no extra package). ``--features dnsmos``
+probes the internal activations of Microsoft's DNSMOS P.835 speech-quality network (a CNN
+on log power spectra trained to predict listeners' signal / background / overall ratings;
+its ONNX file ships in ``pip install --no-deps speechmos==0.0.1.1``, MIT licence).
 """
 
 from __future__ import annotations
@@ -75,6 +78,77 @@ def phase_features(waves: dict[str, list[np.ndarray]], cache: Path) -> dict[str,
     return out
 
 
+DNSMOS_SECONDS = 9.01  # the network's fixed input length at 16 kHz
+DNSMOS_TAPS = {  # internal tensors of dnsmos_models/sig_bak_ovr.onnx read as features
+    "mos_estimator_logpow/conv2d_6/Relu:0": "conv",  # (n, 64, 112, 20): pooled below
+    "mos_estimator_logpow/dense/Relu:0": "dense",  # (n, 128)
+    "mos_estimator_logpow/dense_1/Relu:0": "dense_1",  # (n, 64)
+    "Identity:0": "mos",  # (n, 3) raw signal / background / overall scores
+}
+
+
+def dnsmos_session() -> object:
+    """An onnxruntime session of DNSMOS P.835 that also returns :data:`DNSMOS_TAPS`."""
+    import importlib.util
+
+    import onnx
+    import onnxruntime as ort
+
+    spec = importlib.util.find_spec("speechmos")  # not imported: it needs librosa
+    if spec is None or spec.origin is None:
+        raise SystemExit("pip install --no-deps speechmos==0.0.1.1 (the DNSMOS weights)")
+    model = onnx.load(str(Path(spec.origin).parent / "dnsmos_models" / "sig_bak_ovr.onnx"))
+    have = {o.name for o in model.graph.output}
+    for name in DNSMOS_TAPS:
+        if name not in have:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def dnsmos_clip(sess: object, wave: np.ndarray, max_segments: int = 3) -> np.ndarray:
+    """Mean over up to ``max_segments`` 9.01 s segments (the wave tiled when shorter, as
+    DNSMOS does) of: per-channel max, mean and std of the last conv block (192), the two
+    dense layers (192) and the raw scores (3): 387 values."""
+    n = int(DNSMOS_SECONDS * 16_000)
+    w = np.asarray(wave, np.float32)
+    if w.size == 0:
+        w = np.zeros(n, np.float32)
+    peak = float(np.max(np.abs(w))) or 1.0
+    w = w / peak * 0.5 if peak > 1 else w
+    while w.size < n:
+        w = np.concatenate([w, w])
+    starts = np.linspace(0, w.size - n, min(max_segments, 1 + (w.size - n) // 16_000))
+    batch = np.stack([w[int(s):int(s) + n] for s in starts])
+    run = sess.run  # type: ignore[attr-defined]
+    outs = dict(zip(DNSMOS_TAPS, run(list(DNSMOS_TAPS), {"input_1": batch}), strict=True))
+    conv = outs["mos_estimator_logpow/conv2d_6/Relu:0"]
+    flat = conv.reshape(conv.shape[0], conv.shape[1], -1)
+    parts = [flat.max(-1), flat.mean(-1), flat.std(-1),
+             outs["mos_estimator_logpow/dense/Relu:0"],
+             outs["mos_estimator_logpow/dense_1/Relu:0"], outs["Identity:0"]]
+    return np.concatenate(parts, axis=1).mean(axis=0)
+
+
+def dnsmos_features(waves: dict[str, list[np.ndarray]], cache: Path,
+                    max_segments: int = 3) -> dict[str, np.ndarray]:
+    """condition -> (n_files, 387) DNSMOS activations (cached in ``cache``)."""
+    if cache.exists():
+        data = np.load(cache)
+        if all(c in data for c in waves):
+            return {c: data[c] for c in waves}
+    sess = dnsmos_session()
+    t0 = time.time()
+    out: dict[str, np.ndarray] = {}
+    for cond, ws in waves.items():
+        out[cond] = np.stack([dnsmos_clip(sess, w, max_segments) for w in ws]).astype(np.float32)
+        logging.info("%s: %d files, %.0f s so far", cond, len(ws), time.time() - t0)
+    np.savez(cache, **out)  # type: ignore[arg-type]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("manifests", nargs="+", type=Path)
@@ -86,7 +160,10 @@ def main() -> None:
     ap.add_argument("--cnn-json", type=Path, help="antifake evaluate --json-out of the CNN")
     ap.add_argument("--subset", choices=["all", "layers", "emb", "l3"], default="all",
                     help="columns of the GE2E features")
-    ap.add_argument("--features", choices=["ge2e", "phase"], default="ge2e")
+    ap.add_argument("--features", choices=["ge2e", "phase", "dnsmos"], default="ge2e")
+    ap.add_argument("--conditions", nargs="+",
+                    help="only these codec conditions (default: all five)")
+    ap.add_argument("--max-segments", type=int, default=3, help="DNSMOS 9 s segments per file")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -96,8 +173,13 @@ def main() -> None:
     kept, waves = load_wave_cache(wave_dir)
     by_path = {str(it.path): it for it in items}
     items = [by_path[k] for k in kept]
+    if args.conditions:
+        waves = {c: waves[c] for c in args.conditions}
     if args.features == "phase":
         feats = phase_features(waves, args.cache_dir / "speech-phase-stats.npz")
+    elif args.features == "dnsmos":
+        feats = dnsmos_features(waves, args.cache_dir / f"speech-dnsmos-s{args.max_segments}.npz",
+                                args.max_segments)
     else:
         feats = encoder_features(waves, args.max_partials,
                                  args.cache_dir / f"speech-ge2e-p{args.max_partials}.npz")

@@ -106,6 +106,7 @@ class TrainConfig:
     width: int = 8  # channels of the first conv block (doubling per block)
     rawboost_p: float = 0.0  # RawBoost-style channel / impulsive / coloured noise, per window
     one_class: bool = False  # OC-softmax head and loss instead of a linear head + BCE
+    copysynth_p: float = 0.0  # share of real draws replaced by a classical-vocoder copy (AI)
 
 
 def _random_crop(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -197,8 +198,12 @@ def _spec_mask(feats: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
-                idx: Sequence[int], families: list[str], cfg: TrainConfig) -> Any:
-    """Train on the items at ``idx`` (waves: condition -> per-item waves)."""
+                idx: Sequence[int], families: list[str], cfg: TrainConfig,
+                copies: dict[str, list[list[np.ndarray]]] | None = None) -> Any:
+    """Train on the items at ``idx`` (waves: condition -> per-item waves). With
+    ``cfg.copysynth_p`` and ``copies`` (condition -> per item its real speech re-synthesised
+    by classical vocoders, :mod:`antifake.training.copy_synthesis`), that share of the real
+    draws is replaced by one of the item's copies, labelled synthetic."""
     torch = _torch()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -211,10 +216,14 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
     # 200-file source does not drown a 10-file one.
     per_source = Counter((items[i].source, items[i].is_ai) for i in idx)
     w = np.array([1 / math.sqrt(per_source[(items[i].source, items[i].is_ai)]) for i in idx])
+    swap = cfg.copysynth_p if copies is not None else 0.0
+    # Real items are drawn more often when some of their draws become copies, so that real
+    # speech still makes half of every batch.
+    real_share = 0.5 / (1.0 - swap) if swap < 0.5 else 0.99
     for cls in (0, 1):
         m = y == cls
         if m.any():
-            w[m] = w[m] / w[m].sum() * 0.5
+            w[m] = w[m] / w[m].sum() * (real_share if cls == 0 else 1.0 - real_share)
     w = w / w.sum()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-3)
     steps_per_epoch = max(1, len(idx) // cfg.batch)
@@ -228,9 +237,17 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
         for _ in range(steps_per_epoch):
             pick = rng.choice(len(idx), size=cfg.batch, p=w)
             xs = []
-            for j in pick:
+            target = y[pick].copy()
+            fam_pick = fam[pick].copy()
+            for n, j in enumerate(pick):
                 cond = CONDITIONS[int(rng.integers(len(CONDITIONS)))]
-                win = _random_crop(waves[cond][idx[j]], rng)
+                source_wave = waves[cond][idx[j]]
+                if swap and not y[j] and copies is not None and copies[cond][idx[j]] \
+                        and rng.random() < swap:
+                    variants = copies[cond][idx[j]]
+                    source_wave = variants[int(rng.integers(len(variants)))]
+                    target[n], fam_pick[n] = 1.0, -1
+                win = _random_crop(source_wave, rng)
                 if cfg.rawboost_p and rng.random() < cfg.rawboost_p:
                     win = _rawboost(win, rng)
                 win = _augment(win, rng, cfg.noise_p)
@@ -240,9 +257,9 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
                 xs.append(feats)
             x = torch.from_numpy(np.stack(xs)[:, None])
             logit, fam_logit = model(x)
-            target = torch.from_numpy(y[pick])
-            loss = one_class_loss(logit, target) if cfg.one_class else bce(logit, target)
-            fam_t = torch.from_numpy(fam[pick])
+            target_t = torch.from_numpy(target)
+            loss = one_class_loss(logit, target_t) if cfg.one_class else bce(logit, target_t)
+            fam_t = torch.from_numpy(fam_pick)
             if cfg.family_weight and (fam_t >= 0).any():
                 loss = loss + cfg.family_weight * ce(fam_logit, fam_t)
             opt.zero_grad()
@@ -315,7 +332,8 @@ class OutOfFold:
 
 
 def out_of_fold(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
-                n_folds: int, cfg: TrainConfig) -> OutOfFold:
+                n_folds: int, cfg: TrainConfig,
+                copies: dict[str, list[list[np.ndarray]]] | None = None) -> OutOfFold:
     """Score every item under every condition with a model trained without its source."""
     oof = OutOfFold(logits={c: np.zeros(len(items)) for c in waves})
     oof.family_top = [""] * len(items)
@@ -326,7 +344,7 @@ def out_of_fold(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
         fams = families_of(items, train_idx)
         log.info("fold %d/%d: %d held out (%d sources)", k + 1, n_folds, len(held),
                  len({items[i].source for i in held}))
-        model = train_model(items, waves, train_idx, fams, cfg)
+        model = train_model(items, waves, train_idx, fams, cfg, copies)
         for cond in waves:
             lo, fp = score_waves(model, [waves[cond][i] for i in held], cfg.n_bands,
                                  cfg.per_band_norm)
@@ -490,6 +508,12 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
     kept, waves = load_wave_cache(cache_dir)
     by_path = {str(it.path): it for it in items}
     items = [by_path[k] for k in kept]
+    copies = None
+    if cfg.copysynth_p:
+        from antifake.training.copy_synthesis import build_copies
+
+        copies = build_copies(kept, [not it.is_ai for it in items], waves["original"],
+                              list(waves), cache_dir, workers=workers)
     result: dict[str, Any] = {"config": cfg.__dict__, "folds": folds}
     threshold = authentic = None
     if evaluate:
@@ -502,7 +526,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             oof = OutOfFold(logits={c: np.asarray(v) for c, v in previous["oof"].items()})
             ev = previous["evaluation"]
         else:
-            oof = out_of_fold(items, waves, folds, cfg)
+            oof = out_of_fold(items, waves, folds, cfg, copies)
             ev = evaluate_oof(items, oof)
             ev["split"] = f"source-grouped {folds}-fold"
         result["evaluation"] = ev
@@ -517,7 +541,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         out_dir.mkdir(parents=True, exist_ok=True)
         all_idx = list(range(len(items)))
         fams = families_of(items, all_idx)
-        model = train_model(items, waves, all_idx, fams, cfg)
+        model = train_model(items, waves, all_idx, fams, cfg, copies)
         export_onnx(model, out_dir / "synthetic_speech.onnx", cfg.n_bands)
         meta: dict[str, Any] = {
             "version": "speech-lcnn-0.3",

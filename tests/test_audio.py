@@ -21,6 +21,7 @@ from antifake.media.sniff import sniff_bytes
 
 AUDIO_CASES = [
     ("a.wav", {}, "wav", "audio/wav"),
+    ("a.aiff", {"codec": "pcm_s16be"}, "aiff", "audio/aiff"),
     ("a.flac", {"codec": "flac"}, "flac", "audio/flac"),
     ("a.mp3", {"codec": "libmp3lame"}, "mp3", "audio/mpeg"),
     ("a.ogg", {"codec": "libopus"}, "ogg", "audio/ogg"),
@@ -49,6 +50,8 @@ def test_audio_formats_open_as_audio(tmp_path: Path, name: str, kwargs: dict, fm
 
 def test_sniff_audio_signatures() -> None:
     assert sniff_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\0" * 20).format == "wav"
+    assert sniff_bytes(b"FORM\x00\x00\x10\x00AIFFCOMM" + b"\0" * 24).format == "aiff"
+    assert sniff_bytes(b"FORM\x00\x00\x10\x00AIFCFVER" + b"\0" * 24).format == "aiff"
     assert sniff_bytes(b"fLaC" + b"\0" * 28).format == "flac"
     assert sniff_bytes(b"OggS" + b"\0" * 28).format == "ogg"
     assert sniff_bytes(b"ID3\x04" + b"\0" * 28).format == "mp3"
@@ -115,6 +118,16 @@ def test_garbage_after_audio_header_is_corrupt(tmp_path: Path) -> None:
     path.write_bytes(b"fLaC" + bytes(range(256)) * 8)
     with pytest.raises(AntifakeError) as err:
         open_media(path)
+    assert err.value.code == ErrorCode.CORRUPT_MEDIA
+
+
+def test_truncated_aiff_is_corrupt(tmp_path: Path) -> None:
+    """An AIFF cut short (its FORM chunk declares more bytes than the file has) is
+    ``corrupt_media`` at open time, like a cut WAV or MP4."""
+    full = synth.write_audio(tmp_path / "full.aiff", codec="pcm_s16be")
+    cut = synth.truncated_copy(full, tmp_path / "cut.aiff", 0.5)
+    with pytest.raises(AntifakeError) as err:
+        open_media(cut)
     assert err.value.code == ErrorCode.CORRUPT_MEDIA
 
 

@@ -81,7 +81,8 @@ def main() -> None:
 MEDIA_SUFFIXES = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".dib",
     ".tif", ".tiff", ".mp4", ".m4v", ".mov", ".qt", ".webm", ".mkv", ".avi",
-    ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aac", ".m4a", ".m4b",
+    ".wav", ".aif", ".aiff", ".aifc", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aac",
+    ".m4a", ".m4b",
 })
 
 

@@ -33,7 +33,8 @@ ANALYSIS_SAMPLE_RATE = 16_000
 # FFmpeg demuxer per sniffed format (forcing it stops FFmpeg's own probing from picking some
 # other demuxer for a hostile file).
 AUDIO_DEMUXERS = {
-    "wav": "wav", "flac": "flac", "mp3": "mp3", "ogg": "ogg", "aac": "aac", "m4a": "mov",
+    "wav": "wav", "aiff": "aiff", "flac": "flac", "mp3": "mp3", "ogg": "ogg", "aac": "aac",
+    "m4a": "mov",
     "mp4": "mov", "mov": "mov", "webm": "matroska", "mkv": "matroska", "avi": "avi",
 }
 # Decoded frames per second of audio no real codec exceeds (AAC: ~47 at 48 kHz, Opus 50,

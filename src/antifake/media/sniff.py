@@ -20,7 +20,7 @@ HEAD_BYTES = 4096
 
 IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "gif", "bmp", "tiff"})
 VIDEO_FORMATS = frozenset({"mp4", "mov", "webm", "mkv", "avi"})
-AUDIO_FORMATS = frozenset({"wav", "flac", "mp3", "ogg", "aac", "m4a"})
+AUDIO_FORMATS = frozenset({"wav", "aiff", "flac", "mp3", "ogg", "aac", "m4a"})
 
 MIME_TYPES: dict[str, str] = {
     "jpeg": "image/jpeg",
@@ -35,6 +35,7 @@ MIME_TYPES: dict[str, str] = {
     "mkv": "video/x-matroska",
     "avi": "video/x-msvideo",
     "wav": "audio/wav",
+    "aiff": "audio/aiff",
     "flac": "audio/flac",
     "mp3": "audio/mpeg",
     "ogg": "audio/ogg",
@@ -160,6 +161,11 @@ def sniff_bytes(head: bytes) -> Sniffed:
         if doctype == "matroska":
             return Sniffed("mkv", "video")
         raise _unsupported(f"EBML document type {doctype!r}")
+    if head[:4] == b"FORM" and len(head) >= 12:
+        kind = head[8:12]
+        if kind in (b"AIFF", b"AIFC"):  # Apple's PCM container (AIFC: compressed or float)
+            return Sniffed("aiff", "audio")
+        raise _unsupported(f"IFF container of type {kind!r}")
     if head[:4] == b"fLaC":
         return Sniffed("flac", "audio")
     if head[:4] == b"OggS":
@@ -220,7 +226,7 @@ def check_container_size(path: Path, sniffed: Sniffed, file_size: int,
                          limits: Limits | None = None) -> None:
     """Raise ``corrupt_media`` when the container says the file should be longer.
 
-    Covers RIFF (WebP, AVI), ISO-BMFF (MP4, MOV) and Matroska (WebM, MKV). Formats
+    Covers RIFF (WebP, AVI), IFF (AIFF), ISO-BMFF (MP4, MOV) and Matroska (WebM, MKV). Formats
     without such a size field (JPEG, PNG, GIF...) are checked by their decoder instead.
     With ``limits``, MP4/MOV tracks declaring more samples than they allow raise
     ``too_large`` too (:func:`antifake.media.bmff.check_sample_counts`: FFmpeg indexes
@@ -233,6 +239,10 @@ def check_container_size(path: Path, sniffed: Sniffed, file_size: int,
             declared = 8 + int.from_bytes(head[4:8], "little")
             # RIFF chunks are padded to even sizes; tolerate a missing final pad byte.
             if declared > file_size + 1:
+                raise _truncated(fmt, declared, file_size)
+        elif fmt == "aiff":
+            declared = 8 + int.from_bytes(head[4:8], "big")
+            if declared > file_size + 1:  # IFF chunks are padded to even sizes too
                 raise _truncated(fmt, declared, file_size)
         elif fmt in ("mp4", "mov"):
             _check_bmff(fh, fmt, file_size)

@@ -17,7 +17,7 @@ class MediaInfo:
     """What we know about a file without looking at its pixels' meaning.
 
     ``format`` is sniffed from the bytes (``jpeg``, ``png``, ``webp``, ``gif``, ``bmp``,
-    ``tiff``, ``mp4``, ``mov``, ``webm``, ``mkv``, ``avi``; audio: ``wav``, ``flac``,
+    ``tiff``, ``mp4``, ``mov``, ``webm``, ``mkv``, ``avi``; audio: ``wav``, ``aiff``, ``flac``,
     ``mp3``, ``ogg``, ``aac``, ``m4a``), never from the extension. Audio files have
     ``width == height == 0`` and their ``sample_rate``/``channels`` set.
     ``metadata`` groups what was extracted by origin: ``exif`` (tag name -> value),

@@ -38,6 +38,7 @@ from antifake.training.metrics import roc_auc, sigmoid, threshold_at_fpr
 
 log = logging.getLogger(__name__)
 
+MODEL_VERSION = "speech-lcnn-0.4"  # what a model trained by this code is called
 MIN_FAMILY_FILES = 20  # a family gets an attribution class from this many training files
 TARGET_FPR = 0.05
 
@@ -544,7 +545,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         model = train_model(items, waves, all_idx, fams, cfg, copies)
         export_onnx(model, out_dir / "synthetic_speech.onnx", cfg.n_bands)
         meta: dict[str, Any] = {
-            "version": "speech-lcnn-0.3",
+            "version": MODEL_VERSION,
             "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0, "n_bands": cfg.n_bands,
             "per_band_norm": cfg.per_band_norm,
             "families": fams,

@@ -27,7 +27,7 @@ import numpy as np
 from antifake.detectors.synthetic_speech.detector import load_config, score_wave
 from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
 from antifake.training.metrics import roc_auc, sigmoid
-from antifake.training.speech_model import operating_threshold
+from antifake.training.speech_model import nested_source_thresholds
 
 
 def rates(y: np.ndarray, p: np.ndarray, thr: float) -> str:
@@ -77,10 +77,8 @@ def after(base: list[Path], added: list[Path], media_root: Path, run_json: Path)
     y = np.array([it.is_ai for it in items])
     src = np.array([it.source for it in items])
     probs = {c: sigmoid(np.asarray(v)) for c, v in run["oof"].items()}
-    thr = np.zeros(len(items))
-    for s in set(src):
-        other_real = (~y) & (src != s)
-        thr[src == s] = operating_threshold({c: p[other_real] for c, p in probs.items()})
+    thr_for = nested_source_thresholds(y, src, probs)
+    thr = np.array([thr_for[s] for s in src])
     print(f"\nafter: {run_json} ({run['folds']} source folds over base + added; nested lines)")
     print("\n| files | sources (real / synthetic) | condition | AUC | TPR | real FPR "
           "| real sources > 5 % |\n|---|---|---|---|---|---|---|")

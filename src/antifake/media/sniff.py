@@ -235,14 +235,11 @@ def check_container_size(path: Path, sniffed: Sniffed, file_size: int,
     fmt = sniffed.format
     with open(path, "rb") as fh:
         head = fh.read(HEAD_BYTES)
-        if fmt in ("webp", "avi"):
-            declared = 8 + int.from_bytes(head[4:8], "little")
-            # RIFF chunks are padded to even sizes; tolerate a missing final pad byte.
+        if fmt in ("webp", "avi", "aiff"):
+            # RIFF (little-endian) and IFF (big-endian) chunk sizes; chunks are padded to
+            # even sizes, so tolerate a missing final pad byte.
+            declared = 8 + int.from_bytes(head[4:8], "big" if fmt == "aiff" else "little")
             if declared > file_size + 1:
-                raise _truncated(fmt, declared, file_size)
-        elif fmt == "aiff":
-            declared = 8 + int.from_bytes(head[4:8], "big")
-            if declared > file_size + 1:  # IFF chunks are padded to even sizes too
                 raise _truncated(fmt, declared, file_size)
         elif fmt in ("mp4", "mov"):
             _check_bmff(fh, fmt, file_size)

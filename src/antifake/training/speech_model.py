@@ -385,6 +385,14 @@ def write_audio_calibration(path: Path, ai_threshold: float, authentic: float) -
     path.write_text(json.dumps(cal, indent=1) + "\n", "utf-8")
 
 
+def nested_source_thresholds(is_ai: np.ndarray, sources: np.ndarray,
+                             probs: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per source: the operating threshold fitted on the *other* sources' real speech (all
+    conditions of ``probs``), as a user meets a source the threshold never saw."""
+    return {s: operating_threshold({c: p[(~is_ai) & (sources != s)] for c, p in probs.items()})
+            for s in sorted(set(sources))}
+
+
 def evaluate_oof(items: Sequence[AudioItem], oof: OutOfFold,
                  unknown_below: float = 0.5) -> dict[str, Any]:
     """Tables from out-of-fold scores: per condition AUC/TPR/FPR at nested thresholds, per
@@ -392,12 +400,7 @@ def evaluate_oof(items: Sequence[AudioItem], oof: OutOfFold,
     y = np.array([it.is_ai for it in items])
     sources = np.array([it.source for it in items])
     probs = {c: sigmoid(v) for c, v in oof.logits.items()}
-    # Nested thresholds: the one applied to source s is fitted on the other sources' real
-    # speech (all conditions), as a user meets a source the threshold never saw.
-    thr_for: dict[str, float] = {}
-    for s in sorted(set(sources)):
-        other_real = (~y) & (sources != s)
-        thr_for[s] = operating_threshold({c: p[other_real] for c, p in probs.items()})
+    thr_for = nested_source_thresholds(y, sources, probs)
     thr_item = np.array([thr_for[s] for s in sources])
     out: dict[str, Any] = {"n_files": int(len(items)), "n_ai": int(y.sum()),
                            "n_sources": int(len(set(sources))),

@@ -99,7 +99,7 @@ def main() -> None:
     ap.add_argument("--media-root", type=Path, required=True)
     ap.add_argument("--added", type=Path, nargs="+", required=True)
     ap.add_argument("--base", type=Path, nargs="*", default=[])
-    ap.add_argument("--cache", type=Path, default=Path("var/cache/speech-waves-added"))
+    ap.add_argument("--cache", type=Path, default=Path("var/cache/speech-waves"))
     ap.add_argument("--after-json", type=Path)
     args = ap.parse_args()
     before(args.added, args.media_root, args.cache)

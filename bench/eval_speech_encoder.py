@@ -169,8 +169,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     items = load_audio_items(args.manifests, args.media_root)
-    wave_dir = build_wave_cache(items, args.cache_dir / "speech-waves")
-    kept, waves = load_wave_cache(wave_dir)
+    kept, waves = load_wave_cache(build_wave_cache(items, args.cache_dir / "speech-waves"))
     by_path = {str(it.path): it for it in items}
     items = [by_path[k] for k in kept]
     if args.conditions:

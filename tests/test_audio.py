@@ -287,6 +287,44 @@ def test_speech_training_smoke(tmp_path: Path) -> None:
     assert lo.shape == (3,)
 
 
+def test_wave_cache_decodes_only_new_files_and_remembers_failures(tmp_path: Path) -> None:
+    """Adding files to the list decodes just those; a duplicate is decoded once; a broken
+    file is skipped and not retried; the order of the list is the order returned."""
+    from antifake.training import audio as training_audio
+
+    root = tmp_path / "media"
+    root.mkdir()
+    paths = []
+    for i in range(3):
+        paths.append(root / f"{i}.wav")
+        synth.write_audio(paths[-1], synth.voice_like(1.0, seed=i, f0=120 + 30 * i))
+    (root / "copy.wav").write_bytes(paths[0].read_bytes())
+    (root / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+
+    def items(names: list[str]) -> list:
+        return [training_audio.AudioItem(root / n, "real_speech", "s", False, "") for n in names]
+
+    cache = tmp_path / "cache"
+    first_index = training_audio.build_wave_cache(items(["0.wav", "1.wav"]), cache, workers=1)
+    first = training_audio.load_wave_cache(first_index)
+    assert first[0] == [str(root / "0.wav"), str(root / "1.wav")]
+    stored = {f.name: f.stat().st_mtime_ns for f in (cache / "files").glob("*.npz")}
+    assert len(stored) == 2
+
+    names = ["2.wav", "bad.wav", "0.wav", "copy.wav", "1.wav"]
+    kept, waves = training_audio.load_wave_cache(
+        training_audio.build_wave_cache(items(names), cache, workers=1))
+    assert kept == [str(root / n) for n in names if n != "bad.wav"]
+    assert set(waves) == set(training_audio.CONDITIONS)
+    assert all(len(w) == 4 for w in waves.values())
+    np.testing.assert_array_equal(waves["original"][1], waves["original"][2])  # 0 and copy
+    assert not np.array_equal(waves["original"][0], waves["original"][1])
+    after = {f.name: f.stat().st_mtime_ns for f in (cache / "files").glob("*.npz")}
+    assert len(after) == 3 and all(after[k] == v for k, v in stored.items())
+    assert len(list((cache / "files").glob("*.err"))) == 1
+    assert training_audio.load_wave_cache(first_index)[0] == first[0]  # its own list still
+
+
 def test_speech_cnn_width_scales_channels_not_outputs() -> None:
     """``TrainConfig.width`` (the wider-CNN experiment) changes the channels of every block,
     not what the model outputs; width 8 is the shipped model's size."""

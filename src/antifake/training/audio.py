@@ -12,9 +12,11 @@ floor, so that digital silence cannot give synthetic files away either.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
+import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -146,39 +148,80 @@ def _load_one(path: str) -> dict[str, np.ndarray] | str:
         return f"{path}: {exc!r}"
 
 
+CACHE_FORMAT = 2  # bump when what _load_one returns changes: old entries are then ignored
+
+
+def _cache_key(path: str) -> str | None:
+    """Content hash of the file plus what its cached waves depend on; None if unreadable."""
+    h = hashlib.sha1(f"v{CACHE_FORMAT} {MAX_SECONDS} {','.join(CONDITIONS)}\n".encode())
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
 def build_wave_cache(items: Sequence[AudioItem], out_dir: Path, workers: int = 2) -> Path:
-    """Decode and launder every item once; write ``out_dir/waves.npz`` + ``items.json``.
+    """Decode and launder every item once into ``out_dir``; return the path of the list's
+    index (``out_dir/items-<hash of the path list>.json``) for :func:`load_wave_cache`.
 
-    Reused when present for the same file list (delete the folder to rebuild).
+    Incremental: each file's conditions are stored under ``out_dir/files/`` by the hash of
+    its content (and of :data:`CONDITIONS`, :data:`MAX_SECONDS`, :data:`CACHE_FORMAT`), so
+    adding a manifest decodes only the new files, the same file listed twice is decoded
+    once, and an interrupted build keeps what it finished. Files that fail are remembered
+    (``<hash>.err``) and skipped with a warning; delete ``out_dir`` to retry everything.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    index_path = out_dir / "items.json"
-    keys = [str(i.path) for i in items]
-    if index_path.exists() and json.loads(index_path.read_text())["requested"] == keys:
-        return out_dir
-    with ProcessPoolExecutor(max(1, workers)) as pool:
-        loaded = list(pool.map(_load_one, keys, chunksize=8))
-    arrays: dict[str, np.ndarray] = {}
-    kept: list[str] = []
-    for key, got in zip(keys, loaded, strict=True):
-        if isinstance(got, str):
-            log.warning("skipped %s", got)
-            continue
-        n = len(kept)
-        kept.append(key)
-        for c, w in got.items():
-            arrays[f"{c}/{n}"] = w
-    np.savez(out_dir / "waves.npz", **arrays)  # type: ignore[arg-type]
-    index_path.write_text(json.dumps({"requested": keys, "kept": kept,
-                                      "conditions": list(CONDITIONS)}))
-    return out_dir
+    files_dir = out_dir / "files"
+    files_dir.mkdir(parents=True, exist_ok=True)
+    paths = [str(i.path) for i in items]
+    keys = [_cache_key(p) for p in paths]
+    todo: dict[str, str] = {}  # key -> one path with that content
+    for path, key in zip(paths, keys, strict=True):
+        if key is not None and key not in todo and not (files_dir / f"{key}.npz").exists() \
+                and not (files_dir / f"{key}.err").exists():
+            todo[key] = path
+    if todo:
+        log.info("decoding %d of %d files into %s", len(todo), len(paths), files_dir)
+        with ProcessPoolExecutor(max(1, workers)) as pool:
+            for n, (key, got) in enumerate(zip(todo, pool.map(_load_one, todo.values(),
+                                                              chunksize=4), strict=True)):
+                if isinstance(got, str):
+                    (files_dir / f"{key}.err").write_text(got, "utf-8")
+                else:
+                    tmp = files_dir / f"{key}.tmp"
+                    with tmp.open("wb") as fh:
+                        np.savez(fh, **got)  # type: ignore[arg-type]
+                    os.replace(tmp, files_dir / f"{key}.npz")
+                if (n + 1) % 200 == 0:
+                    log.info("decoded %d / %d", n + 1, len(todo))
+    kept, kept_keys = [], []
+    for path, key in zip(paths, keys, strict=True):
+        if key is None:
+            log.warning("skipped %s: cannot be read", path)
+        elif (files_dir / f"{key}.npz").exists():
+            kept.append(path)
+            kept_keys.append(key)
+        else:
+            log.warning("skipped %s", (files_dir / f"{key}.err").read_text("utf-8"))
+    # One index per file list, so runs over different manifests can share the folder.
+    digest = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:16]
+    index_path = out_dir / f"items-{digest}.json"
+    index_path.write_text(json.dumps({
+        "requested": paths, "kept": kept, "keys": kept_keys,
+        "conditions": list(CONDITIONS)}))
+    return index_path
 
 
-def load_wave_cache(out_dir: Path) -> tuple[list[str], dict[str, list[np.ndarray]]]:
-    """(kept file paths, condition -> waves in that order) from :func:`build_wave_cache`."""
-    index = json.loads((out_dir / "items.json").read_text())
+def load_wave_cache(index_path: Path) -> tuple[list[str], dict[str, list[np.ndarray]]]:
+    """(kept file paths, condition -> waves in that order) from the index that
+    :func:`build_wave_cache` returned."""
+    index = json.loads(index_path.read_text())
     kept = index["kept"]
-    data = np.load(out_dir / "waves.npz")
-    waves = {c: [data[f"{c}/{n}"].astype(np.float32) for n in range(len(kept))]
-             for c in index["conditions"]}
+    waves: dict[str, list[np.ndarray]] = {c: [] for c in index["conditions"]}
+    for key in index["keys"]:
+        with np.load(index_path.parent / "files" / f"{key}.npz") as data:
+            for c in waves:
+                waves[c].append(data[c].astype(np.float32))
     return kept, waves

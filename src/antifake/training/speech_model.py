@@ -508,8 +508,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
     items = load_audio_items(manifests, media_root)
     if not items:
         raise ValueError("no speech files (labels real_speech / ai_speech_*) found")
-    build_wave_cache(items, cache_dir, workers)
-    kept, waves = load_wave_cache(cache_dir)
+    kept, waves = load_wave_cache(build_wave_cache(items, cache_dir, workers))
     by_path = {str(it.path): it for it in items}
     items = [by_path[k] for k in kept]
     copies = None

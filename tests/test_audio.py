@@ -491,3 +491,37 @@ def test_c2pa_ai_declaration_in_audio_is_decisive(tmp_path: Path, suffix: str, k
     result = C2paDetector(trust_anchors=chain.root_pem).analyze(media, AnalysisContext())
     assert result.decisive and result.score is not None and result.score > 0.9
     assert result.details["validation_state"] == "trusted"
+
+
+def test_speech_training_files_lists_a_runs_files_with_provenance(tmp_path: Path) -> None:
+    """scripts/speech_training_files.py: one row per kept file, in the run's order, with the
+    manifest's provenance columns; a file of the run that no manifest lists is an error."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "speech_training_files.py"
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(
+        "file\tlabel\tsource_repo\tcommit\tpath_in_repo\tbytes\tsha1\tstream\tevidence\n"
+        "real_speech/a.wav\treal_speech\to/a\tc1\tx/a.wav\t10\ts1\twav\tGT column\n"
+        "ai_speech_x/b.wav\tai_speech_x\to/b\tc2\tx/b.wav\t11\ts2\twav\tX column\n")
+    run = tmp_path / "run.json"
+    root = tmp_path / "corpus"
+    run.write_text(json.dumps({"files": [str(root / "ai_speech_x/b.wav"),
+                                         str(root / "real_speech/a.wav")]}))
+    out = tmp_path / "files.tsv"
+    done = subprocess.run([sys.executable, str(script), str(run), str(manifest),
+                           "--media-root", str(root), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = [ln.split("\t") for ln in out.read_text().splitlines()]
+    assert lines[0][:3] == ["manifest", "file", "label"]
+    assert [ln[1] for ln in lines[1:]] == ["ai_speech_x/b.wav", "real_speech/a.wav"]
+    assert lines[1][3:7] == ["o/b", "c2", "x/b.wav", "s2"] and lines[1][7] == "X column"
+
+    run.write_text(json.dumps({"files": [str(root / "other/c.wav")]}))
+    done = subprocess.run([sys.executable, str(script), str(run), str(manifest),
+                           "--media-root", str(root), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "none of the manifests" in done.stderr

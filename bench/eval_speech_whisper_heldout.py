@@ -22,9 +22,9 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
+from antifake.training.metrics import roc_auc
 from antifake.training.probe import balanced_weights, fit_probe
 
 
@@ -43,7 +43,7 @@ def whisper_matrix(waves: list[np.ndarray], kept: list[str], cache_dir: Path) ->
 def rates(scores: np.ndarray, y: np.ndarray, line: float) -> str:
     tpr = float((scores[y] >= line).mean())
     fpr = float((scores[~y] >= line).mean())
-    return f"AUC {roc_auc_score(y, scores):.3f} / TPR {tpr:.3f} / real FPR {100 * fpr:.1f} %"
+    return f"AUC {roc_auc(y, scores):.3f} / TPR {tpr:.3f} / real FPR {100 * fpr:.1f} %"
 
 
 def main() -> None:
@@ -85,10 +85,10 @@ def main() -> None:
         print(f"whisper probe (L2 {args.l2}) at its OOF line:",
               rates(whisper_logit, yho, line_logit))
     else:
-        print(f"whisper probe (L2 {args.l2}): AUC {roc_auc_score(yho, whisper_logit):.3f}")
+        print(f"whisper probe (L2 {args.l2}): AUC {roc_auc(yho, whisper_logit):.3f}")
     z = ((cnn_logit - cnn_logit.mean()) / cnn_logit.std()
          + (whisper_logit - whisper_logit.mean()) / whisper_logit.std())
-    print(f"fused, equal weights: AUC {roc_auc_score(yho, z):.3f}")
+    print(f"fused, equal weights: AUC {roc_auc(yho, z):.3f}")
     for src in sorted({i.source for i in ho_items}):
         m = np.array([i.source == src for i in ho_items])
         ai = m & yho

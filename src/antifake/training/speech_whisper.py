@@ -39,25 +39,36 @@ log = logging.getLogger(__name__)
 
 PROBE_FILE = "synthetic_speech_whisper.npz"
 DEFAULT_L2 = 1.0
+# The stem and the first two of the four blocks: on held-out sources they separate better
+# than all six taps (AUC 0.865 vs 0.863 out of fold, 0.818 vs 0.808 on speech-heldout-4)
+# at about half the encoder's cost; the last blocks (0.797) carry words, not the voice's
+# making.
+DEFAULT_N_BLOCKS = 2
 
 
 def feature_matrices(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
-                     cache_dir: Path, threads: int = 2) -> dict[str, np.ndarray]:
-    """condition -> (n_files, N_FEATURES) Whisper statistics; one cache file per condition
-    and file list (``cache_dir/speech-whisper-<hash>-<condition>.npy``)."""
-    from antifake.whisper_encoder import clip_features
+                     cache_dir: Path, n_blocks: int = DEFAULT_N_BLOCKS,
+                     threads: int = 2) -> dict[str, np.ndarray]:
+    """condition -> (n_files, n_features(n_blocks)) Whisper statistics of each wave after
+    the detector's own preparation (:func:`~antifake.detectors.synthetic_speech.features.
+    prepare`: silence trimmed, a fixed noise floor added, so that digital silence at the
+    ends of synthetic files cannot give them away); one cache file per condition, cut and
+    file list (``cache_dir/speech-whisper-b<n_blocks>p-<hash>-<condition>.npy``)."""
+    from antifake.detectors.synthetic_speech.features import prepare
+    from antifake.whisper_encoder import clip_features, n_features
 
     key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
     cache_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, np.ndarray] = {}
     t0 = time.time()
     for cond, ws in waves.items():
-        path = cache_dir / f"speech-whisper-{key}-{cond}.npy"
+        path = cache_dir / f"speech-whisper-b{n_blocks}p-{key}-{cond}.npy"
         if path.exists():
             out[cond] = np.load(path)
-            if out[cond].shape[0] == len(ws):
+            if out[cond].shape == (len(ws), n_features(n_blocks)):
                 continue
-        out[cond] = np.stack([clip_features(w, threads=threads) for w in ws]).astype(np.float32)
+        out[cond] = np.stack([clip_features(prepare(w), threads=threads, n_blocks=n_blocks)
+                              for w in ws]).astype(np.float32)
         np.save(path, out[cond])
         log.info("whisper features, %s: %d files, %.0f s so far", cond, len(ws),
                  time.time() - t0)
@@ -105,18 +116,21 @@ def fuse(cnn_logit: np.ndarray | float, whisper_logit: np.ndarray | float,
     return a * np.asarray(cnn_logit) + b * np.asarray(whisper_logit) + c
 
 
-def save_probe(probe: LinearProbe, path: Path, l2: float, conditions: Sequence[str]) -> None:
+def save_probe(probe: LinearProbe, path: Path, l2: float, conditions: Sequence[str],
+               n_blocks: int) -> None:
     """Write the probe as raw weights (``features @ weight + bias``)."""
     w, b = probe.raw_weights()
     np.savez(path, weight=w[0].astype(np.float32), bias=np.float32(b[0]),
-             l2=np.float32(l2), conditions=np.array(list(conditions)))
+             l2=np.float32(l2), conditions=np.array(list(conditions)),
+             n_blocks=np.int32(n_blocks))
 
 
 def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
                   waves: dict[str, list[np.ndarray]], cnn_oof: dict[str, np.ndarray],
                   folds: Sequence[Sequence[int]], cache_dir: Path, l2: float = DEFAULT_L2,
                   conditions: Sequence[str] | None = None,
-                  out_dir: Path | None = None) -> dict[str, Any]:
+                  out_dir: Path | None = None,
+                  n_blocks: int = DEFAULT_N_BLOCKS) -> dict[str, Any]:
     """Out-of-fold Whisper probe, fusion with the CNN's out-of-fold logits and the fused
     threshold; with ``out_dir``, the final probe is written there (:data:`PROBE_FILE`).
 
@@ -130,7 +144,7 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
     conds = [c for c in (conditions or list(waves)) if c in waves and c in cnn_oof]
     if not conds:
         raise ValueError("no codec condition has both waves and CNN held-out scores")
-    feats = feature_matrices(kept, {c: waves[c] for c in conds}, cache_dir)
+    feats = feature_matrices(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks)
     wh = out_of_fold_logits(items, feats, folds, l2)
     cnn = {c: np.asarray(cnn_oof[c], np.float64) for c in conds}
     fusion = fit_fusion(items, cnn, wh)
@@ -146,7 +160,7 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
             fused[c][list(held)] = fuse(cnn[c][list(held)], wh[c][list(held)], f_rest)
     y = np.array([it.is_ai for it in items])
     result: dict[str, Any] = {
-        "conditions": conds, "l2": l2, "fusion": fusion,
+        "conditions": conds, "l2": l2, "n_blocks": n_blocks, "fusion": fusion,
         "whisper_oof": wh, "fused_oof": fused,
         "threshold": operating_threshold({c: sigmoid(v)[~y] for c, v in fused.items()}),
         "authentic_threshold": authentic_threshold({c: sigmoid(v)[y]
@@ -155,5 +169,6 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
     }
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        save_probe(_fit(items, feats, range(len(items)), l2), out_dir / PROBE_FILE, l2, conds)
+        save_probe(_fit(items, feats, range(len(items)), l2), out_dir / PROBE_FILE, l2, conds,
+                   n_blocks)
     return result

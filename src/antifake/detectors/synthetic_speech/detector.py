@@ -69,9 +69,16 @@ def load_whisper_probe() -> tuple[np.ndarray, float] | None:
     except FileNotFoundError:
         return None
     weight = np.asarray(data["weight"], np.float32)
-    if weight.shape != (whisper_encoder.N_FEATURES,):
+    if weight.shape != (whisper_encoder.n_features(_whisper_blocks()),):
         return None
     return weight, float(data["bias"])
+
+
+def _whisper_blocks() -> int:
+    from antifake import whisper_encoder
+
+    cfg = load_config().get("whisper_probe") or {}
+    return int(cfg.get("n_blocks", whisper_encoder.N_BLOCKS))
 
 
 def whisper_logit(wave: np.ndarray, threads: int = 1) -> float | None:
@@ -83,7 +90,7 @@ def whisper_logit(wave: np.ndarray, threads: int = 1) -> float | None:
 
     max_s = float(load_config()["whisper_probe"].get("max_seconds",
                                                      whisper_encoder.MAX_SECONDS))
-    feats = whisper_encoder.clip_features(prepare(wave), max_s, threads)
+    feats = whisper_encoder.clip_features(prepare(wave), max_s, threads, _whisper_blocks())
     return float(feats @ probe[0] + probe[1])
 
 

@@ -24,7 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from antifake.detectors.synthetic_speech.detector import load_config, score_wave
+from antifake.detectors.synthetic_speech.detector import (
+    fused_clip_logit,
+    load_config,
+    score_wave,
+)
 from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
 from antifake.training.metrics import roc_auc, sigmoid
 from antifake.training.speech_model import nested_source_thresholds
@@ -45,7 +49,8 @@ def before(manifests: list[Path], media_root: Path, cache: Path) -> None:
     thr = float(load_config()["ai_threshold"])
     y = np.array([it.is_ai for it in items])
     src = np.array([it.source for it in items])
-    probs = {c: np.array([float(sigmoid(np.mean(score_wave(w, threads=2)[1]))) for w in ws])
+    probs = {c: np.array([float(sigmoid(fused_clip_logit(
+        float(np.mean(score_wave(w, threads=2)[1])), w, threads=2)[0])) for w in ws])
              for c, ws in waves.items()}
     print(f"shipped {load_config().get('version')} (threshold {thr:.3f}) on {len(items)} "
           f"added files from {len(set(src))} sources ({int(y.sum())} synthetic from "

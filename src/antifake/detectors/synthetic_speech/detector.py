@@ -126,6 +126,28 @@ def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndar
     return starts, lo_all, fam_prob
 
 
+def fused_clip_logit(cnn_logit: float, wave: np.ndarray,
+                     threads: int = 1) -> tuple[float, float | None, str]:
+    """(clip logit judged at the model's ``ai_threshold``, Whisper probe logit or None,
+    which model gave it) for a wave whose mean CNN window logit is ``cnn_logit``.
+
+    With a Whisper probe: ``a * cnn_logit + b * probe_logit + c``. Without one (a CNN-only
+    model, or the weights not installed): the CNN logit shifted so that the CNN's own
+    line falls on the model's line, which keeps the audio operating points of
+    calibration.json right for this score."""
+    cfg = load_config()
+    threshold = float(cfg.get("ai_threshold", 0.5))
+    fusion = cfg.get("clip_fusion")
+    wh = whisper_logit(wave, threads) if fusion else None
+    if fusion and wh is not None:
+        fused = (float(fusion["cnn"]) * cnn_logit + float(fusion["whisper"]) * wh
+                 + float(fusion["bias"]))
+        return fused, wh, "cnn+whisper"
+    cnn_threshold = float(cfg.get("cnn_threshold", threshold))
+    shifted = cnn_logit - _logit(cnn_threshold) + _logit(threshold)
+    return shifted, None, "cnn" if not fusion else "cnn (whisper weights missing)"
+
+
 @register_detector("synthetic_speech")
 class SyntheticSpeechDetector:
     """Light CNN on linear-filterbank windows: is the speech synthesised?"""
@@ -138,12 +160,9 @@ class SyntheticSpeechDetector:
     def __init__(self, max_analysed_s: float = MAX_ANALYSED_S) -> None:
         cfg = load_config()
         self.threshold = float(cfg.get("ai_threshold", 0.5))
-        # Windows (and, without the Whisper probe, the clip) are judged at the CNN's own
-        # line; the fused clip score at the fused one.
+        # Windows are judged at the CNN's own line, the clip at the model's
+        # (fused_clip_logit).
         self.cnn_threshold = float(cfg.get("cnn_threshold", self.threshold))
-        fusion = cfg.get("clip_fusion")
-        self.fusion = ((float(fusion["cnn"]), float(fusion["whisper"]), float(fusion["bias"]))
-                       if fusion else None)
         self.families = [str(f) for f in cfg.get("families", [])]
         self.max_analysed_s = float(max_analysed_s)
 
@@ -171,18 +190,8 @@ class SyntheticSpeechDetector:
         threads = 1 if ctx.cpu_threads is None else max(1, ctx.cpu_threads)
         starts, logits, fam_prob = score_wave(wave, threads)
         cnn_logit = float(logits.mean())
-        wh_logit = whisper_logit(wave, threads) if self.fusion else None
-        if self.fusion is not None and wh_logit is not None:
-            a, b, c = self.fusion
-            clip_logit = a * cnn_logit + b * wh_logit + c
-            threshold = self.threshold
-            clip_model = "cnn+whisper"
-        else:
-            # The CNN alone, shifted so that its own line falls on the shipped one: the
-            # audio operating points in calibration.json stay right for this score.
-            clip_logit = cnn_logit - _logit(self.cnn_threshold) + _logit(self.threshold)
-            threshold = self.threshold
-            clip_model = "cnn" if self.fusion is None else "cnn (whisper weights missing)"
+        clip_logit, wh_logit, clip_model = fused_clip_logit(cnn_logit, wave, threads)
+        threshold = self.threshold
         score = _sigmoid(clip_logit)
         timeline = [_sigmoid(float(v)) for v in logits]
         flagged = [round(s, 1) for s, p in zip(starts, timeline, strict=True)

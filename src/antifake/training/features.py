@@ -22,6 +22,10 @@
   blocks (1-based), ``clipm_emb`` / ``clipm_emb.4.8.12`` adds the projected embedding.
 * ``clipn`` - the same encoder on the 224x224 centre crop at native resolution (no
   resampling: generator pixel traces survive), ``clipn_emb`` / ``clipn_tok`` likewise.
+* ``clipp`` - per-block statistics of CLIP's *patch* tokens on the same encoding as
+  ``clip`` (the mean and the standard deviation over the 196 patches of each of the 12
+  blocks, 18,432 values), cached apart so the ``clip`` cache keeps its shape;
+  ``clipp_mean`` / ``clipp_std`` take one statistic, ``clipp.7.8.9`` picks blocks.
 * ``residual`` - hand-crafted noise-residual statistics at native resolution: NPR-style
   neighbouring-pixel residuals (Tan et al. CVPR 2024), SRM-like high-pass energies and
   kurtosis, the azimuthal spectrum of the Laplacian residual and its peaks at the
@@ -48,7 +52,7 @@ MNV2_TAPS_ALL = (3, 6, 10, 13, 16, 18)
 FAMILY_TAPS = {"mnv2_low": (3, 6, 10, 13), "mnv2_last": (18,), "mnv2_all": MNV2_TAPS_ALL,
                "mnv2_mid": (6, 10, 13, 16)}
 FEATURE_VERSION = "v2"  # v2: the clip cache holds the per-block class tokens too
-BASE_FAMILIES = ("mnv2", "mnv2e", "residual", "effl0e", "clip", "clipn", "dinos")
+BASE_FAMILIES = ("mnv2", "mnv2e", "residual", "effl0e", "clip", "clipn", "clipp", "dinos")
 # Column slices of the cached ``clip`` / ``clipn`` features (antifake.clip_encoder.encode
 # of the resized picture / of its native-resolution centre crop): the projected
 # embedding, the mean patch token, or both.
@@ -75,6 +79,22 @@ def clip_columns(family: str) -> np.ndarray:
     if name == "clipm_emb":
         cols.insert(0, np.arange(0, 512))
     return np.concatenate(cols)
+
+
+def clipp_columns(family: str) -> np.ndarray:
+    """Columns of a ``clipp`` family inside the cached patch statistics (per block: mean
+    then standard deviation, :data:`antifake.clip_encoder.PATCH_STATS` in all)."""
+    from antifake.clip_encoder import LAYERS, WIDTH
+
+    name, _, spec = family.partition(".")
+    stats = {"clipp": (0, 1), "clipp_mean": (0,), "clipp_std": (1,)}.get(name)
+    if stats is None:
+        raise ValueError(f"unknown feature family {family!r}")
+    blocks = [int(b) for b in spec.split(".")] if spec else list(range(1, LAYERS + 1))
+    if not blocks or any(not 1 <= b <= LAYERS for b in blocks):
+        raise ValueError(f"{family!r}: blocks are numbered 1..{LAYERS}")
+    return np.concatenate([np.arange((2 * (b - 1) + s) * WIDTH, (2 * (b - 1) + s + 1) * WIDTH)
+                           for b in blocks for s in stats])
 
 
 def dino_columns(family: str) -> np.ndarray:
@@ -241,6 +261,8 @@ class FeatureExtractor:
             feats = feats[:, tap_columns(taps_of(family))]
         if base in ("clip", "clipn"):
             feats = feats[:, clip_columns(family)]
+        if base == "clipp" and family != "clipp":
+            feats = feats[:, clipp_columns(family)]
         if base == "dinos" and family != "dinos":
             feats = feats[:, dino_columns(family)]
         return feats
@@ -251,6 +273,13 @@ class FeatureExtractor:
         if not todo:
             return
         frames = frames_for_condition(item.path, condition, self.cache_dir, self.max_frames)
+        encoded = {}
+        if {"clip", "clipp"} & set(todo):  # one CLIP pass gives both caches
+            from antifake import clip_encoder
+
+            full = clip_encoder.encode(frames, threads=self.threads, patch_stats="clipp" in todo)
+            encoded = {"clip": full[:, :clip_encoder.N_FEATURES],
+                       "clipp": full[:, clip_encoder.N_FEATURES:]}
         for base in todo:
             if base == "residual":
                 fb = np.stack([residual_features(f) for f in frames])
@@ -258,11 +287,12 @@ class FeatureExtractor:
                 from antifake.training import dino_encoder
 
                 fb = dino_encoder.encode(frames, threads=self.threads)
-            elif base in ("clip", "clipn"):
+            elif base in encoded:
+                fb = encoded[base]
+            elif base == "clipn":
                 from antifake import clip_encoder
 
-                fb = clip_encoder.encode(frames, threads=self.threads,
-                                         native=base == "clipn")
+                fb = clip_encoder.encode(frames, threads=self.threads, native=True)
             else:
                 fb = np.concatenate([
                     self.session(base).run(None, {"image": to_array(prepare_rgb(f))})[0]
@@ -279,6 +309,7 @@ def base_of(family: str) -> str:
     base = ("mnv2e" if family.startswith("mnv2e") else "mnv2" if family.startswith("mnv2")
             else "effl0e" if family.startswith("effl0e")
             else "clipn" if family.startswith("clipn") and family in CLIP_COLUMNS
+            else "clipp" if family.partition(".")[0] in ("clipp", "clipp_mean", "clipp_std")
             else "dinos" if family.partition(".")[0] in ("dinos", "dinosm")
             else "clip" if is_clip_family(family) else family)
     if base not in BASE_FAMILIES:
@@ -313,7 +344,7 @@ def precompute_all(cache_dir: Path, max_frames: int, families: Sequence[str],
 
     bases = tuple(dict.fromkeys(base_of(f) for f in families))
     for base in bases:  # export the backbone ONNX once here, not racing in the workers
-        if base not in ("residual", "clip", "clipn", "dinos"):
+        if base not in ("residual", "clip", "clipn", "clipp", "dinos"):
             FeatureExtractor(cache_dir, max_frames).session(base)
     jobs = [(cache_dir, max_frames, bases, c, it) for c in conditions for it in items]
     errors: list[str] = []

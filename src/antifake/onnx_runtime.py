@@ -43,7 +43,8 @@ class SessionCache:
             session = self._sessions.get(threads)
             if session is None:
                 source = self._model()
-                if isinstance(source, AbstractContextManager):
+                if not isinstance(source, bytes | str | Path) and isinstance(
+                        source, AbstractContextManager):
                     with source as path:
                         session = cpu_session(path, threads, spin=self._spin)
                 else:

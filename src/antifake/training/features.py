@@ -247,6 +247,12 @@ class FeatureExtractor:
 
     def _path(self, base: str, condition: str, item: Item) -> Path:
         tag = hashlib.sha1(f"{item.path}|{item.key}".encode()).hexdigest()[:16]
+        if base in ("clip", "clipn", "clipp"):
+            # CLIP features made before the encoder's arithmetic was exact on every CPU
+            # (clip_encoder.convert_model) must not be read back.
+            from antifake.clip_encoder import ARITHMETIC
+
+            base = f"{base}-{ARITHMETIC}"
         return (self.cache_dir / "features" / FEATURE_VERSION / base
                 / f"{condition}_f{self.max_frames}" / f"{tag}.npy")
 

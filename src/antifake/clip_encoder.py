@@ -65,9 +65,10 @@ EMBEDDING_OUTPUT = "image_embeds"
 ARITHMETIC = "u8u8-v1"
 
 
-def convert_model(src: str | Path, dst: str | Path) -> None:
+def convert_model(src: str | Path, dst: str | Path, exact: bool = True) -> None:
     """Write the shipped encoder to ``dst`` with exact integer arithmetic on every CPU and
-    the block outputs declared as graph outputs.
+    the block outputs declared as graph outputs (``exact=False``: the outputs only, the
+    shipped arithmetic kept - for ``bench/eval_clip_arithmetic.py``).
 
     The shipped graph multiplies uint8 activations by *int8* weights (``MatMulInteger``).
     On x86 CPUs without VNNI (AVX2 or AVX-512 without VNNI, e.g. AMD EPYC up to Zen 3)
@@ -86,7 +87,7 @@ def convert_model(src: str | Path, dst: str | Path) -> None:
     inits = {t.name: t for t in model.graph.initializer}
     shifted: set[str] = set()
     for node in model.graph.node:
-        if node.op_type != "MatMulInteger" or len(node.input) < 4:
+        if not exact or node.op_type != "MatMulInteger" or len(node.input) < 4:
             continue
         for name in (node.input[1], node.input[3]):  # weight, weight zero point
             tensor = inits.get(name)

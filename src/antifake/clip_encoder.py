@@ -24,6 +24,7 @@ different, much worse features there).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
@@ -121,11 +122,9 @@ def _convert_isolated(src: Path, dst: Path) -> None:
     # In a child process: parsing the 90 MB graph in Python takes ~250 MiB that a serving
     # process would otherwise keep; in-process only where no child can be started.
     code = "import sys; from antifake.clip_encoder import convert_model as c; c(*sys.argv[1:])"
-    try:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run([sys.executable, "-c", code, str(src), str(dst)], check=True,
                        capture_output=True, timeout=600)
-    except (OSError, subprocess.SubprocessError):
-        convert_model(src, dst)
     if not dst.is_file():
         convert_model(src, dst)
 

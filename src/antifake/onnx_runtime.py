@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-ModelSource = bytes | str | Path | AbstractContextManager[Path]
+ModelSource = bytes | str | Path
 
 
 def cpu_session(model: bytes | str | Path, threads: int, spin: bool = False) -> Any:
@@ -28,9 +27,8 @@ def cpu_session(model: bytes | str | Path, threads: int, spin: bool = False) -> 
 
 class SessionCache:
     """One shared session per intra-op thread count, made on first use from ``model()``
-    (bytes, a path, or a context manager giving a path that only lives while the session
-    is made; read only then). onnxruntime sessions are thread-safe, so the detectors
-    running side by side share them."""
+    (bytes or a path; read only then). onnxruntime sessions are thread-safe, so the
+    detectors running side by side share them."""
 
     def __init__(self, model: Callable[[], ModelSource], spin: bool = False) -> None:
         self._model = model
@@ -42,12 +40,6 @@ class SessionCache:
         with self._lock:
             session = self._sessions.get(threads)
             if session is None:
-                source = self._model()
-                if not isinstance(source, bytes | str | Path) and isinstance(
-                        source, AbstractContextManager):
-                    with source as path:
-                        session = cpu_session(path, threads, spin=self._spin)
-                else:
-                    session = cpu_session(source, threads, spin=self._spin)
+                session = cpu_session(self._model(), threads, spin=self._spin)
                 self._sessions[threads] = session
             return session

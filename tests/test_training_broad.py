@@ -266,6 +266,36 @@ def test_clip_block_output_names_match_the_graph() -> None:
     assert {inits[w] for w in weights} == {onnx.TensorProto.UINT8}
 
 
+def test_clip_model_override_runs_the_given_graph(tmp_path: Path) -> None:
+    """Inside ``model_override`` the features come from the given graph (here the shipped
+    arithmetic, which on CPUs without VNNI differs from the exact one); outside it, and
+    after an error in the block, from the exact encoder again."""
+    _need_clip()
+    from antifake import clip_encoder
+    from antifake.onnx_runtime import cpu_session
+
+    shipped = tmp_path / "shipped_arithmetic.onnx"
+    clip_encoder.convert_model(clip_encoder.model_path(), shipped, exact=False)
+    rgb = textured_rgb(320, 240, seed=11)
+    x = {"pixel_values": clip_encoder.preprocess(rgb)[None]}
+    exact_sess = clip_encoder.session(1)
+    with clip_encoder.model_override(shipped):
+        assert clip_encoder.session(1) is not exact_sess
+        inside = clip_encoder.encode([rgb], threads=1)[0]
+    direct = cpu_session(shipped, 1).run([clip_encoder.EMBEDDING_OUTPUT], x)[0][0]
+    np.testing.assert_allclose(inside[:512], direct, rtol=1e-4, atol=1e-4)
+    with pytest.raises(RuntimeError, match="boom"), clip_encoder.model_override(shipped):
+        raise RuntimeError("boom")
+    assert clip_encoder.session(1) is exact_sess
+    after = clip_encoder.encode([rgb], threads=1)[0]
+    plain = cpu_session(clip_encoder.exact_model_path(), 1)
+    np.testing.assert_allclose(after[:512], plain.run([clip_encoder.EMBEDDING_OUTPUT], x)[0][0],
+                               rtol=1e-4, atol=1e-4)
+    absent = clip_encoder.model_override(tmp_path / "absent.onnx")
+    with pytest.raises(clip_encoder.EncoderMissing), absent:
+        pass
+
+
 def test_clip_conversion_makes_integer_products_exact(tmp_path: Path) -> None:
     """The rewrite of the encoder gives the exact integer product, on any CPU, for the
     operands that make onnxruntime's uint8 x int8 kernel saturate on x86 without VNNI

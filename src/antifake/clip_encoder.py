@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,28 @@ def available() -> bool:
 def session(threads: int = 2) -> Any:
     """A shared onnxruntime session (one per thread count)."""
     return _sessions.get(threads)
+
+
+_other_models: dict[Path, SessionCache] = {}
+
+
+@contextlib.contextmanager
+def model_override(path: str | Path) -> Iterator[None]:
+    """Inside the block, :func:`encode` runs the ONNX graph at ``path`` instead of the
+    exact encoder (for diagnostics that compare arithmetics, e.g. the shipped graph as
+    this CPU computes it; see ``bench/eval_clip_arithmetic.py``). Sessions are kept per
+    path, so entering the block again costs no reload. Not thread-safe: the whole
+    process sees the override while the block runs."""
+    global _sessions
+    key = Path(path).resolve()
+    if not key.is_file():
+        raise EncoderMissing(f"no ONNX graph at {key}")
+    saved = _sessions
+    _sessions = _other_models.setdefault(key, SessionCache(lambda: key, spin=True))
+    try:
+        yield
+    finally:
+        _sessions = saved
 
 
 def preprocess(rgb: np.ndarray, mean: np.ndarray = MEAN, std: np.ndarray = STD) -> np.ndarray:

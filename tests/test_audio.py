@@ -599,6 +599,16 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
     assert set(meta["clip_fusion"]) == {"cnn", "whisper_probe", "whisper_head", "bias"}
     assert (out / HEAD_FILE).stat().st_size > 10_000
     assert 0 < meta["cnn_threshold"] < 1 and 0 < meta["ai_threshold"] < 1
+    # reusing this run's held-out CNN scores gives back the CNN's evaluation, not the fused one
+    from antifake.training.speech_model import write_json
+
+    write_json(result, tmp_path / "run.json")
+    again = run_speech_pipeline([manifest], root, tmp_path / "cache" / "speech-waves", None,
+                                folds=2, cfg=TrainConfig(epochs=1, batch=4), workers=1,
+                                reuse_oof=tmp_path / "run.json")
+    assert again["evaluation"] == __import__("json").loads(
+        (tmp_path / "run.json").read_text())["evaluation_cnn"]
+    assert again["threshold"] == pytest.approx(result["cnn_threshold"])
 
     monkeypatch.setenv("ANTIFAKE_MODELS_DIR", str(tmp_path / "models"))
     models.install(out, "toy-whisper")

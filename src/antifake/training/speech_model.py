@@ -559,7 +559,9 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             raise ValueError(f"{reuse_oof} was made with another config, folds or file list")
         if previous is not None:  # the same run's held-out scores: no need to redo them
             oof = OutOfFold(logits={c: np.asarray(v) for c, v in previous["oof"].items()})
-            ev = previous["evaluation"]
+            # "oof" holds the CNN's scores; after a Whisper run "evaluation" is the fused
+            # model's and the CNN's own is kept as "evaluation_cnn"
+            ev = previous.get("evaluation_cnn", previous["evaluation"])
         else:
             oof = out_of_fold(items, waves, folds, cfg, copies)
             ev = evaluate_oof(items, oof)

@@ -48,21 +48,30 @@ from antifake.config import AnalysisOptions, FrameSampling
 from antifake.detectors.semantic_clip.detector import frame_logits
 from antifake.engine import Engine
 from antifake.training.data import Item, load_manifests
-from antifake.training.media_io import frames_for_condition, launder_file
+from antifake.training.media_io import frames_for_condition, judged_copy
 from antifake.training.metrics import roc_auc
 
 EXACT, SHIPPED = "exact", "shipped int8 on this CPU"
 
 
 @contextlib.contextmanager
-def arithmetics() -> Iterator[dict[str, Callable[[], contextlib.AbstractContextManager[None]]]]:
-    """``{name: context manager factory}`` selecting each arithmetic for the encoder."""
+def arithmetics(which: str = "both"
+                ) -> Iterator[dict[str, Callable[[], contextlib.AbstractContextManager[None]]]]:
+    """``{name: context manager factory}`` selecting each arithmetic for the encoder.
+
+    ``which``: ``both``, ``exact`` (the engine as shipped now) or ``shipped``.
+    """
+    if which == "exact":
+        yield {EXACT: contextlib.nullcontext}
+        return
     with tempfile.TemporaryDirectory() as tmp:
         shipped = Path(tmp) / "clip_shipped_arithmetic.onnx"
         # exact=False: the shipped weights, only the block outputs declared
         clip_encoder.convert_model(clip_encoder.model_path(), shipped, exact=False)
-        yield {EXACT: contextlib.nullcontext,
-               SHIPPED: lambda: clip_encoder.model_override(shipped)}
+        modes: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+            EXACT: contextlib.nullcontext,
+            SHIPPED: lambda: clip_encoder.model_override(shipped)}
+        yield modes if which == "both" else {SHIPPED: modes[SHIPPED]}
 
 
 def auc_line(items: list[Item], scores: np.ndarray, media: str) -> str | None:
@@ -117,14 +126,14 @@ def run_probe(items: list[Item], condition: str, max_frames: int, cache_dir: Pat
 
 
 def run_engine(items: list[Item], launder: bool, max_frames: int | None,
-               cache_dir: Path) -> None:
+               cache_dir: Path, which: str = "both") -> None:
     sampling = FrameSampling() if max_frames is None else FrameSampling(max_frames=max_frames)
     engine = Engine(detectors=["forensic_image", "semantic_clip"], detector_threads=1,
                     options=AnalysisOptions(sampling=sampling))
-    rows: dict[str, list[tuple[float, str]]] = {EXACT: [], SHIPPED: []}
-    with arithmetics() as modes:
+    rows: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    with arithmetics(which) as modes:
         for i, it in enumerate(items):
-            path = launder_file(it.path, cache_dir) if launder else it.path
+            path = judged_copy(it.path, cache_dir) if launder else it.path
             for mode, use in modes.items():
                 with use():
                     res = engine.analyze(path)
@@ -135,7 +144,7 @@ def run_engine(items: list[Item], launder: bool, max_frames: int | None,
     y = np.asarray([it.is_ai for it in items])
     mt = np.asarray([it.media_type for it in items])
     print(f"\n{len(items)} files, {len({it.source for it in items})} sources"
-          f"{' (laundered)' if launder else ' (as received)'}")
+          f"{' (laundered + logo corner masked)' if launder else ' (as received)'}")
     print("| arithmetic | media | AUC (AI / real files, AI + real sources) "
           "| AI called ai_generated | real called ai_generated |")
     print("|---|---|---|---|---|")
@@ -149,17 +158,26 @@ def run_engine(items: list[Item], launder: bool, max_frames: int | None,
             sel = mt == m
             print(f"| {mode} | {m} | {line} | {flagged[sel & y].mean():.1%} "
                   f"| {flagged[sel & ~y].mean():.1%} |")
-    per_source: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    names = list(rows)
+    print(f"\nper label: files (sources), called ai_generated ({' / '.join(names)})")
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for k, it in enumerate(items):
+        by_label[it.label].append(k)
+    for label, ks in sorted(by_label.items()):
+        n_src = len({items[k].source for k in ks})
+        called = " / ".join(str(sum(rows[m][k][1] == "ai_generated" for k in ks)) for m in names)
+        print(f"  {label}: {len(ks)} ({n_src}): {called}")
+    per_source: dict[str, list[int]] = defaultdict(lambda: [0] * (1 + len(names)))
     for k, it in enumerate(items):
         if not it.is_ai:
             c = per_source[it.source]
             c[0] += 1
-            c[1] += rows[EXACT][k][1] == "ai_generated"
-            c[2] += rows[SHIPPED][k][1] == "ai_generated"
-    print("\nreal sources with a file called ai_generated (files: exact / shipped int8):")
-    for src, (n, a, b) in sorted(per_source.items()):
-        if a or b:
-            print(f"  {src}: {n} files: {a} / {b}")
+            for j, m in enumerate(names):
+                c[1 + j] += rows[m][k][1] == "ai_generated"
+    print(f"\nreal sources with a file called ai_generated (files: {' / '.join(names)}):")
+    for src, (n, *called_by) in sorted(per_source.items()):
+        if any(called_by):
+            print(f"  {src}: {n} files: {' / '.join(map(str, called_by))}")
 
 
 def main() -> None:
@@ -168,7 +186,8 @@ def main() -> None:
     ap.add_argument("--mode", choices=("engine", "probe", "timing"), default="engine")
     ap.add_argument("--media-root", action="append", default=[])
     ap.add_argument("--launder", action="store_true",
-                    help="engine mode: score the H.264 CRF 28 <= 720p / JPEG laundered copy")
+                    help="engine mode: score a logo-masked H.264 CRF 28 <= 720p (video) or "
+                         "JPEG q90 <= 720p (image) copy (media_io.judged_copy)")
     ap.add_argument("--condition", default="masked", help="probe mode: media_io condition")
     ap.add_argument("--cache-dir", type=Path, default=Path("var"))
     ap.add_argument("--max-frames", type=int, default=None,
@@ -177,6 +196,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", type=int, default=30, help="timing mode: forwards per arithmetic")
     ap.add_argument("--threads", type=int, default=2, help="timing mode: session threads")
+    ap.add_argument("--arithmetic", choices=("both", "exact", "shipped"), default="both",
+                    help="engine mode: which encoder arithmetic(s) to run")
     args = ap.parse_args()
     if args.mode == "timing":
         run_timing(args.runs, args.threads)
@@ -189,7 +210,7 @@ def main() -> None:
     if args.mode == "probe":
         run_probe(items, args.condition, args.max_frames or 2, args.cache_dir)
     else:
-        run_engine(items, args.launder, args.max_frames, args.cache_dir)
+        run_engine(items, args.launder, args.max_frames, args.cache_dir, args.arithmetic)
 
 
 if __name__ == "__main__":

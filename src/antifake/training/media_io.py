@@ -112,6 +112,45 @@ def launder_file(path: Path, cache_dir: Path) -> Path:
     return out
 
 
+def judged_copy(path: Path, cache_dir: Path, jpeg_quality: int = 90) -> Path:
+    """The file as an outside evaluation hands it over: logo corner masked, re-encoded.
+
+    Videos: every frame (up to :data:`LAUNDER_MAX_FRAMES`) masked with :func:`mask_logo`,
+    then H.264 CRF :data:`LAUNDER_CRF`, short side <= 720, no metadata. Images stay images:
+    masked, short side <= 720, JPEG at ``jpeg_quality`` without metadata. Unlike the
+    ``laundered+masked`` training condition (a one-frame H.264 clip for images, masked after
+    decoding) this is a file the engine reads as a user's upload. Cached by path + mtime.
+    """
+    stat = path.stat()
+    digest = hashlib.sha1(
+        f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|judged{jpeg_quality}".encode())
+    is_image = path.suffix.lower() in IMAGE_SUFFIXES
+    out = cache_dir / "judged" / f"{digest.hexdigest()}{'.jpg' if is_image else '.mp4'}"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp{out.suffix}")
+    if is_image:
+        rgb = mask_logo(decode_frames(path, 1)[0])
+        h, w = rgb.shape[:2]
+        scale = min(1.0, LAUNDER_SHORT_SIDE / min(h, w))
+        img = Image.fromarray(rgb)
+        if scale < 1.0:
+            img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                             Image.Resampling.BILINEAR)
+        img.save(tmp, format="JPEG", quality=jpeg_quality)
+    else:
+        with av.open(str(path)) as src:
+            s = src.streams.video[0]
+            rate = Fraction(s.average_rate or s.guessed_rate or 25).limit_denominator(1001)
+            if rate <= 0 or rate > 60:
+                rate = Fraction(25)
+            frames = (mask_logo(f.to_ndarray(format="rgb24")) for f in src.decode(video=0))
+            _encode_h264(itertools.islice(frames, LAUNDER_MAX_FRAMES), rate, tmp)
+    tmp.rename(out)
+    return out
+
+
 def _encode_h264(frames: Iterator[np.ndarray], rate: Fraction, out: Path) -> None:
     """Write ``frames`` as H.264 CRF :data:`LAUNDER_CRF`, short side <= 720, to ``out``."""
     first = next(frames, None)

@@ -4,7 +4,8 @@ The exploration behind the family table of docs/benchmarks.md ("Feature families
 spec is ``FAMILIES:TRAIN_CONDITIONS:EVAL_CONDITION:L2`` (families and conditions comma
 separated; several families are concatenated), or ``late:FAM1,FAM2:TRAIN:EVAL:L2A,L2B:W``
 for a late fusion ``W * z1/std(z1) + z2/std(z2)`` of two separately fitted probes.
-``--mlp HIDDEN`` fits a 2-layer MLP instead of the linear probe. Prints AUC and TPR at
+``--mlp HIDDEN`` fits a 2-layer MLP instead of the linear probe; ``--per-media`` fits one
+probe per media type on that type's files only. Prints AUC and TPR at
 5 % FPR (pooled threshold) for AI vs real video / image and Runway vs real video. Needs
 the feature cache filled (``antifake evaluate ...`` with the same ``--max-frames``).
 Usage (repo root, venv active)::
@@ -70,7 +71,13 @@ def _fit_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, hidden: int):  # type:
 
 
 def oof_logits(fx: FeatureExtractor, items: list[Item], fams: list[str], tconds: list[str],
-               econd: str, l2: float, mlp: int = 0) -> np.ndarray:
+               econd: str, l2: float, mlp: int = 0, per_media: bool = False) -> np.ndarray:
+    if per_media:  # one probe per media type, each fitted on that type's files only
+        z = np.full(len(items), np.nan)
+        for media in ("video", "image"):
+            idx = [i for i, it in enumerate(items) if it.media_type == media]
+            z[idx] = oof_logits(fx, [items[i] for i in idx], fams, tconds, econd, l2, mlp)
+        return z
     fold = _fold(items)
     z = np.full(len(items), np.nan)
     for k in range(K):
@@ -120,6 +127,8 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=Path("var"))
     ap.add_argument("--max-frames", type=int, default=2)
     ap.add_argument("--mlp", type=int, default=0, help="hidden units of an MLP (0: linear)")
+    ap.add_argument("--per-media", action="store_true",
+                    help="fit one probe per media type on its own files (default: one for both)")
     args = ap.parse_args()
     items = load_manifests(args.manifest, args.media_root).items
     fx = FeatureExtractor(args.cache_dir, args.max_frames)
@@ -134,7 +143,8 @@ def main() -> None:
             z = weight * z1 / np.std(z1) + z2 / np.std(z2)
         else:
             fams, tconds = parts[0].split(","), parts[1].split(",")
-            z = oof_logits(fx, items, fams, tconds, parts[2], float(parts[3]), args.mlp)
+            z = oof_logits(fx, items, fams, tconds, parts[2], float(parts[3]), args.mlp,
+                           args.per_media)
         print(spec, report(items, z), flush=True)
 
 

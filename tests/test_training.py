@@ -17,9 +17,15 @@ from antifake.training.data import (
     leave_one_source_out,
     load_manifest,
 )
-from antifake.training.media_io import frames_for_condition, mask_logo, parse_conditions
+from antifake.training.media_io import (
+    decode_frames,
+    frames_for_condition,
+    judged_copy,
+    mask_logo,
+    parse_conditions,
+)
 from antifake.training.metrics import rates_at_threshold, roc_auc, tpr_at_fpr
-from synth import textured_rgb
+from synth import textured_rgb, write_video
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -105,6 +111,26 @@ def test_conditions(tmp_path: Path) -> None:
     assert crop.shape[0] < 100 and crop.shape[1] < 200
     masked = mask_logo(orig)
     assert (masked[-10:, -10:] == 128).all() and np.array_equal(masked[:50, :50], orig[:50, :50])
+
+
+def test_judged_copy_masks_then_reencodes_and_keeps_images_images(tmp_path: Path) -> None:
+    still = tmp_path / "big.png"
+    Image.fromarray(textured_rgb(1600, 900, seed=3)).save(still)
+    out = judged_copy(still, tmp_path / "cache")
+    assert out.suffix == ".jpg" and out.read_bytes()[:2] == b"\xff\xd8"  # a JPEG, not a clip
+    [rgb] = decode_frames(out, 1)
+    assert rgb.shape == (720, 1280, 3)  # short side brought to 720, aspect kept
+    corner = rgb[-40:, -60:].astype(int)
+    assert abs(corner.mean() - 128) < 3 and corner.std() < 3  # grey logo box survives JPEG
+    assert rgb[:100, :100].std() > 10  # the rest keeps its texture
+    assert judged_copy(still, tmp_path / "cache") == out  # cached
+
+    clip = write_video(tmp_path / "c.mp4", frames=10, width=160, height=96)
+    vout = judged_copy(clip, tmp_path / "cache")
+    frames = decode_frames(vout, 20)
+    assert vout.suffix == ".mp4" and len(frames) == 10
+    box = frames[5][-12:, -20:].astype(int)
+    assert abs(box.mean() - 128) < 4 and frames[5][:40, :40].std() > 10
 
 
 # ----------------------------------------------------------------------------- round trip

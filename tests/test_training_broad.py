@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from antifake.training.data import Item, load_manifests
-from antifake.training.formats import format_groups
+from antifake.training.formats import format_groups, scored_format_groups
 from antifake.training.media_io import DEBIAS_CODECS, debias_frame, frames_for_condition
 from antifake.training.operating import (
     nested_thresholds,
@@ -100,6 +100,19 @@ def test_format_groups(tmp_path: Path) -> None:
     assert format_groups(mp4, "video") == ["video file", "<=256 px"]
 
 
+def test_scored_format_groups_follow_what_laundering_makes_of_the_file(tmp_path: Path) -> None:
+    gif = write_animated_gif(tmp_path / "a.gif", width=200, height=150)
+    png = write_image(tmp_path / "b.png", width=1920, height=1080)
+    webp = write_image(tmp_path / "c.webp", width=640, height=400)
+    # As received or masked: the published file's groups.
+    assert scored_format_groups(gif, "video", "masked") == format_groups(gif, "video")
+    # Laundered, a GIF reaches the engine as an H.264 MP4 and a still as a JPEG.
+    assert scored_format_groups(gif, "video", "laundered+masked") == ["video file", "<=256 px"]
+    assert scored_format_groups(png, "image", "laundered+masked") == ["JPEG", ">=720 px"]
+    assert scored_format_groups(webp, "image", "laundered") == ["JPEG", "257-480 px"]
+    assert scored_format_groups(webp, "image", "half") == ["WebP", "<=256 px"]
+
+
 # ----------------------------------------------------------------------------- thresholds
 def _scored_items(tmp_path: Path) -> tuple[list[Item], np.ndarray]:
     """Real PNGs scoring low and real GIFs scoring higher, from several sources, + AI."""
@@ -159,6 +172,44 @@ def test_nested_thresholds_never_see_the_judged_source(tmp_path: Path) -> None:
     assert rates["source"]["image"]["png0"]["fpr"] == 1.0
     assert rates["media"]["image"]["n_real"] == 80
     assert rates["format"]["image"]["GIF"]["real_sources"] == 4
+
+
+def test_nested_lines_of_a_laundered_condition_judge_gifs_by_the_mp4_line(
+        tmp_path: Path) -> None:
+    """Scored laundered, real GIFs reach the engine as MP4s: the nested evaluation must
+    judge them by the lines a laundered upload meets (the pooled and "video file" lines,
+    fitted on every laundered real clip), not by the GIF line that only an as-received
+    GIF meets."""
+    rng = np.random.default_rng(1)
+    items, z = [], []
+    for s in range(12):
+        for k in range(8):
+            if s < 4:  # a minority of real GIFs (4 sources), scoring high...
+                g = write_animated_gif(tmp_path / f"g{s}_{k}.gif", width=40, height=30)
+                items.append(Item(g, "real_video", f"gif{s}"))
+                z.append(rng.normal(3.0, 0.3))
+            m = write_video(tmp_path / f"m{s}_{k}.mp4", width=40, height=30, frames=2)
+            items.append(Item(m, "real_video", f"mp4{s}"))
+            z.append(rng.normal(0.0, 0.3))  # ...beside many real MP4s scoring low
+            a = tmp_path / f"a{s}_{k}.mp4"
+            a.write_bytes(m.read_bytes())
+            items.append(Item(a, "other_ai_video_x", f"ai{s}"))
+            z.append(rng.normal(2.0, 0.3))
+    scores = np.asarray(z)
+    gif = np.asarray([it.path.suffix == ".gif" for it in items])
+    as_received = nested_thresholds(scores, items, condition="masked")
+    laundered = nested_thresholds(scores, items, condition="laundered+masked")
+    # As received a real GIF meets the GIF line (fitted on the other sources' real GIFs)
+    # and is rarely flagged; laundered it is an MP4 and meets the lines of all laundered
+    # clips, lower: the rate the nested evaluation reports is the one a user then sees.
+    assert (laundered[gif] < as_received[gif]).all()
+    assert (scores[gif] > laundered[gif]).mean() > (scores[gif] > as_received[gif]).mean()
+    # Every laundered clip of a source meets one line, whatever its published container.
+    by_source: dict[str, set[float]] = {}
+    for it, t in zip(items, laundered, strict=True):
+        by_source.setdefault(it.source, set()).add(round(float(t), 9))
+    assert all(len(v) == 1 for v in by_source.values())
+    assert not np.allclose(as_received, laundered)
 
 
 def test_source_intervals_widen_when_one_source_carries_the_false_positives(

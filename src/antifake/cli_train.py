@@ -256,7 +256,7 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
         all_rows[name] = {}
         for c in conds:
             z = oof.logits[c]
-            thr = nested_thresholds(z, oof.items)
+            thr = nested_thresholds(z, oof.items, condition=c)
             p_thr = 1.0 / (1.0 + np.exp(-thr))
             rows = metric_rows(oof, c, p_thr)
             rates = rate_rows(z, thr, oof.items)

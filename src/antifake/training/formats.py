@@ -20,8 +20,10 @@ from antifake.media.format_groups import (
     container_group_of,
     resolution_band,
 )
+from antifake.training.media_io import LAUNDER_SHORT_SIDE
 
-__all__ = ["GROUP_ORDER", "TOP_BAND", "container_group", "format_groups", "short_side"]
+__all__ = ["GROUP_ORDER", "TOP_BAND", "container_group", "format_groups", "scored_format_groups",
+           "short_side"]
 
 
 def container_group(path: Path, media_type: str) -> str:
@@ -49,6 +51,37 @@ def format_groups(path: Path, media_type: str) -> list[str]:
     """Every format group ``path`` belongs to (one container group, one resolution band)."""
     groups = [container_group(path, media_type)]
     band = resolution_band(short_side(path))
+    if band:
+        groups.append(band)
+    return groups
+
+
+def scored_format_groups(path: Path, media_type: str, condition: str = "original") -> list[str]:
+    """The format groups of ``path`` as the engine reads the file scored under
+    ``condition`` (a :mod:`antifake.training.media_io` condition such as
+    ``laundered+masked``), i.e. the groups whose lines judge it.
+
+    :func:`format_groups` names the *published* file's format, which is what the
+    false-positive tables report ("real GIFs, laundered"). The operating lines, though,
+    must be fitted and applied on the groups the engine sees: a laundered GIF reaches a
+    user as an H.264 MP4 (``video file``), and a laundered still as a JPEG (the outside
+    evaluation's laundering; the training condition approximates it with a one-frame
+    H.264 intra picture). Resolution follows laundering's cap (short side <= 720) and
+    ``half``; other steps (masking, crops, the debias chain) keep the published groups.
+    """
+    steps = condition.split("+")
+    if "laundered" not in steps and "half" not in steps:
+        return format_groups(path, media_type)
+    side = short_side(path)
+    if "laundered" in steps:
+        container = "video file" if media_type == "video" else "JPEG"
+        side = min(side, LAUNDER_SHORT_SIDE) if side else side
+    else:
+        container = container_group(path, media_type)
+    if side and "half" in steps:
+        side = max(1, side // 2)
+    groups = [container]
+    band = resolution_band(side)
     if band:
         groups.append(band)
     return groups

@@ -15,6 +15,11 @@ groups: false-positive rates of 1-2 % overall and half the AI files missed.)
 Evaluation is nested: the threshold judging the files of source *S* is fitted on the
 out-of-fold scores of every *other* source (:func:`nested_thresholds`), so the reported
 false-positive rates are what a user sees on a source the threshold never saw.
+
+The groups whose lines judge a file are those of the file *as scored*
+(:func:`antifake.training.formats.scored_format_groups`): scored laundered, a published GIF
+is an H.264 MP4 and meets the lines every laundered clip meets, as it would in the engine.
+The tables (:func:`rate_rows`) report the published file's groups ("real GIFs, laundered").
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from antifake.training.data import Item
-from antifake.training.formats import GROUP_ORDER, format_groups
+from antifake.training.formats import GROUP_ORDER, format_groups, scored_format_groups
 from antifake.training.metrics import roc_auc, threshold_at_fpr
 
 TARGET_FPR = 0.05
@@ -72,10 +77,12 @@ def operating_threshold(scores: np.ndarray, items: Sequence[Item], fpr: float = 
 
 
 def nested_thresholds(scores: np.ndarray, items: Sequence[Item],
-                      fpr: float = TARGET_FPR) -> np.ndarray:
+                      fpr: float = TARGET_FPR, condition: str = "original") -> np.ndarray:
     """Per file: the line of its media type and format groups (:func:`threshold_for`)
-    fitted without its own source."""
-    groups = [format_groups(it.path, it.media_type) for it in items]
+    fitted without its own source. ``condition``: the one ``scores`` were computed under;
+    lines are fitted and applied on the groups of the file as the engine would read it
+    then (:func:`antifake.training.formats.scored_format_groups`)."""
+    groups = [scored_format_groups(it.path, it.media_type, condition) for it in items]
     out = np.full(len(items), np.nan)
     by_type = defaultdict(list)
     for i, it in enumerate(items):

@@ -309,6 +309,7 @@ def fuse_oof(oofs: dict[str, OOFScores], conditions: Sequence[str],
     ``table``: the rows of :func:`oof_table` when the caller already made them.
     """
     from antifake.calibration import fit_calibrated_fusion
+    from antifake.training.formats import scored_format_groups
     from antifake.training.operating import operating_points
 
     table = oof_table(oofs, conditions) if table is None else table
@@ -332,7 +333,11 @@ def fuse_oof(oofs: dict[str, OOFScores], conditions: Sequence[str],
         sub = [first.items[i] for i in idx]
         # Within every condition (as received, laundered) the line must hold: the
         # strictest condition decides each threshold.
-        points = [operating_points(fused[c][idx], sub) for c in conditions]
+        # Groups as the engine reads each file in that condition (a laundered GIF is an
+        # MP4 then), so the lines are the ones a laundered upload meets.
+        points = [operating_points(fused[c][idx], sub, groups=[
+            scored_format_groups(it.path, it.media_type, c) for it in sub])
+                  for c in conditions]
         thresholds[mt] = float(sigmoid(np.asarray(max(p for p, _ in points))))
         groups = sorted({g for _, bg in points for g in bg})
         by_format[mt] = {g: float(sigmoid(np.asarray(max(bg[g] for _, bg in points

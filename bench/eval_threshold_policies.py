@@ -11,8 +11,9 @@ lines); group lines whose level is chosen by an inner leave-one-source-out so th
 group's inner FPR stays <= 5 %; group lines at 3 / 5 % with every source weighing the same
 (each real file weighted by one over its source's files in the group). Lines use the format
 groups of each file as scored under ``--condition``
-(:func:`antifake.training.formats.scored_format_groups`; until 2026-12-05 the published
-file's groups). Needs the feature cache filled (``antifake evaluate``).
+(:func:`antifake.training.formats.scored_format_groups`; ``--line-groups published``: the
+published file's groups, the rule until 2026-12-05). Needs the feature cache filled
+(``antifake evaluate``).
 Usage (repo root, venv active)::
 
     PYTHONPATH=src python bench/eval_threshold_policies.py --media-root var/corpus \\
@@ -34,7 +35,7 @@ import numpy as np
 from antifake.training import operating as op
 from antifake.training.data import load_manifests
 from antifake.training.features import FeatureExtractor
-from antifake.training.formats import scored_format_groups
+from antifake.training.formats import format_groups, scored_format_groups
 from antifake.training.metrics import threshold_at_fpr
 from antifake.training.pipeline import TRAIN_CONDITIONS, fuse_oof, loso_scores
 
@@ -77,13 +78,18 @@ def main() -> None:
     ap.add_argument("--oof", type=Path, default=Path("var/policies/oof.pkl"))
     ap.add_argument("--model", default="fused", choices=["fused", "clipm", "effl0e"])
     ap.add_argument("--condition", default="laundered+masked", choices=CONDITIONS)
+    ap.add_argument("--line-groups", default="scored", choices=["scored", "published"],
+                    help="fit and apply the lines on the groups of the file as scored "
+                         "(default) or of the published file (the rule before 2026-12-05)")
     args = ap.parse_args()
     d = out_of_fold(args.manifests, args.media_root, args.cache_dir, args.oof)
     items = d["items"]
     z = d[args.model][args.condition]
     # Lines are fitted and applied on the groups of the file as scored (a laundered GIF
     # is an MP4 to the engine); the tables still report the published format's groups.
-    groups = [scored_format_groups(it.path, it.media_type, args.condition) for it in items]
+    groups = [scored_format_groups(it.path, it.media_type, args.condition)
+              if args.line_groups == "scored" else format_groups(it.path, it.media_type)
+              for it in items]
     real = np.asarray([not it.is_ai for it in items]) & np.isfinite(z)
     src = np.asarray([it.source for it in items])
     media = np.asarray([it.media_type for it in items])

@@ -52,16 +52,18 @@ def weighted_threshold_at_fpr(scores: np.ndarray, weights: np.ndarray, fpr: floa
     return float(s[k]) if k < len(s) else float(s[-1]) - 1e-9
 
 
-def out_of_fold(manifests: list[Path], roots: list[Path], cache: Path, oof_path: Path) -> dict:
+def out_of_fold(manifests: list[Path], roots: list[Path], cache: Path, oof_path: Path,
+                conditions: list[str] = CONDITIONS,
+                train_conditions: list[str] | None = None) -> dict:
     if oof_path.exists():
         with oof_path.open("rb") as fh:
             return pickle.load(fh)  # noqa: S301 - our own cache file
     items = load_manifests(manifests, roots).items
     fx = FeatureExtractor(cache, max_frames=4)
-    oofs = {f: loso_scores(fx, f, items, CONDITIONS, list(TRAIN_CONDITIONS),
+    oofs = {f: loso_scores(fx, f, items, conditions, train_conditions or list(TRAIN_CONDITIONS),
                            split="source-10fold", attribution=False)
             for f in ("effl0e", "clipm")}
-    _, fused = fuse_oof(oofs, CONDITIONS)
+    _, fused = fuse_oof(oofs, conditions)
     data = {"items": fused.items, "fused": fused.logits, "clipm": oofs["clipm"].logits,
             "effl0e": oofs["effl0e"].logits}
     oof_path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,11 +80,15 @@ def main() -> None:
     ap.add_argument("--oof", type=Path, default=Path("var/policies/oof.pkl"))
     ap.add_argument("--model", default="fused", choices=["fused", "clipm", "effl0e"])
     ap.add_argument("--condition", default="laundered+masked", choices=CONDITIONS)
+    ap.add_argument("--train-conditions", default=None,
+                    help="comma list (default: the shipped recipe's); use another --oof path")
     ap.add_argument("--line-groups", default="scored", choices=["scored", "published"],
                     help="fit and apply the lines on the groups of the file as scored "
                          "(default) or of the published file (the rule before 2026-12-05)")
     args = ap.parse_args()
-    d = out_of_fold(args.manifests, args.media_root, args.cache_dir, args.oof)
+    tconds = args.train_conditions.split(",") if args.train_conditions else None
+    d = out_of_fold(args.manifests, args.media_root, args.cache_dir, args.oof,
+                    [args.condition] if tconds else CONDITIONS, tconds)
     items = d["items"]
     z = d[args.model][args.condition]
     # Lines are fitted and applied on the groups of the file as scored (a laundered GIF
@@ -120,27 +126,30 @@ def main() -> None:
         return {g: line(np.asarray(m)) for g, m in members.items()
                 if len(m) >= op.MIN_GROUP_FILES and len(set(src[m])) >= op.MIN_GROUP_SOURCES}
 
-    policies: dict[str, Callable[[np.ndarray], float] | None] = {
-        "pooled 5 % only": None,
-        "pooled 5 % + groups 5 %": lambda m: q(m, 0.05),
-        "pooled 5 % + groups 3 % (shipped)": lambda m: q(m, 0.03),
-        "pooled 5 % + groups 2 %": lambda m: q(m, 0.02),
-        "pooled 5 % + groups, inner leave-one-source-out level": inner_loso,
-        "pooled 5 % + groups 3 %, sources weighted equally": lambda m: q_sources(m, 0.03),
-        "pooled 5 % + groups 5 %, sources weighted equally": lambda m: q_sources(m, 0.05),
+    # name -> (pooled line's FPR, the group line rule or None)
+    policies: dict[str, tuple[float, Callable[[np.ndarray], float] | None]] = {
+        "pooled 5 % only": (0.05, None),
+        "pooled 5 % + groups 5 %": (0.05, lambda m: q(m, 0.05)),
+        "pooled 5 % + groups 3 % (shipped)": (0.05, lambda m: q(m, 0.03)),
+        "pooled 5 % + groups 2 %": (0.05, lambda m: q(m, 0.02)),
+        "pooled 5 % + groups 1.5 %": (0.05, lambda m: q(m, 0.015)),
+        "pooled 4 % + groups 3 %": (0.04, lambda m: q(m, 0.03)),
+        "pooled 5 % + groups, inner leave-one-source-out level": (0.05, inner_loso),
+        "pooled 5 % + groups 3 %, sources weighted equally": (0.05, lambda m: q_sources(m, 0.03)),
+        "pooled 5 % + groups 5 %, sources weighted equally": (0.05, lambda m: q_sources(m, 0.05)),
     }
-    print(f"{args.model}, {args.condition}, nested by source; "
+    print(f"{args.model}, {args.condition}, {args.line_groups} groups, nested by source; "
           f"{len(set(src))} sources, {len(items)} files")
     print("| policy | real-video FPR | AI-video TPR | video groups > 5 % | real-image FPR "
           "| AI-image TPR | image groups > 5 % | real sources > 5 % (video / image) |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, line in policies.items():
+    for name, (pooled_fpr, line) in policies.items():
         thr = np.full(len(items), np.nan)
         for mt in ("video", "image"):
             idx = np.flatnonzero(media == mt)
             for s in sorted(set(src[idx])):
                 keep = idx[src[idx] != s]
-                pooled = q(keep[real[keep]], 0.05)
+                pooled = q(keep[real[keep]], pooled_fpr)
                 by = group_lines(keep, line) if line else {}
                 for i in idx[src[idx] == s]:
                     thr[i] = max([pooled, *(by[g] for g in groups[i] if g in by)])

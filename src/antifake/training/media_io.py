@@ -25,7 +25,7 @@ import hashlib
 import io
 import itertools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -100,16 +100,25 @@ def launder_file(path: Path, cache_dir: Path) -> Path:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         _encode_h264(iter(decode_frames(path, 1)), Fraction(1), tmp)
     else:
-        with av.open(str(path)) as src:
-            s = src.streams.video[0]
-            rate = Fraction(s.average_rate or s.guessed_rate or 25).limit_denominator(1001)
-            if rate <= 0 or rate > 60:
-                rate = Fraction(25)
-            frames = (f.to_ndarray(format="rgb24") for f in src.decode(video=0))
-            # Streamed frame by frame: a long 1080p clip never sits in memory whole.
-            _encode_h264(itertools.islice(frames, LAUNDER_MAX_FRAMES), rate, tmp)
+        _reencode_clip(path, tmp)
     tmp.rename(out)
     return out
+
+
+def _reencode_clip(path: Path, out: Path,
+                   transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+    """Up to :data:`LAUNDER_MAX_FRAMES` frames of the clip ``path``, each through
+    ``transform``, written to ``out`` by :func:`_encode_h264` at the clip's frame rate."""
+    with av.open(str(path)) as src:
+        s = src.streams.video[0]
+        rate = Fraction(s.average_rate or s.guessed_rate or 25).limit_denominator(1001)
+        if rate <= 0 or rate > 60:
+            rate = Fraction(25)
+        frames = (f.to_ndarray(format="rgb24") for f in src.decode(video=0))
+        if transform is not None:
+            frames = (transform(f) for f in frames)
+        # Streamed frame by frame: a long 1080p clip never sits in memory whole.
+        _encode_h264(itertools.islice(frames, LAUNDER_MAX_FRAMES), rate, out)
 
 
 def judged_copy(path: Path, cache_dir: Path, jpeg_quality: int = 90) -> Path:
@@ -140,13 +149,7 @@ def judged_copy(path: Path, cache_dir: Path, jpeg_quality: int = 90) -> Path:
                              Image.Resampling.BILINEAR)
         img.save(tmp, format="JPEG", quality=jpeg_quality)
     else:
-        with av.open(str(path)) as src:
-            s = src.streams.video[0]
-            rate = Fraction(s.average_rate or s.guessed_rate or 25).limit_denominator(1001)
-            if rate <= 0 or rate > 60:
-                rate = Fraction(25)
-            frames = (mask_logo(f.to_ndarray(format="rgb24")) for f in src.decode(video=0))
-            _encode_h264(itertools.islice(frames, LAUNDER_MAX_FRAMES), rate, tmp)
+        _reencode_clip(path, tmp, mask_logo)
     tmp.rename(out)
     return out
 

@@ -77,17 +77,23 @@ def main() -> None:
     ap.add_argument("manifests", nargs="+", type=Path)
     ap.add_argument("--media-root", action="append", type=Path, default=[])
     ap.add_argument("--cache-dir", type=Path, default=Path("var"))
-    ap.add_argument("--oof", type=Path, default=Path("var/policies/oof.pkl"))
+    ap.add_argument("--oof", type=Path, default=None,
+                    help="cache of the out-of-fold logits (default: var/policies/oof.pkl, "
+                         "or oof-<train conditions>.pkl with --train-conditions)")
     ap.add_argument("--model", default="fused", choices=["fused", "clipm", "effl0e"])
     ap.add_argument("--condition", default="laundered+masked", choices=CONDITIONS)
     ap.add_argument("--train-conditions", default=None,
-                    help="comma list (default: the shipped recipe's); use another --oof path")
+                    help="comma list (default: the shipped recipe's); only --condition is "
+                         "then scored")
     ap.add_argument("--line-groups", default="scored", choices=["scored", "published"],
                     help="fit and apply the lines on the groups of the file as scored "
                          "(default) or of the published file (the rule before 2026-12-05)")
     args = ap.parse_args()
     tconds = args.train_conditions.split(",") if args.train_conditions else None
-    d = out_of_fold(args.manifests, args.media_root, args.cache_dir, args.oof,
+    # One cache file per training recipe: logits of another recipe are never read back.
+    oof_path = args.oof or Path("var/policies") / (
+        f"oof-{'_'.join(tconds)}.pkl" if tconds else "oof.pkl")
+    d = out_of_fold(args.manifests, args.media_root, args.cache_dir, oof_path,
                     [args.condition] if tconds else CONDITIONS, tconds)
     items = d["items"]
     z = d[args.model][args.condition]

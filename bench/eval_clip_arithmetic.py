@@ -17,6 +17,11 @@ computes it (:func:`antifake.clip_encoder.model_override`); on a CPU with VNNI b
 * ``--mode timing``: median milliseconds of one CLIP forward (random 224x224 input,
   ``--threads``), ``--runs`` times per arithmetic, after one warm-up run.
 
+``--refuse CALIBRATION`` (engine mode) also fuses the exact arithmetic's detector
+results with another ``calibration.json`` - a candidate fusion judged on the same
+detector scores, in the same run; ``--json-out`` keeps every file's detector scores,
+format groups and verdict.
+
 ``--sample N`` scores N files drawn with ``random.Random(--seed).sample``. Usage (repo
 root, venv active)::
 
@@ -33,17 +38,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import random
 import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from antifake import clip_encoder
+from antifake.calibration import CalibratedFusion
 from antifake.config import AnalysisOptions, FrameSampling
 from antifake.detectors.semantic_clip.detector import frame_logits
 from antifake.engine import Engine
@@ -126,11 +133,17 @@ def run_probe(items: list[Item], condition: str, max_frames: int, cache_dir: Pat
 
 
 def run_engine(items: list[Item], launder: bool, max_frames: int | None,
-               cache_dir: Path, which: str = "both") -> None:
+               cache_dir: Path, which: str = "both",
+               refuse: Sequence[Path] = (), json_out: Path | None = None) -> None:
+    """Score ``items`` through the engine; with ``refuse``, also fuse each file's detector
+    results with those calibration files (rows named after each file), which is exact
+    where only the fusion differs (the detectors' own models the same)."""
     sampling = FrameSampling() if max_frames is None else FrameSampling(max_frames=max_frames)
     engine = Engine(detectors=["forensic_image", "semantic_clip"], detector_threads=1,
                     options=AnalysisOptions(sampling=sampling))
+    others = {str(c): CalibratedFusion.load(c) for c in refuse}
     rows: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    per_file: list[dict[str, object]] = []
     with arithmetics(which) as modes:
         for i, it in enumerate(items):
             path = judged_copy(it.path, cache_dir) if launder else it.path
@@ -139,8 +152,23 @@ def run_engine(items: list[Item], launder: bool, max_frames: int | None,
                     res = engine.analyze(path)
                 rows[mode].append((float("nan") if res.ai_probability is None
                                    else res.ai_probability, str(res.verdict)))
+                groups = list((res.fusion or {}).get("format_groups", []))
+                media_type = (res.fusion or {}).get("media_type")
+                per_file.append({
+                    "path": str(it.path), "source": it.source, "label": it.label,
+                    "is_ai": it.is_ai, "media_type": it.media_type, "arithmetic": mode,
+                    "format_groups": groups, "verdict": str(res.verdict),
+                    "ai_probability": res.ai_probability,
+                    "scores": {d.detector: d.score for d in res.detectors}})
+                if mode != EXACT:
+                    continue
+                for name, fusion in others.items():
+                    fused = fusion.fuse(res.detectors, media_type=media_type, formats=groups)
+                    rows[f"exact, {name}"].append((fused.ai_probability, str(fused.verdict)))
             if (i + 1) % 50 == 0:
                 print(f"{i + 1}/{len(items)}", flush=True)
+    if json_out is not None:
+        json_out.write_text(json.dumps(per_file, indent=1), "utf-8")
     y = np.asarray([it.is_ai for it in items])
     mt = np.asarray([it.media_type for it in items])
     print(f"\n{len(items)} files, {len({it.source for it in items})} sources"
@@ -198,6 +226,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="timing mode: session threads")
     ap.add_argument("--arithmetic", choices=("both", "exact", "shipped"), default="both",
                     help="engine mode: which encoder arithmetic(s) to run")
+    ap.add_argument("--refuse", type=Path, action="append", default=[],
+                    help="engine mode: also fuse the exact arithmetic's detector results "
+                         "with this calibration.json (repeatable; a candidate fusion whose "
+                         "detectors are unchanged)")
+    ap.add_argument("--json-out", type=Path, default=None,
+                    help="engine mode: write every file's detector scores, format groups "
+                         "and verdict here")
     args = ap.parse_args()
     if args.mode == "timing":
         run_timing(args.runs, args.threads)
@@ -210,7 +245,8 @@ def main() -> None:
     if args.mode == "probe":
         run_probe(items, args.condition, args.max_frames or 2, args.cache_dir)
     else:
-        run_engine(items, args.launder, args.max_frames, args.cache_dir, args.arithmetic)
+        run_engine(items, args.launder, args.max_frames, args.cache_dir, args.arithmetic,
+                   args.refuse, args.json_out)
 
 
 if __name__ == "__main__":

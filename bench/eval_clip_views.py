@@ -34,7 +34,7 @@ from antifake.detectors.semantic_clip.detector import frame_logits
 from antifake.media import open_media
 from antifake.training.data import Item, load_manifests
 from antifake.training.media_io import judged_copy
-from antifake.training.metrics import roc_auc
+from antifake.training.metrics import roc_auc, tpr_at_fpr
 
 VIEWS = ("centre", "thirds", "flip", "thirds+flip")
 
@@ -67,11 +67,6 @@ def view_logits(frames: list[np.ndarray], threads: int) -> dict[str, float]:
     both = float((per_crop.sum() + mirrored.sum()) / (len(per_crop) + len(mirrored)))
     return {"centre": float(centre.mean()), "thirds": thirds, "flip": flip,
             "thirds+flip": both}
-
-
-def tpr_at_fpr(y: np.ndarray, s: np.ndarray, fpr: float) -> float:
-    line = float(np.quantile(s[~y], 1 - fpr))
-    return float((s[y] > line).mean())
 
 
 def main() -> None:

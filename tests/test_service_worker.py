@@ -20,8 +20,8 @@ def png(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def test_crash_hang_and_flaky_jobs_do_not_take_the_server_down(tmp_path: Path, png: bytes) -> None:
-    # 6 s, not less: a fresh worker loads the detectors' models within the job's time, ~2 s
-    # on a 2-core CPU without VNNI (a 1.5 s limit turned the crash into a timeout there).
+    # 6 s, not less: a fresh worker loads the detectors' models within the job's time; on
+    # a 2-core CPU without VNNI a 1.5 s limit turned the crash into a timeout (6 s passed).
     settings = make_settings(tmp_path, auth_required=False, job_timeout_s=6.0, max_attempts=2)
     with TestClient(create_app(settings)) as client:
         crash, hang, flaky = (submit_jobs(client, png, d)[0]

@@ -253,6 +253,34 @@ def test_clip_encoder_preprocess_and_features() -> None:
     assert not np.allclose(feats[0], feats[1])
 
 
+def test_clip_encoder_runs_once_per_distinct_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeated frames (a GIF hold, a still in a video) cost one forward pass, and every
+    frame still gets its row, in order; different pictures are each encoded."""
+    from antifake import clip_encoder
+
+    calls: list[np.ndarray] = []
+
+    class CountingSession:
+        def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+            x = feed["pixel_values"]
+            calls.append(x)
+            level = float(x.mean())  # the fake features tell inputs apart
+            emb = np.full((1, 512), level, np.float32)
+            blocks = [np.full((1, 197, clip_encoder.WIDTH), level + i, np.float32)
+                      for i in range(clip_encoder.LAYERS)]
+            return [emb, *blocks]
+
+    monkeypatch.setattr(clip_encoder, "session", lambda threads=2: CountingSession())
+    a, b = textured_rgb(320, 240, seed=1), textured_rgb(320, 240, seed=2)
+    feats = clip_encoder.encode([a, a.copy(), b, a, b])
+    assert len(calls) == 2
+    assert feats.shape == (5, clip_encoder.N_FEATURES)
+    np.testing.assert_array_equal(feats[0], feats[1])
+    np.testing.assert_array_equal(feats[0], feats[3])
+    np.testing.assert_array_equal(feats[2], feats[4])
+    assert not np.array_equal(feats[0], feats[2])
+
+
 def test_semantic_clip_detector_image_and_video(tmp_path: Path) -> None:
     _need_clip()
     from antifake.config import FrameSampling

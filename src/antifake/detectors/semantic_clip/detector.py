@@ -8,8 +8,9 @@ the class token of each of the 12 transformer blocks, whose lower blocks keep tr
 the final embedding abstracts away). CLIP's space was not shaped around any generator,
 which is why such probes carry over to generators and sources never seen in training
 better than CNN trace features (docs/benchmarks.md). The clip score is the mean frame
-logit; for video at most :data:`MAX_FPS` frames per second are encoded (CLIP costs ~30 ms
-a frame on 2 cores), so ``--sampling all`` stays fast, and those frames give a timeline.
+logit; for video at most :data:`MAX_FPS` frames per second are encoded (CLIP costs 30-600 ms
+a frame on 2 cores, depending on the CPU's integer instructions; identical frames are
+encoded once), so ``--sampling all`` stays fast, and those frames give a timeline.
 No heatmap: the probe judges the whole picture. See README.md for data, metrics and limits.
 """
 

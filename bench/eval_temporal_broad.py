@@ -8,7 +8,8 @@ the training manifests and asks two questions, on files handed over as an outsid
 evaluation does it (``media_io.judged_copy``: logo corner masked, H.264 CRF 28, short
 side <= 720):
 
-1. Out of fold (``--folds`` source-grouped folds over the training manifests): AUC of AI
+1. Out of fold (``--folds`` source-grouped folds over the training manifests, the folds of
+   ``antifake evaluate --split source-10fold``): AUC of AI
    vs real video, per published format, for the shipped and the refitted pair model.
 2. On the ``--unseen`` manifests (sources in no training manifest): AUC of the shipped
    and the refitted model (fitted on all training videos), and - given ``--engine-json``
@@ -42,8 +43,8 @@ import numpy as np
 
 from antifake.detectors.temporal.corpus import Clip, clip_features
 from antifake.detectors.temporal.model import PairModel, fit_logistic, load_packaged_model
-from antifake.detectors.temporal.train import Block, fit
-from antifake.training.data import Item, load_manifests
+from antifake.detectors.temporal.train import Block, clip_score, fit
+from antifake.training.data import Item, load_manifests, source_fold
 from antifake.training.media_io import judged_copy
 from antifake.training.metrics import roc_auc, threshold_at_fpr
 
@@ -75,7 +76,7 @@ def blocks_of(items: list[Item], cache_dir: Path) -> list[Block]:
     blocks, t0 = [], time.time()
     for k, it in enumerate(items):
         f = features_of(it, cache_dir)
-        if len(f) and f.shape[1] > 1:
+        if len(f):  # an unreadable file was cached as an empty array
             clip = Clip(str(it.path), int(it.is_ai), it.label, it.source)
             blocks.append(Block(clip, "judged", 1, f))
         if (k + 1) % 100 == 0:
@@ -85,12 +86,7 @@ def blocks_of(items: list[Item], cache_dir: Path) -> list[Block]:
 
 
 def clip_logit(model: PairModel, b: Block) -> float:
-    return float(np.mean(model.logits(b.feats)))
-
-
-def fold_of(source: str, k: int) -> int:
-    # Stable across runs and Python hash seeds.
-    return int.from_bytes(source.encode(), "little") % 1_000_003 % k
+    return clip_score(model, b.feats)
 
 
 def fmt(b: Block) -> str:
@@ -107,7 +103,7 @@ def auc_row(name: str, blocks: list[Block], scores: np.ndarray) -> str:
 
 def out_of_fold(blocks: list[Block], folds: int, l2: float) -> np.ndarray:
     scores = np.full(len(blocks), np.nan)
-    fold = np.asarray([fold_of(b.clip.source_repo, folds) for b in blocks])
+    fold = np.asarray([source_fold(b.clip.source_repo, folds) for b in blocks])
     for f in range(folds):
         train = [b for b, g in zip(blocks, fold, strict=True) if g != f]
         model = fit(train, l2=l2)
@@ -120,7 +116,7 @@ def fusion_cv(engine_logit: np.ndarray, temporal_logit: np.ndarray, y: np.ndarra
               sources: list[str], folds: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Out-of-fold fused logits of [engine, temporal] by source-grouped folds."""
     x = np.stack([engine_logit, temporal_logit], axis=1)
-    fold = np.asarray([fold_of(s, folds) for s in sources])
+    fold = np.asarray([source_fold(s, folds) for s in sources])
     out = np.full(len(y), np.nan)
     coefs = []
     for f in range(folds):

@@ -259,7 +259,7 @@ def encode(frames: list[np.ndarray], threads: int = 2, native: bool = False,
     out = []
     # A still shown for several frames (GIF holds, slideshows, a paused camera) gives the
     # same input tensor again; the encoder is deterministic, so it is run once per
-    # distinct input (one forward costs 60-600 ms on a 2-core CPU).
+    # distinct input (one forward costs 30-600 ms on a 2-core CPU).
     seen: dict[bytes, np.ndarray] = {}
     for rgb in frames:  # one at a time: batching gains nothing on CPU and costs memory
         x = prep(rgb)

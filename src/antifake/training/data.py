@@ -196,15 +196,20 @@ def leave_one_source_out(items: Sequence[Item]) -> Iterator[Split]:
         )
 
 
+def source_fold(source: str, k: int) -> int:
+    """The fold (0..k-1) of ``source`` in :func:`source_kfold`: a hash of its name, so a
+    source keeps its fold when others are added or removed."""
+    import hashlib
+
+    return int(hashlib.sha1(source.encode()).hexdigest(), 16) % k
+
+
 def source_kfold(items: Sequence[Item], k: int = 10) -> Iterator[Split]:
     """``k`` splits, each holding out about 1/k of the source repositories (never a file
     without the rest of its source). With many sources this is leave-one-source-out's
     cheaper and slightly stricter sibling: every model misses ~10 % of the sources."""
-    import hashlib
-
     sources = sorted({it.source for it in items})
-    # Assignment by hash of the name: stable when sources are added or removed.
-    fold = {s: int(hashlib.sha1(s.encode()).hexdigest(), 16) % k for s in sources}
+    fold = {s: source_fold(s, k) for s in sources}
     for f in range(k):
         held = {s for s in sources if fold[s] == f}
         if held:

@@ -96,6 +96,48 @@ def test_wav_with_absurd_channel_count_is_refused(tmp_path: Path) -> None:
     assert "channels" in err.value.message or "cannot" in err.value.message
 
 
+def test_wav_declaring_a_few_hertz_is_refused(tmp_path: Path) -> None:
+    """At 1 Hz each stored sample became a second of resampled noise (a 10 KB file: 2.8
+    hours) that the speech model then scored; such rates are refused at open."""
+    path = tmp_path / "slow.wav"
+    path.write_bytes(_wav_header(1, 1, 10_000, bits=8) + bytes(range(256)) * 39 + b"\x80" * 16)
+    with pytest.raises(AntifakeError) as err:
+        open_media(path)
+    assert err.value.code is ErrorCode.UNSUPPORTED_MEDIA
+    assert "1 Hz" in err.value.message and "min_audio_sample_rate" in err.value.message
+    # The lowest real rates still open.
+    low = synth.write_audio(tmp_path / "tel.wav", synth.voice_like(1.0, rate=8000), rate=8000)
+    assert open_media(low).info.sample_rate == 8000
+
+
+def test_video_with_an_unusable_sound_track_keeps_its_picture_verdict(tmp_path: Path) -> None:
+    """A video whose sound track is refused (a 1 kHz PCM stream) is still judged on its
+    pictures; only synthetic_speech abstains, saying why."""
+    import av
+
+    path = tmp_path / "lowrate.mkv"
+    with av.open(str(path), mode="w") as out:
+        vs = out.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 128, 96, "yuv420p"
+        aus = out.add_stream("pcm_s16le", rate=1000)
+        aus.layout = "mono"
+        base = synth.textured_rgb(128 + 20, 96)
+        for i in range(10):
+            arr = np.ascontiguousarray(base[:, i * 2: i * 2 + 128])
+            for packet in vs.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        synth._encode_audio(out, aus, synth.voice_like(1.0, rate=1000)[None, :], 1000, "mono")
+    result = Engine(detectors=["forensic_image", "synthetic_speech"]).analyze(path)
+    assert result.error is None, result.error
+    assert result.verdict is not None
+    assert _det(result, "forensic_image").score is not None
+    speech = _det(result, "synthetic_speech")
+    assert speech.score is None and speech.details["audio"] == "unusable"
+    assert speech.summary.startswith("sound track not analysed:") and "1000 Hz" in speech.summary
+
+
 def test_wav_declaring_hours_but_holding_a_second_is_bounded(tmp_path: Path) -> None:
     # The data chunk claims 4 GB (about 37 hours at 16 kHz mono, far over the 3 h cap) but
     # the file holds one second: either a clear too_large or an analysis of what is there,

@@ -314,7 +314,7 @@ def test_video_progress_moves_with_frames_not_only_detectors(
     import antifake.progress as progress_module
 
     monkeypatch.setattr(progress_module, "MIN_INTERVAL_S", 0.0)  # report every frame
-    vid = write_video(tmp_path / "v.mp4", frames=48, fps=12)
+    vid = write_video(tmp_path / "v.mp4", frames=48, fps=12, width=96, height=64)
     seen: list[tuple[int, int, str]] = []
     opts = AnalysisOptions(sampling=FrameSampling(mode="all", max_frames=None))
     Engine(detectors=["forensic_image", "c2pa"], options=opts, detector_threads=1).analyze(
@@ -332,7 +332,7 @@ def test_video_progress_moves_with_frames_not_only_detectors(
 def test_frames_analysed_per_file_are_capped_and_spread(tmp_path: Path) -> None:
     """Issue 11 item 5: sampling=all on a long video is bounded by max_frames_analysed
     (the service's max_frames_per_request); the allowed frames cover the whole clip."""
-    vid = write_video(tmp_path / "v.mp4", frames=48, fps=12)
+    vid = write_video(tmp_path / "v.mp4", frames=48, fps=12, width=96, height=64)
     opts = AnalysisOptions(sampling=FrameSampling(mode="all", max_frames=None),
                            limits=replace(Limits(), max_frames_analysed=6))
     result = Engine(detectors=["forensic_image"], options=opts).analyze(vid)

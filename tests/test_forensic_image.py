@@ -88,6 +88,34 @@ def test_video_timeline_and_clip_score(tmp_path: Path) -> None:
     assert r.heatmap is not None and r.heatmap.shape == (4, 6)
 
 
+@pytest.mark.parametrize(("width", "height"), [(16, 16), (500, 40), (1, 1)])
+def test_learned_picture_models_abstain_below_the_smallest_side(
+        tmp_path: Path, width: int, height: int) -> None:
+    """A 16x16 noise clip was called AI at 0.99 and attributed to Pika: a picture far
+    smaller than any the models were trained on (128 px) gets no opinion, and with no other
+    evidence the verdict is uncertain."""
+    from antifake.detectors.base import MIN_LEARNED_SIDE
+    from antifake.engine import Engine
+
+    path = write_image(tmp_path / "small.png", width=width, height=height)
+    media = open_media(path)
+    for name in ("forensic_image", "semantic_clip"):
+        r = create_detector(name).analyze(media, AnalysisContext())
+        assert r.score is None and r.details["unavailable"] == "too_small"
+        assert f"{width}x{height}" in r.summary and str(MIN_LEARNED_SIDE) in r.summary
+    result = Engine(detectors=["forensic_image", "semantic_clip"]).analyze(path)
+    assert result.error is None and result.verdict == "uncertain"
+    assert result.generator is None
+
+
+def test_learned_picture_models_judge_from_the_smallest_side(tmp_path: Path) -> None:
+    from antifake.detectors.base import MIN_LEARNED_SIDE
+
+    path = write_image(tmp_path / "edge.png", width=2 * MIN_LEARNED_SIDE, height=MIN_LEARNED_SIDE)
+    r = ForensicImageDetector().analyze(open_media(path), AnalysisContext())
+    assert r.score is not None and 0.0 <= r.score <= 1.0
+
+
 # ------------------------------------------------------------------------- calibration
 def _res(name: str, score: float | None, decisive: bool = False) -> DetectorResult:
     return DetectorResult(detector=name, score=score, summary="", decisive=decisive)

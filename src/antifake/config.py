@@ -32,6 +32,10 @@ class Limits:
     # Audio: real files have 1-8 channels at 8-192 kHz; more is a hostile header.
     max_audio_channels: int = 32
     max_audio_sample_rate: int = 384_000
+    # Below telephone rates no speech is left to judge, and a header declaring a few Hz
+    # turns each stored sample into seconds of resampled "audio" (a 10 KB WAV at 1 Hz
+    # decoded to 2.8 hours of noise that the speech model scored).
+    min_audio_sample_rate: int = 4_000
     # Frames detectors look at per file whatever the sampling asks (None: as sampled).
     # The service sets it (max_frames_per_request): `sampling=all` on an hour of video
     # would otherwise run into the job timeout; with a known duration the allowed frames

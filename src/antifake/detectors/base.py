@@ -40,3 +40,25 @@ class Detector(Protocol):
     version: ClassVar[str]
 
     def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult: ...
+
+
+# No picture in the corpus the learned image models were trained on is under 128 px on its
+# short side (the laundering chain downscales to 128-720 px). Far below that a frame is a
+# few upscaled blocks whose score says nothing: a 16x16 noise clip was called AI at 0.99
+# and attributed to Pika. Under this side such models abstain instead of extrapolating.
+MIN_LEARNED_SIDE = 64
+
+
+def too_small_for_learned_model(media: Media, name: str,
+                                kind: DetectorKind) -> DetectorResult | None:
+    """The no-opinion result of a learned image/frame model for a picture smaller than
+    :data:`MIN_LEARNED_SIDE` on its short side, else None (the model may judge it)."""
+    width, height = int(media.info.width), int(media.info.height)
+    if width <= 0 or height <= 0 or min(width, height) >= MIN_LEARNED_SIDE:
+        return None
+    return DetectorResult(
+        detector=name, score=None, kind=kind,
+        summary=(f"picture too small to judge ({width}x{height}; the model needs "
+                 f">= {MIN_LEARNED_SIDE} px on the short side)"),
+        details={"unavailable": "too_small", "width": width, "height": height,
+                 "min_side": MIN_LEARNED_SIDE})

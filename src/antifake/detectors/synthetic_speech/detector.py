@@ -49,6 +49,11 @@ UNKNOWN_BELOW = 0.5  # family confidence under which the family is reported as u
 _sessions = SessionCache(lambda: models.read_bytes(__package__, MODEL_FILE))
 
 
+# Errors of a video's sound track that leave the pictures judgeable (a hostile or
+# damaged audio stream); too_large still ends the file (its limits are the file's).
+_SOUND_TRACK_CODES = frozenset({ErrorCode.CORRUPT_MEDIA, ErrorCode.UNSUPPORTED_MEDIA})
+
+
 @lru_cache(maxsize=1)
 def load_config() -> dict[str, Any]:
     """Threshold, families and training facts of the shipped (or selected) model; empty
@@ -193,11 +198,20 @@ class SyntheticSpeechDetector:
         if chunks_of is None or not getattr(media, "has_audio", False):
             return DetectorResult(detector=self.name, score=None, kind=self.kind,
                                   summary="no sound track", details={"audio": "none"})
-        parts = list(chunks_of(max_seconds=self.max_analysed_s))
-        wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        try:
+            parts = list(chunks_of(max_seconds=self.max_analysed_s))
+            wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            if not np.all(np.isfinite(wave)):
+                raise AntifakeError(ErrorCode.CORRUPT_MEDIA,
+                                    "audio decodes to non-finite samples")
+        except AntifakeError as exc:
+            if media.info.media_type != "video" or exc.code not in _SOUND_TRACK_CODES:
+                raise  # an audio file that cannot be decoded is the file's error
+            # A video's pictures still deserve a verdict when its sound track is unusable.
+            return DetectorResult(detector=self.name, score=None, kind=self.kind,
+                                  summary=f"sound track not analysed: {exc.message}",
+                                  details={"audio": "unusable", "error": exc.to_dict()})
         decoded_s = wave.size / SAMPLE_RATE
-        if not np.all(np.isfinite(wave)):
-            raise AntifakeError(ErrorCode.CORRUPT_MEDIA, "audio decodes to non-finite samples")
         peak = float(np.abs(wave).max()) if wave.size else 0.0
         if decoded_s < MIN_SPEECH_S or peak < 1e-3:
             return DetectorResult(

@@ -110,16 +110,20 @@ def test_wav_declaring_a_few_hertz_is_refused(tmp_path: Path) -> None:
     assert open_media(low).info.sample_rate == 8000
 
 
-def test_video_with_an_unusable_sound_track_keeps_its_picture_verdict(tmp_path: Path) -> None:
-    """A video whose sound track is refused (a 1 kHz PCM stream) is still judged on its
-    pictures; only synthetic_speech abstains, saying why."""
+@pytest.mark.parametrize(("codec", "rate", "why"), [("pcm_s16le", 1000, "1000 Hz"),
+                                                     ("pcm_f32le", 16000, "non-finite")])
+def test_video_with_an_unusable_sound_track_keeps_its_picture_verdict(
+        tmp_path: Path, codec: str, rate: int, why: str) -> None:
+    """A video whose sound track is refused (a 1 kHz stream; NaN samples, which failed the
+    whole file before) is still judged on its pictures; only synthetic_speech abstains,
+    saying why."""
     import av
 
-    path = tmp_path / "lowrate.mkv"
+    path = tmp_path / "odd_sound.mkv"
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream("libx264", rate=10)
         vs.width, vs.height, vs.pix_fmt = 128, 96, "yuv420p"
-        aus = out.add_stream("pcm_s16le", rate=1000)
+        aus = out.add_stream(codec, rate=rate)
         aus.layout = "mono"
         base = synth.textured_rgb(128 + 20, 96)
         for i in range(10):
@@ -128,14 +132,22 @@ def test_video_with_an_unusable_sound_track_keeps_its_picture_verdict(tmp_path: 
                 out.mux(packet)
         for packet in vs.encode():
             out.mux(packet)
-        synth._encode_audio(out, aus, synth.voice_like(1.0, rate=1000)[None, :], 1000, "mono")
+        if codec == "pcm_f32le":
+            frame = av.AudioFrame.from_ndarray(np.full((1, rate), np.nan, np.float32),
+                                               format="flt", layout="mono")
+            frame.sample_rate, frame.pts = rate, 0
+            for packet in aus.encode(frame) + aus.encode(None):
+                out.mux(packet)
+        else:
+            synth._encode_audio(out, aus, synth.voice_like(1.0, rate=rate)[None, :], rate,
+                                "mono")
     result = Engine(detectors=["forensic_image", "synthetic_speech"]).analyze(path)
     assert result.error is None, result.error
     assert result.verdict is not None
     assert _det(result, "forensic_image").score is not None
     speech = _det(result, "synthetic_speech")
     assert speech.score is None and speech.details["audio"] == "unusable"
-    assert speech.summary.startswith("sound track not analysed:") and "1000 Hz" in speech.summary
+    assert speech.summary.startswith("sound track not analysed:") and why in speech.summary
 
 
 def test_wav_declaring_hours_but_holding_a_second_is_bounded(tmp_path: Path) -> None:

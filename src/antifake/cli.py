@@ -71,7 +71,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="antifake")
 def main() -> None:
-    """Detect AI-generated and AI-edited images and video."""
+    """Detect AI-generated and AI-edited images, video and speech."""
     from antifake.allocator import tune_allocator
 
     tune_allocator()

@@ -20,6 +20,7 @@ from PIL import Image, ImageFile
 
 from antifake.config import FrameSampling, Limits
 from antifake.errors import AntifakeError, ErrorCode
+from antifake.media import orientation
 from antifake.media.metadata import extract_image_metadata
 from antifake.media.types import Frame, MediaInfo
 from antifake.media.video import FileFacts, FrameSelector
@@ -113,11 +114,13 @@ class ImageMedia:
 
     @property
     def image(self) -> Image.Image:
-        """The decoded Pillow image (original mode, no EXIF rotation applied)."""
+        """The decoded Pillow image (original mode, as stored: ``frames()`` and
+        ``preview()`` apply ``info.orientation``, this does not)."""
         return self._image
 
     def frames(self, sampling: Any = None) -> Iterator[Frame]:
-        """Yield the image as one frame (index 0, time 0); ``sampling`` is ignored.
+        """Yield the image as one frame (index 0, time 0), turned as displayed (EXIF
+        orientation, :mod:`antifake.media.orientation`); ``sampling`` is ignored.
 
         The RGB array is converted once and shared by every caller (read-only): each
         detector asks for it, and a fresh copy per detector cost a conversion and, for a
@@ -126,7 +129,8 @@ class ImageMedia:
         with self._rgb_lock:
             if self._rgb is None:
                 with _pillow_guard(self.info.format):
-                    rgb = to_rgb_array(self._image)
+                    rgb = orientation.to_display(to_rgb_array(self._image),
+                                                 self.info.orientation)
                 rgb.flags.writeable = False
                 self._rgb = rgb
         yield Frame(index=0, time_s=0.0, rgb=self._rgb, keyframe=True)
@@ -143,7 +147,7 @@ class ImageMedia:
                     img = img.reduce(factor)
                 except (ValueError, NotImplementedError):  # modes reduce() does not take
                     img = img.convert("RGB").reduce(factor)
-            return to_rgb_array(img)
+            return orientation.to_display(to_rgb_array(img), self.info.orientation)
 
 
 class AnimatedImageMedia:
@@ -241,6 +245,14 @@ def tiff_ifd_loop(path: Path, max_ifds: int = 100_000) -> bool:
     return False
 
 
+def _exif_orientation(img: Image.Image) -> int:
+    """The still's EXIF orientation code (1 when absent, unreadable or out of range)."""
+    try:
+        return orientation.valid_code(img.getexif().get(orientation.EXIF_ORIENTATION_TAG))
+    except Exception:  # a damaged EXIF block must not cost the picture its verdict
+        return orientation.AS_STORED
+
+
 def open_image(facts: FileFacts, limits: Limits) -> ImageMedia | AnimatedImageMedia:
     """Open, validate and decode an image file; animated ones become video media."""
     fmt = facts.format
@@ -276,6 +288,7 @@ def _validate_image(
         img.load()
         metadata = extract_image_metadata(img)
         if not animated:
+            code = _exif_orientation(img)
             if fmt in ("gif", "tiff", "webp") or getattr(img, "fp", None) is not None:
                 # Multi-frame-capable plugins (GIF, TIFF, WebP) keep the file open after
                 # load(); keep a detached copy of the pixels and release the file.
@@ -289,11 +302,12 @@ def _validate_image(
                 mime=facts.mime,
                 size_bytes=facts.size_bytes,
                 sha256=facts.sha256,
-                width=width,
-                height=height,
+                width=height if orientation.swaps_sides(code) else width,
+                height=width if orientation.swaps_sides(code) else height,
                 frame_count=1,
                 codec=fmt,
                 metadata=metadata,
+                orientation=code,
             )
             return ImageMedia(info, img)
         try:

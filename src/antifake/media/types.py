@@ -41,6 +41,10 @@ class MediaInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     sample_rate: int | None = None  # audio files, and a video's sound track
     channels: int | None = None
+    # EXIF orientation code (1-8) that frames are turned by for display (a photo's EXIF
+    # tag, a video's display matrix; :mod:`antifake.media.orientation`); 1 = as stored.
+    # width and height are the displayed ones.
+    orientation: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (metadata values are already strings/numbers)."""
@@ -59,6 +63,7 @@ class MediaInfo:
             "metadata": self.metadata,
             "sample_rate": self.sample_rate,
             "channels": self.channels,
+            "orientation": self.orientation,
         }
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from antifake.config import FrameSampling, Limits
 from antifake.errors import AntifakeError, ErrorCode, corrupt_media
+from antifake.media import orientation
 from antifake.media.audio import ANALYSIS_SAMPLE_RATE, iter_audio, probe_audio_stream
 from antifake.media.metadata import (
     container_and_stream_tags,
@@ -291,7 +292,8 @@ class VideoMedia:
                           max_seconds=max_seconds, rate=rate)
 
     def frames(self, sampling: Any = None) -> Iterator[Frame]:
-        """Yield the frames chosen by ``sampling`` (default :class:`FrameSampling`)."""
+        """Yield the frames chosen by ``sampling`` (default :class:`FrameSampling`), turned
+        as a player shows them (the display matrix, :mod:`antifake.media.orientation`)."""
         sampling = sampling or FrameSampling()
         info = self.info
         limits = self._limits
@@ -413,7 +415,8 @@ class VideoMedia:
                 yield Frame(
                     index=index,
                     time_s=time_s,
-                    rgb=np.ascontiguousarray(rgb, dtype=np.uint8),
+                    rgb=orientation.to_display(np.ascontiguousarray(rgb, dtype=np.uint8),
+                                               info.orientation),
                     keyframe=bool(frame.key_frame),
                 )
         finally:
@@ -514,6 +517,9 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
                 f"{limits.max_video_pixels} pixels (limit max_video_pixels)",
             )
         width, height = width or first.width, height or first.height
+        code = _display_orientation(first)
+        if orientation.swaps_sides(code):
+            width, height = height, width
         metadata = container_and_stream_tags(container, stream)
         codec = ctx.name if ctx is not None else None
         sound = probe_audio_stream(container)
@@ -546,5 +552,15 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
         metadata=metadata,
         sample_rate=(sound["sample_rate"] or None) if sound else None,
         channels=(sound["channels"] or None) if sound else None,
+        orientation=code,
     )
     return VideoMedia(info, limits, start_time_s, duration_is_video)
+
+
+def _display_orientation(frame: Any) -> int:
+    """The EXIF-style orientation code of a decoded frame's display matrix (1 when it has
+    none or FFmpeg cannot read it)."""
+    try:
+        return orientation.from_rotation(float(frame.rotation or 0))
+    except Exception:
+        return orientation.AS_STORED

@@ -34,6 +34,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from antifake.media import orientation
 from antifake.training.data import IMAGE_SUFFIXES
 
 CONDITIONS = ("original", "laundered", "half", "crop", "masked", "debias")
@@ -65,10 +66,15 @@ def _even(n: float) -> int:
 
 
 def decode_frames(path: Path, max_frames: int = 8) -> list[np.ndarray]:
-    """Up to ``max_frames`` RGB uint8 frames spread evenly over the file (1 for a still)."""
+    """Up to ``max_frames`` RGB uint8 frames spread evenly over the file (1 for a still),
+    turned as displayed, as the engine sees them (:mod:`antifake.media.orientation`)."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
         with Image.open(path) as im:
-            return [np.asarray(im.convert("RGB"))]
+            try:
+                code = orientation.valid_code(im.getexif().get(orientation.EXIF_ORIENTATION_TAG))
+            except Exception:  # an unreadable EXIF block: as stored, like the engine
+                code = orientation.AS_STORED
+            return [orientation.to_display(np.asarray(im.convert("RGB")), code)]
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         total = stream.frames or 0
@@ -80,7 +86,8 @@ def decode_frames(path: Path, max_frames: int = 8) -> list[np.ndarray]:
         frames = []
         for i, frame in enumerate(container.decode(video=0)):
             if i in wanted:
-                frames.append(frame.to_ndarray(format="rgb24"))
+                code = orientation.from_rotation(float(frame.rotation or 0))
+                frames.append(orientation.to_display(frame.to_ndarray(format="rgb24"), code))
             if i >= max(wanted):
                 break
     if not frames:
@@ -114,7 +121,10 @@ def _reencode_clip(path: Path, out: Path,
         rate = Fraction(s.average_rate or s.guessed_rate or 25).limit_denominator(1001)
         if rate <= 0 or rate > 60:
             rate = Fraction(25)
-        frames = (f.to_ndarray(format="rgb24") for f in src.decode(video=0))
+        # Turned as displayed, as FFmpeg's transcoder does (portrait phone clips).
+        frames = (orientation.to_display(f.to_ndarray(format="rgb24"),
+                                         orientation.from_rotation(float(f.rotation or 0)))
+                  for f in src.decode(video=0))
         if transform is not None:
             frames = (transform(f) for f in frames)
         # Streamed frame by frame: a long 1080p clip never sits in memory whole.

@@ -22,6 +22,7 @@ from antifake.detectors.watermark.marks import (
     float_readings_from_sums,
     pixel_sums_2x2,
 )
+from antifake.media import orientation
 from antifake.media.types import Media, MediaType
 from antifake.results import DetectorKind, DetectorResult, GeneratorGuess
 
@@ -206,7 +207,8 @@ class WatermarkDetector:
         too_small = 0
         for frame in media.frames(sampling):
             frames_checked += 1
-            rgb = np.asarray(frame.rgb)
+            # Marks live in the pixels as stored, before any orientation tag was set.
+            rgb = orientation.undo(np.asarray(frame.rgb), media.info.orientation)
             if rgb.shape[0] * rgb.shape[1] < MIN_PIXELS:
                 too_small += 1
             else:

@@ -1,7 +1,7 @@
 """Does a photo's orientation move the verdict? Real photos scored upright, turned on their
-side (pixels rotated, no tag: what the engine saw of a portrait phone photo before EXIF
-Orientation was applied) and stored turned with EXIF Orientation 6 (what a phone writes;
-the engine now turns it back).
+side either way (pixels rotated, no tag: what the engine saw of a portrait phone photo
+before EXIF Orientation was applied) and stored turned with the EXIF Orientation that
+displays them upright (what a phone writes; the engine now turns them back).
 
     PYTHONPATH=src python bench/eval_orientation.py --media-root var/corpus \
         ../shared/corpus/extra-image-manifest.tsv --per-source 2
@@ -49,7 +49,8 @@ def main() -> None:
     args = ap.parse_args()
 
     engine = Engine(detectors=["forensic_image", "semantic_clip"])
-    variants = ("upright", "turned, no tag", "turned + EXIF 6")
+    variants = ("upright", "turned left, no tag", "turned left + EXIF 6",
+                "turned right, no tag", "turned right + EXIF 8")
     scores: dict[str, list[float]] = {v: [] for v in variants}
     verdicts: dict[str, list[str]] = {v: [] for v in variants}
     sources: set[str] = set()
@@ -63,15 +64,18 @@ def main() -> None:
                 continue
             scale = min(1.0, 720 / max(img.size))
             img = img.resize((round(img.width * scale), round(img.height * scale)))
-            stored = img.transpose(Image.Transpose.ROTATE_90)  # sensor pixels of a portrait
-            exif = stored.getexif()
-            exif[0x0112] = 6  # "turn 90 degrees clockwise to display"
-            paths = {"upright": Path(tmp, f"{i}_up.jpg"),
-                     "turned, no tag": Path(tmp, f"{i}_turned.jpg"),
-                     "turned + EXIF 6": Path(tmp, f"{i}_tagged.jpg")}
+            paths = {v: Path(tmp, f"{i}_{k}.jpg") for k, v in enumerate(variants)}
             img.save(paths["upright"], quality=90)
-            stored.save(paths["turned, no tag"], quality=90)
-            stored.save(paths["turned + EXIF 6"], quality=90, exif=exif.tobytes())
+            # A phone stores the sensor's pixels and tags how to turn them for display:
+            # EXIF 6 = turn 90 degrees clockwise (pixels stored turned left), 8 = the other.
+            for side, turn, code in (("left", Image.Transpose.ROTATE_90, 6),
+                                     ("right", Image.Transpose.ROTATE_270, 8)):
+                stored = img.transpose(turn)
+                exif = stored.getexif()
+                exif[0x0112] = code
+                stored.save(paths[f"turned {side}, no tag"], quality=90)
+                stored.save(paths[f"turned {side} + EXIF {code}"], quality=90,
+                            exif=exif.tobytes())
             results = {v: engine.analyze(p) for v, p in paths.items()}
             if any(r.ai_probability is None for r in results.values()):
                 continue

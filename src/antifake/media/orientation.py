@@ -4,9 +4,10 @@ Phone cameras store the sensor's pixels and record how to turn them for display:
 ``Orientation`` in photos, a display matrix (the ``tkhd`` matrix of MP4/MOV) in videos.
 Browsers, players and FFmpeg's transcoder apply it. antifake applies it too, once, when it
 decodes, so that heatmaps and frame pictures line up with what a reviewer sees and the
-models judge the scene upright as they were trained (a portrait phone photo turned on its
-side scored higher: docs/reliability.md). The codes are EXIF's (1 = as stored, 2-8 the
-seven other turns and mirrors); a video's rotation is mapped onto them.
+models judge the scene upright, as their training pictures were (turned on its side, a
+real photo's P(AI) moved by up to 0.03 on average: docs/reliability.md). The codes are
+EXIF's (1 = as stored, 2-8 the seven other turns and mirrors); a video's rotation is
+mapped onto them.
 
 The watermark detector reads marks from the pixels as stored (a mark is embedded before
 any orientation tag is set): :func:`undo` gives them back.

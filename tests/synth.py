@@ -185,6 +185,25 @@ def voice_like(seconds: float = 2.0, rate: int = 16000, seed: int = 0,
     return np.clip(out, -1, 1).astype(np.float32)
 
 
+def music_like(seconds: float = 8.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """An instrumental-like mono float32 signal: a four-chord loop of harmonic tones, two
+    chords a second, with a decaying noise burst (a drum) on each change; no voice."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    out = np.zeros_like(t)
+    chords = [(220.0, 277.2, 329.6), (196.0, 246.9, 293.7), (174.6, 220.0, 261.6),
+              (196.0, 246.9, 293.7)]
+    for i in range(int(seconds * 2)):
+        seg = (t >= i * 0.5) & (t < (i + 1) * 0.5)
+        for f in chords[i % 4]:
+            for k in range(1, 6):
+                out[seg] += np.sin(2 * np.pi * f * k * t[seg]) / k ** 1.5
+        hit, start = int(0.08 * rate), int(i * 0.5 * rate)
+        burst = rng.standard_normal(hit) * np.exp(-np.arange(hit) / 300) * 2
+        out[start:start + hit] += burst[: max(0, min(hit, out.size - start))]
+    return np.clip(0.3 * out / np.abs(out).max(), -1, 1).astype(np.float32)
+
+
 def write_audio(path: Path, samples: np.ndarray | None = None, rate: int = 16000,
                 container: str | None = None, codec: str = "pcm_s16le", channels: int = 1,
                 metadata: dict[str, str] | None = None, bit_rate: int | None = None) -> Path:

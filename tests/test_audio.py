@@ -236,6 +236,52 @@ def test_engine_gives_audio_a_verdict_and_timeline(tmp_path: Path, engine: Engin
     assert result.to_dict()["media"]["sample_rate"] == 16000
 
 
+def test_music_gets_no_opinion_from_the_speech_model(tmp_path: Path, engine: Engine) -> None:
+    """The speech model was trained on speech only: on instrumental sound it abstains
+    (Silero VAD finds no voice), so a song is not called synthetic or authentic speech."""
+    from antifake.detectors.synthetic_speech import presence
+
+    if not presence.available():
+        pytest.skip("silero-vad not installed (scripts/install.sh installs it)")
+    path = synth.write_audio(tmp_path / "song.mp3", synth.music_like(8.0), codec="libmp3lame")
+    result = engine.analyze(path)
+    assert result.error is None
+    speech = _det(result, "synthetic_speech")
+    assert speech.score is None and speech.details["audio"] == "no_speech"
+    assert speech.summary.startswith("no speech found")
+    assert result.verdict == "uncertain"
+    # A voice in the same container is still judged, and its voiced seconds reported.
+    voice = engine.analyze(synth.write_audio(tmp_path / "voice.mp3", synth.voice_like(3.0),
+                                             codec="libmp3lame"))
+    judged = _det(voice, "synthetic_speech")
+    assert judged.score is not None and judged.details["speech_s"] >= 0.5
+
+
+def test_without_the_vad_every_clip_is_scored(tmp_path: Path, engine: Engine,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from antifake.detectors.synthetic_speech import presence
+
+    monkeypatch.setattr(presence, "speech_probabilities", lambda wave: None)
+    path = synth.write_audio(tmp_path / "song.wav", synth.music_like(4.0))
+    speech = _det(engine.analyze(path), "synthetic_speech")
+    assert speech.score is not None and speech.details["speech_s"] is None
+
+
+def test_vad_matches_silero_own_sequence_runner() -> None:
+    """Our torch-free runner gives the library's per-frame probabilities, across blocks."""
+    from antifake.detectors.synthetic_speech import presence
+
+    if not presence.available():
+        pytest.skip("silero-vad not installed")
+    sequence_vad = pytest.importorskip("silero_vad.sequence_vad")
+    wave = np.concatenate([synth.voice_like(20.0), np.zeros(777, np.float32),
+                           synth.music_like(3.0)])
+    ours = presence.speech_probabilities(wave)
+    theirs = sequence_vad.SileroVADSequence(str(presence.model_path())).audio_forward(wave)
+    assert ours is not None and ours.shape == theirs.shape == (-(-wave.size // 512),)
+    assert np.allclose(ours, theirs, atol=1e-6)
+
+
 def test_silent_audio_gets_no_opinion(tmp_path: Path, engine: Engine) -> None:
     path = synth.write_audio(tmp_path / "quiet.wav", np.zeros(16000 * 2, np.float32))
     result = engine.analyze(path)

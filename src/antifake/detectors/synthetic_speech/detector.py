@@ -27,6 +27,7 @@ import numpy as np
 from antifake import models
 from antifake.detectors.base import AnalysisContext
 from antifake.detectors.registry import register_detector
+from antifake.detectors.synthetic_speech import presence
 from antifake.detectors.synthetic_speech.features import (
     MIN_SPEECH_S,
     N_BANDS,
@@ -46,7 +47,21 @@ MAX_ANALYSED_S = 600.0  # the first 10 minutes; memory stays bounded for longer 
 BATCH = 32  # windows per ONNX call
 UNKNOWN_BELOW = 0.5  # family confidence under which the family is reported as unknown
 
+# Speech presence (Silero VAD, :mod:`.presence`): a clip with less voice than this many
+# seconds - or, when shorter than MIN_VOICE_S / MIN_VOICE_SHARE, than this share of it -
+# gets no opinion. Every speech file of 60 sources had >= 0.42 s (a 0.5 s spoken digit);
+# most instrumental music has none (bench/eval_speech_presence.py).
+MIN_VOICE_S = 0.5
+MIN_VOICE_SHARE = 0.1
+
 _sessions = SessionCache(lambda: models.read_bytes(__package__, MODEL_FILE))
+
+
+def speech_seconds_or_none(wave: np.ndarray) -> float | None:
+    """Seconds of ``wave`` (16 kHz mono) that sound like a voice; None when the VAD
+    is not installed (then every clip is scored, as before it existed)."""
+    probs = presence.speech_probabilities(wave)
+    return None if probs is None else presence.speech_seconds(probs)
 
 
 # Errors of a video's sound track that leave the pictures judgeable (a hostile or
@@ -219,6 +234,16 @@ class SyntheticSpeechDetector:
                 summary="too little sound to judge" if peak >= 1e-3 else "silent audio",
                 details={"audio": "silent" if peak < 1e-3 else "too_short",
                          "decoded_s": round(decoded_s, 2)})
+        speech_s = speech_seconds_or_none(wave)
+        if speech_s is not None and speech_s < min(MIN_VOICE_S, MIN_VOICE_SHARE * decoded_s):
+            # Music or other sound: the model was trained on speech only, its score
+            # would mean nothing here (bench/eval_speech_presence.py).
+            return DetectorResult(
+                detector=self.name, score=None, kind=self.kind,
+                summary=(f"no speech found ({speech_s:.1f} s of {decoded_s:.0f} s sound like a "
+                         "voice): music or other sound, which this model does not judge"),
+                details={"audio": "no_speech", "speech_s": round(speech_s, 2),
+                         "decoded_s": round(decoded_s, 2)})
         threads = 1 if ctx.cpu_threads is None else max(1, ctx.cpu_threads)
         starts, logits, fam_prob = score_wave(wave, threads)
         cnn_logit = float(logits.mean())
@@ -259,6 +284,7 @@ class SyntheticSpeechDetector:
             "cnn_logit": round(cnn_logit, 4),
             "windows": len(timeline), "window_s": 2.0,
             "analysed_s": round(decoded_s, 2),
+            "speech_s": None if speech_s is None else round(speech_s, 2),
             "family_probabilities": family_probs,
         }
         for name, value in wh_logits.items():

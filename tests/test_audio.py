@@ -254,17 +254,18 @@ def test_music_gets_no_opinion_from_the_speech_model(tmp_path: Path, engine: Eng
     voice = engine.analyze(synth.write_audio(tmp_path / "voice.mp3", synth.voice_like(3.0),
                                              codec="libmp3lame"))
     judged = _det(voice, "synthetic_speech")
-    assert judged.score is not None and judged.details["speech_s"] >= 0.5
+    assert judged.score is not None and judged.details["voice_s"] >= 0.5
+    assert judged.details["voice_checked_s"] <= 3.0
 
 
 def test_without_the_vad_every_clip_is_scored(tmp_path: Path, engine: Engine,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from antifake.detectors.synthetic_speech import presence
 
-    monkeypatch.setattr(presence, "speech_probabilities", lambda wave: None)
+    monkeypatch.setattr(presence, "speech_probabilities", lambda wave, **_: None)
     path = synth.write_audio(tmp_path / "song.wav", synth.music_like(4.0))
     speech = _det(engine.analyze(path), "synthetic_speech")
-    assert speech.score is not None and speech.details["speech_s"] is None
+    assert speech.score is not None and speech.details["voice_s"] is None
 
 
 def test_vad_matches_silero_own_sequence_runner() -> None:

@@ -57,11 +57,14 @@ MIN_VOICE_SHARE = 0.1
 _sessions = SessionCache(lambda: models.read_bytes(__package__, MODEL_FILE))
 
 
-def speech_seconds_or_none(wave: np.ndarray) -> float | None:
-    """Seconds of ``wave`` (16 kHz mono) that sound like a voice; None when the VAD
-    is not installed (then every clip is scored, as before it existed)."""
-    probs = presence.speech_probabilities(wave)
-    return None if probs is None else presence.speech_seconds(probs)
+def voice_check(wave: np.ndarray) -> tuple[float, float] | None:
+    """(seconds that sound like a voice, seconds examined) at the start of ``wave``
+    (16 kHz mono): the VAD stops once it has heard :data:`MIN_VOICE_S` of voice. None when
+    the VAD is not installed (then every clip is scored, as before it existed)."""
+    probs = presence.speech_probabilities(wave, stop_after_s=MIN_VOICE_S)
+    if probs is None:
+        return None
+    return presence.speech_seconds(probs), min(wave.size, probs.size * presence.FRAME) / SAMPLE_RATE
 
 
 # Errors of a video's sound track that leave the pictures judgeable (a hostile or
@@ -234,15 +237,15 @@ class SyntheticSpeechDetector:
                 summary="too little sound to judge" if peak >= 1e-3 else "silent audio",
                 details={"audio": "silent" if peak < 1e-3 else "too_short",
                          "decoded_s": round(decoded_s, 2)})
-        speech_s = speech_seconds_or_none(wave)
-        if speech_s is not None and speech_s < min(MIN_VOICE_S, MIN_VOICE_SHARE * decoded_s):
+        voice = voice_check(wave)
+        if voice is not None and voice[0] < min(MIN_VOICE_S, MIN_VOICE_SHARE * decoded_s):
             # Music or other sound: the model was trained on speech only, its score
             # would mean nothing here (bench/eval_speech_presence.py).
             return DetectorResult(
                 detector=self.name, score=None, kind=self.kind,
-                summary=(f"no speech found ({speech_s:.1f} s of {decoded_s:.0f} s sound like a "
-                         "voice): music or other sound, which this model does not judge"),
-                details={"audio": "no_speech", "speech_s": round(speech_s, 2),
+                summary=(f"no speech found ({voice[0]:.1f} s of {decoded_s:.0f} s sound like "
+                         "a voice): music or other sound, which this model does not judge"),
+                details={"audio": "no_speech", "voice_s": round(voice[0], 2),
                          "decoded_s": round(decoded_s, 2)})
         threads = 1 if ctx.cpu_threads is None else max(1, ctx.cpu_threads)
         starts, logits, fam_prob = score_wave(wave, threads)
@@ -284,7 +287,9 @@ class SyntheticSpeechDetector:
             "cnn_logit": round(cnn_logit, 4),
             "windows": len(timeline), "window_s": 2.0,
             "analysed_s": round(decoded_s, 2),
-            "speech_s": None if speech_s is None else round(speech_s, 2),
+            # Voice heard by the VAD in the first voice_checked_s (it stops at MIN_VOICE_S).
+            "voice_s": None if voice is None else round(voice[0], 2),
+            "voice_checked_s": None if voice is None else round(voice[1], 2),
             "family_probabilities": family_probs,
         }
         for name, value in wh_logits.items():

@@ -25,7 +25,7 @@ import numpy as np
 SAMPLE_RATE = 16_000
 FRAME = 512  # samples per VAD frame (32 ms)
 CONTEXT = 64  # samples of the previous frame each frame sees
-BLOCK_FRAMES = 512  # frames per ONNX call (~16 s)
+BLOCK_FRAMES = 128  # frames per ONNX call (~4 s): an early stop wastes little
 MODEL_NAME = "silero_vad_16k_sequence.onnx"
 PACKAGE = "silero-vad==6.2.3"
 
@@ -63,9 +63,16 @@ def available() -> bool:
     return model_path() is not None
 
 
-def speech_probabilities(wave: np.ndarray) -> np.ndarray | None:
+def speech_probabilities(wave: np.ndarray, stop_after_s: float | None = None,
+                         threshold: float = 0.5) -> np.ndarray | None:
     """Per-32-ms-frame probability that ``wave`` (mono float32 at 16 kHz) is speech, or
-    None when the VAD is not installed."""
+    None when the VAD is not installed.
+
+    With ``stop_after_s``, scoring stops after the block in which that many seconds of
+    frames reached ``threshold`` (the array then covers only the start of the wave): the
+    gate needs to know that there is voice, not how much (30 s of speech: one ~4 s block
+    instead of 115 ms for the whole clip on the 2-core host).
+    """
     with _lock:  # one session, created once even when detectors run side by side
         session = _session()
     if session is None:
@@ -76,6 +83,7 @@ def speech_probabilities(wave: np.ndarray) -> np.ndarray | None:
     cell = np.zeros((1, 1, 128), np.float32)
     previous = np.zeros(CONTEXT, np.float32)
     out: list[np.ndarray] = []
+    voiced = 0
     for first in range(0, n_frames, BLOCK_FRAMES):
         count = min(BLOCK_FRAMES, n_frames - first)
         frames = np.zeros((count, FRAME), np.float32)
@@ -89,6 +97,9 @@ def speech_probabilities(wave: np.ndarray) -> np.ndarray | None:
             ["speech_probs", "hn", "cn"],
             {"input": np.concatenate([context, frames], axis=1), "h": hidden, "c": cell})
         out.append(np.asarray(probs, np.float32).reshape(-1))
+        voiced += int(np.count_nonzero(out[-1] >= threshold))
+        if stop_after_s is not None and voiced * FRAME / SAMPLE_RATE >= stop_after_s:
+            break
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 

@@ -48,10 +48,12 @@ BATCH = 32  # windows per ONNX call
 UNKNOWN_BELOW = 0.5  # family confidence under which the family is reported as unknown
 
 # Speech presence (Silero VAD, :mod:`.presence`): a clip with less voice than this many
-# seconds - or, when shorter than MIN_VOICE_S / MIN_VOICE_SHARE, than this share of it -
-# gets no opinion. Every speech file of 60 sources had >= 0.42 s (a 0.5 s spoken digit);
-# most instrumental music has none (bench/eval_speech_presence.py).
-MIN_VOICE_S = 0.5
+# seconds (two 32 ms VAD frames) - or, when shorter than MIN_VOICE_S / MIN_VOICE_SHARE,
+# than this share of it - gets no opinion. Most instrumental music has no voiced frame at
+# all; every speech file of 60 sources had >= 0.42 s as received, but in the telephone band
+# four Korean Tacotron clips kept only 0.06-0.35 s, so the line is as low as two frames
+# (bench/eval_speech_presence.py).
+MIN_VOICE_S = 0.05
 MIN_VOICE_SHARE = 0.1
 
 _sessions = SessionCache(lambda: models.read_bytes(__package__, MODEL_FILE))

@@ -136,3 +136,18 @@ def test_training_decodes_frames_as_the_engine_does(tmp_path: Path) -> None:
     first = decode_frames(clip, max_frames=1)[0]
     assert np.array_equal(first, next(open_media(clip).frames()).rgb)
     assert first.shape == (96, 64, 3)
+
+
+def test_report_says_when_the_pixels_were_turned(tmp_path: Path) -> None:
+    from antifake.engine import Engine
+    from antifake.report.html import render_report_html
+
+    upright = synth.textured_rgb(96, 160, seed=6)
+    stored = np.ascontiguousarray(np.rot90(upright, k=1))
+    phone = tmp_path / "phone.png"
+    _with_orientation(stored, 6).save(phone, exif=_with_orientation(stored, 6).info["exif"])
+    plain = synth.write_image(tmp_path / "plain.png", width=96, height=64)
+    engine = Engine(detectors=["metadata"])
+    turned = render_report_html(engine.analyze(phone), phone)
+    assert "turned 90 degrees clockwise for display" in turned and "96 x 160 px" in turned
+    assert "for display" not in render_report_html(engine.analyze(plain), plain)

@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from antifake import __version__
 from antifake.config import Limits
 from antifake.errors import AntifakeError
+from antifake.media.orientation import valid_code
 from antifake.report.images import (
     heatmap_frame_time,
     render_heatmap_only_png,
@@ -54,7 +55,19 @@ _MEDIA_FIELDS = [
     ("frame_count", "Frames"),
     ("codec", "Codec"),
     ("animated", "Animated"),
+    ("orientation_note", "Orientation"),
 ]
+
+# What each EXIF orientation code did to the stored pixels before analysis (1: nothing).
+_ORIENTATION_NOTES = {
+    2: "mirrored left-right for display (EXIF orientation 2)",
+    3: "turned 180 degrees for display (EXIF orientation 3)",
+    4: "mirrored top-bottom for display (EXIF orientation 4)",
+    5: "mirrored along the diagonal for display (EXIF orientation 5)",
+    6: "turned 90 degrees clockwise for display (EXIF orientation 6 / display matrix)",
+    7: "mirrored along the other diagonal for display (EXIF orientation 7)",
+    8: "turned 90 degrees counter-clockwise for display (EXIF orientation 8 / display matrix)",
+}
 
 
 @lru_cache(maxsize=1)
@@ -135,6 +148,8 @@ def _media_rows(result: AnalysisResult) -> list[tuple[str, str]]:
     media["media_type"] = result.media_type
     if media.get("width") and media.get("height"):
         media["dimensions"] = f"{media['width']} x {media['height']} px"
+    # Analysed, heatmaps and frames drawn as displayed; say so when that turned the pixels.
+    media["orientation_note"] = _ORIENTATION_NOTES.get(valid_code(media.get("orientation")))
     rows = []
     for key, label in _MEDIA_FIELDS:
         value = media.get(key)

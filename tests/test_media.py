@@ -113,8 +113,9 @@ def test_sniff_bytes_edge_cases() -> None:
     ftyp = b"\x00\x00\x00\x14ftyp"
     assert sniff_bytes(ftyp + b"qt  \x00\x00\x00\x00qt  ").format == "mov"
     assert sniff_bytes(ftyp + b"isom\x00\x00\x02\x00isom").format == "mp4"
+    assert sniff_bytes(ftyp + b"avif\x00\x00\x00\x00avif").format == "avif"  # since 2026-12-06
     with pytest.raises(AntifakeError) as exc:
-        sniff_bytes(ftyp + b"avif\x00\x00\x00\x00avif")
+        sniff_bytes(ftyp + b"jp2 \x00\x00\x00\x00jp2 ")
     assert _code(exc) == "unsupported_media"
     assert sniff_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ").format == "wav"  # audio since 0.4
     with pytest.raises(AntifakeError) as exc:

@@ -80,7 +80,8 @@ def main() -> None:
 # Extensions of the formats antifake reads; see _is_media_candidate.
 MEDIA_SUFFIXES = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".dib",
-    ".tif", ".tiff", ".mp4", ".m4v", ".mov", ".qt", ".webm", ".mkv", ".avi",
+    ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif",
+    ".mp4", ".m4v", ".mov", ".qt", ".webm", ".mkv", ".avi",
     ".wav", ".aif", ".aiff", ".aifc", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aac",
     ".m4a", ".m4b",
 })

@@ -1,5 +1,11 @@
 """Still and animated images with Pillow.
 
+HEIC/HEIF pictures are read through ``pi-heif`` (libheif, decode only), which applies the
+picture's own rotation and mirror properties while decoding and resets the EXIF
+orientation it carries to 1, so they arrive upright like every other still. AVIF is read
+by Pillow's own plugin, which reports those properties as an EXIF orientation instead
+(applied by :mod:`antifake.media.orientation`, as for JPEG).
+
 Stills are fully decoded once at open (so truncation fails there) and kept in memory.
 Animated GIF/WebP/APNG are treated as video: every frame is decoded at open to validate
 it and read its duration, and :meth:`AnimatedImageMedia.frames` decodes again as a stream,
@@ -33,6 +39,8 @@ _PIL_FORMATS = {
     "gif": "GIF",
     "bmp": "BMP",
     "tiff": "TIFF",
+    "heif": "HEIF",  # pi-heif's plugin (libheif + libde265), registered on first use
+    "avif": "AVIF",  # Pillow's own plugin (libavif)
 }
 _DEFAULT_FRAME_MS = 100  # what browsers show for a missing / near-zero GIF frame delay
 
@@ -245,6 +253,28 @@ def tiff_ifd_loop(path: Path, max_ifds: int = 100_000) -> bool:
     return False
 
 
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    """Register pi-heif's HEIF plugin with Pillow (once); ``unsupported_media`` when the
+    package is missing."""
+    global _heif_registered
+    if _heif_registered:
+        return
+    try:
+        import pi_heif
+    except ImportError as exc:
+        raise AntifakeError(
+            ErrorCode.UNSUPPORTED_MEDIA,
+            "HEIC/HEIF pictures need the pi-heif package (pip install pi-heif==1.4.0)",
+        ) from exc
+    with _PILLOW_LOCK:
+        # Thumbnails, depth maps and auxiliary images are not analysed: skip decoding them.
+        pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+        _heif_registered = True
+
+
 def open_image(facts: FileFacts, limits: Limits) -> ImageMedia | AnimatedImageMedia:
     """Open, validate and decode an image file; animated ones become video media."""
     fmt = facts.format
@@ -257,6 +287,8 @@ def open_image(facts: FileFacts, limits: Limits) -> ImageMedia | AnimatedImageMe
     if fmt == "tiff" and tiff_ifd_loop(facts.path):
         raise AntifakeError(ErrorCode.CORRUPT_MEDIA,
                             "TIFF pages form a loop (a page points back to an earlier one)")
+    if fmt == "heif":
+        _register_heif()
     with _pillow_guard(fmt):
         img = Image.open(facts.path, formats=[_PIL_FORMATS[fmt]])
     try:
@@ -272,7 +304,9 @@ def _validate_image(
     fmt = facts.format
     with _pillow_guard(fmt):
         width, height = img.size
-        animated = bool(getattr(img, "is_animated", False))
+        # A HEIF file with several top-level pictures (a burst, a bracketed series) is
+        # judged on its primary picture, not played as a video.
+        animated = fmt != "heif" and bool(getattr(img, "is_animated", False))
         pixel_limit = limits.max_video_pixels if animated else limits.max_image_pixels
         which = "max_video_pixels" if animated else "max_image_pixels"
         if width * height > pixel_limit:

@@ -18,7 +18,7 @@ from antifake.media.types import MediaType
 
 HEAD_BYTES = 4096
 
-IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "gif", "bmp", "tiff"})
+IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "gif", "bmp", "tiff", "heif", "avif"})
 VIDEO_FORMATS = frozenset({"mp4", "mov", "webm", "mkv", "avi"})
 AUDIO_FORMATS = frozenset({"wav", "aiff", "flac", "mp3", "ogg", "aac", "m4a"})
 
@@ -29,6 +29,8 @@ MIME_TYPES: dict[str, str] = {
     "gif": "image/gif",
     "bmp": "image/bmp",
     "tiff": "image/tiff",
+    "heif": "image/heif",
+    "avif": "image/avif",
     "mp4": "video/mp4",
     "mov": "video/quicktime",
     "webm": "video/webm",
@@ -47,11 +49,12 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _EBML_DOCTYPE_ID = 0x4282
 _MKV_SEGMENT_ID = 0x18538067
-# ISO-BMFF brands that are still images (HEIF/AVIF/JPEG 2000) or camera raw, not video.
-_NON_VIDEO_BRANDS = frozenset(
-    {b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1",
-     b"msf1", b"jp2 ", b"jpx ", b"jpm ", b"crx "}
-)
+# ISO-BMFF brands of HEIF pictures (HEIC: HEVC-coded stills, iPhone photos since iOS 11;
+# AVIF: AV1-coded), and of other still or raw formats that are not read.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_GENERIC_HEIF_BRANDS = frozenset({b"mif1", b"msf1"})  # the codec is in the compatible list
+_NON_VIDEO_BRANDS = frozenset({b"jp2 ", b"jpx ", b"jpm ", b"crx "})
 # Top-level atoms of old QuickTime files written without an ftyp box.
 _QT_LEADING_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"pnot"})
 # ISO-BMFF brands of audio-only files (iTunes audio/audiobook, Flash audio, 3GPP audio).
@@ -112,6 +115,24 @@ def _ebml_doctype(head: bytes) -> tuple[str, int]:
     raise ValueError("EBML header has no DocType")
 
 
+def _heif_picture_format(head: bytes) -> str | None:
+    """``heif`` / ``avif`` when the ``ftyp`` box at the start of ``head`` names a HEIF
+    picture brand (major brand, or a generic ``mif1``/``msf1`` major brand with the codec's
+    brand among the compatible ones), else None."""
+    major = head[8:12]
+    if major in _AVIF_BRANDS:
+        return "avif"
+    if major in _HEIF_BRANDS:
+        return "heif"
+    if major not in _GENERIC_HEIF_BRANDS:
+        return None
+    box_end = min(int.from_bytes(head[:4], "big"), len(head))
+    compatible = {head[pos:pos + 4] for pos in range(16, box_end - 3, 4)}
+    if compatible & _AVIF_BRANDS:
+        return "avif"
+    return "heif"  # libheif names the codec it meets when it cannot decode it
+
+
 def sniff_bytes(head: bytes) -> Sniffed:
     """Recognise the format from the first bytes of a file (at least 32 are needed).
 
@@ -146,6 +167,9 @@ def sniff_bytes(head: bytes) -> Sniffed:
             return Sniffed("mov", "video")
         if brand in _AUDIO_BRANDS:
             return Sniffed("m4a", "audio")
+        picture = _heif_picture_format(head)
+        if picture:
+            return Sniffed(picture, "image")
         if brand in _NON_VIDEO_BRANDS:
             raise _unsupported(f"ISO media brand {brand.decode('latin-1')!r} (not a video)")
         return Sniffed("mp4", "video")
@@ -226,8 +250,9 @@ def check_container_size(path: Path, sniffed: Sniffed, file_size: int,
                          limits: Limits | None = None) -> None:
     """Raise ``corrupt_media`` when the container says the file should be longer.
 
-    Covers RIFF (WebP, AVI), IFF (AIFF), ISO-BMFF (MP4, MOV) and Matroska (WebM, MKV). Formats
-    without such a size field (JPEG, PNG, GIF...) are checked by their decoder instead.
+    Covers RIFF (WebP, AVI), IFF (AIFF), ISO-BMFF (MP4, MOV, HEIF, AVIF) and Matroska (WebM,
+    MKV). Formats without such a size field (JPEG, PNG, GIF...) are checked by their decoder
+    instead.
     With ``limits``, MP4/MOV tracks declaring more samples than they allow raise
     ``too_large`` too (:func:`antifake.media.bmff.check_sample_counts`: FFmpeg indexes
     every declared sample while opening the file).
@@ -241,9 +266,9 @@ def check_container_size(path: Path, sniffed: Sniffed, file_size: int,
             declared = 8 + int.from_bytes(head[4:8], "big" if fmt == "aiff" else "little")
             if declared > file_size + 1:
                 raise _truncated(fmt, declared, file_size)
-        elif fmt in ("mp4", "mov"):
+        elif fmt in ("mp4", "mov", "heif", "avif"):
             _check_bmff(fh, fmt, file_size)
-            if limits is not None:
+            if limits is not None and fmt in ("mp4", "mov"):
                 check_sample_counts(fh, fmt, file_size, limits)
         elif fmt in ("webm", "mkv"):
             try:

@@ -1,0 +1,107 @@
+"""Two synthetic-speech models on the same speech files, at equal false-positive rates.
+
+For a candidate that has no out-of-fold threshold yet (e.g. the final CNN trained on more
+sources, before its source folds have run), AUC and the detection rate at the *same*
+false-positive rate are what can be compared. Each model is the one selected in a models
+folder (``antifake train --install`` layout: ``<dir>/selected`` names a subfolder with
+``synthetic_speech.onnx`` / ``.json``); ``shipped`` means the package's own model.
+
+The lines are drawn in sample, on the real files of the given manifests (at most 5 % of
+them above the line, and none above it), so they compare models; they are not operating
+points.
+
+    PYTHONPATH=src python bench/compare_speech_models.py --media-root var/corpus \
+        --model shipped --model var/models-cand08 data/manifests/speech-heldout-4.tsv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from antifake.training.metrics import roc_auc
+
+CONDITIONS = ("original", "mp3_64k", "opus_32k", "aac_64k", "band8k")
+
+
+def _score(manifests: list[Path], media_root: Path, cache: Path) -> dict[str, list]:
+    """Clip probabilities of the selected model for every cached condition of every file."""
+    from antifake.detectors.synthetic_speech.detector import fused_clip_logit, score_wave
+    from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
+    from antifake.training.metrics import sigmoid
+
+    items = load_audio_items(manifests, media_root)
+    kept, waves = load_wave_cache(build_wave_cache(items, cache))
+    by_path = {str(it.path): it for it in items}
+    items = [by_path[k] for k in kept]
+    out: dict[str, list] = {"source": [it.source for it in items],
+                            "is_ai": [bool(it.is_ai) for it in items]}
+    for condition, ws in waves.items():
+        out[condition] = [float(sigmoid(fused_clip_logit(
+            float(np.mean(score_wave(w, threads=1)[1])), w, threads=1)[0])) for w in ws]
+    return out
+
+
+def _line(real: np.ndarray, fpr: float) -> float:
+    """The lowest line with at most ``fpr`` of ``real`` strictly above it."""
+    ordered = np.sort(real)
+    allowed = int(np.floor(fpr * len(ordered)))
+    return float(ordered[len(ordered) - allowed - 1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--media-root", type=Path, required=True)
+    ap.add_argument("--cache", type=Path, default=Path("var/cache/speech-waves"))
+    ap.add_argument("--model", action="append", required=True,
+                    help="'shipped' or a models folder; give two")
+    ap.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("manifests", nargs="+", type=Path)
+    args = ap.parse_args()
+    if args.child_out:  # scoring runs in a child: the models folder is read at import
+        args.child_out.write_text(json.dumps(_score(args.manifests, args.media_root,
+                                                    args.cache)))
+        return
+    scores = []
+    for i, model in enumerate(args.model):
+        env = dict(os.environ)
+        if model == "shipped":
+            env["ANTIFAKE_MODELS_DIR"] = str(Path(args.cache).parent / "no-models")
+        else:
+            env["ANTIFAKE_MODELS_DIR"] = model
+        dump = args.cache.parent / f"compare-speech-{i}.json"
+        subprocess.run([sys.executable, __file__, "--media-root", str(args.media_root),
+                        "--cache", str(args.cache), "--model", model, "--child-out",
+                        str(dump), *map(str, args.manifests)], check=True, env=env)
+        scores.append(json.loads(dump.read_text()))
+    y = np.array(scores[0]["is_ai"])
+    sources = np.array(scores[0]["source"])
+    names = " | ".join(args.model)
+    print(f"{int(y.sum())} synthetic files from {len(set(sources[y]))} sources, "
+          f"{int((~y).sum())} real from {len(set(sources[~y]))}; models: {names}\n")
+    print("| condition | AUC | TPR, <= 5 % of real above the line | TPR, no real above |")
+    print("|---|---|---|---|")
+    for c in CONDITIONS:
+        ps = [np.array(s[c]) for s in scores]
+        auc = " / ".join(f"{roc_auc(y, p):.3f}" for p in ps)
+        t5 = " / ".join(f"{float((p[y] > _line(p[~y], 0.05)).mean()):.3f}" for p in ps)
+        t0 = " / ".join(f"{float((p[y] > _line(p[~y], 0.0)).mean()):.3f}" for p in ps)
+        print(f"| {c} | {auc} | {t5} | {t0} |")
+    print("\n| source (original condition) | synthetic files | caught at the 5 % line |")
+    print("|---|---|---|")
+    ps = [np.array(s["original"]) for s in scores]
+    lines = [_line(p[~y], 0.05) for p in ps]
+    for s in sorted(set(sources[y])):
+        m = (sources == s) & y
+        caught = " / ".join(str(int((p[m] > t).sum())) for p, t in zip(ps, lines, strict=True))
+        print(f"| {s} | {int(m.sum())} | {caught} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,26 +25,20 @@ from pathlib import Path
 
 import numpy as np
 
-from antifake.training.metrics import roc_auc
+sys.path.insert(0, str(Path(__file__).parent))
+from eval_speech_added import clip_probabilities  # noqa: E402
+
+from antifake.training.metrics import roc_auc  # noqa: E402
 
 CONDITIONS = ("original", "mp3_64k", "opus_32k", "aac_64k", "band8k")
 
 
 def _score(manifests: list[Path], media_root: Path, cache: Path) -> dict[str, list]:
     """Clip probabilities of the selected model for every cached condition of every file."""
-    from antifake.detectors.synthetic_speech.detector import fused_clip_logit, score_wave
-    from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
-    from antifake.training.metrics import sigmoid
-
-    items = load_audio_items(manifests, media_root)
-    kept, waves = load_wave_cache(build_wave_cache(items, cache))
-    by_path = {str(it.path): it for it in items}
-    items = [by_path[k] for k in kept]
+    items, probs = clip_probabilities(manifests, media_root, cache, threads=1)
     out: dict[str, list] = {"source": [it.source for it in items],
                             "is_ai": [bool(it.is_ai) for it in items]}
-    for condition, ws in waves.items():
-        out[condition] = [float(sigmoid(fused_clip_logit(
-            float(np.mean(score_wave(w, threads=1)[1])), w, threads=1)[0])) for w in ws]
+    out.update({c: p.tolist() for c, p in probs.items()})
     return out
 
 

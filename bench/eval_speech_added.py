@@ -29,7 +29,12 @@ from antifake.detectors.synthetic_speech.detector import (
     load_config,
     score_wave,
 )
-from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
+from antifake.training.audio import (
+    AudioItem,
+    build_wave_cache,
+    load_audio_items,
+    load_wave_cache,
+)
 from antifake.training.metrics import roc_auc, sigmoid
 from antifake.training.speech_model import nested_source_thresholds
 
@@ -41,17 +46,25 @@ def rates(y: np.ndarray, p: np.ndarray, thr: float) -> str:
     return f"{auc:.3f} / {tpr:.3f} / {100 * fpr:.1f} %"
 
 
-def before(manifests: list[Path], media_root: Path, cache: Path) -> None:
+def clip_probabilities(manifests: list[Path], media_root: Path, cache: Path,
+                       threads: int = 2) -> tuple[list[AudioItem], dict[str, np.ndarray]]:
+    """The speech files of ``manifests`` that decode, and the selected model's clip
+    probability of each in every cached codec condition (as the detector computes it)."""
     items = load_audio_items(manifests, media_root)
     kept, waves = load_wave_cache(build_wave_cache(items, cache))
     by_path = {str(it.path): it for it in items}
     items = [by_path[k] for k in kept]
+    probs = {c: np.array([float(sigmoid(fused_clip_logit(
+        float(np.mean(score_wave(w, threads=threads)[1])), w, threads=threads)[0]))
+        for w in ws]) for c, ws in waves.items()}
+    return items, probs
+
+
+def before(manifests: list[Path], media_root: Path, cache: Path) -> None:
+    items, probs = clip_probabilities(manifests, media_root, cache)
     thr = float(load_config()["ai_threshold"])
     y = np.array([it.is_ai for it in items])
     src = np.array([it.source for it in items])
-    probs = {c: np.array([float(sigmoid(fused_clip_logit(
-        float(np.mean(score_wave(w, threads=2)[1])), w, threads=2)[0])) for w in ws])
-             for c, ws in waves.items()}
     print(f"shipped {load_config().get('version')} (threshold {thr:.3f}) on {len(items)} "
           f"added files from {len(set(src))} sources ({int(y.sum())} synthetic from "
           f"{len(set(src[y]))} sources, {int((~y).sum())} real from {len(set(src[~y]))})")
@@ -69,6 +82,11 @@ def before(manifests: list[Path], media_root: Path, cache: Path) -> None:
         ca = f"{int((p[ya] >= thr).sum())}" if ya.any() else "-"
         print(f"| {s} | {int(yr.sum())} | {fl} | {int(ya.sum())} | {ca} | "
               f"{'-' if auc != auc else f'{auc:.3f}'} |")
+    labels = np.array([it.label for it in items])
+    print("\n| label | files | sources | flagged as synthetic (original) |\n|---|---|---|---|")
+    for lab in sorted(set(labels), key=lambda name: (-int((labels == name).sum()), name)):
+        m = labels == lab
+        print(f"| {lab} | {int(m.sum())} | {len(set(src[m]))} | {int((p[m] >= thr).sum())} |")
 
 
 def after(base: list[Path], added: list[Path], media_root: Path, run_json: Path) -> None:

@@ -377,6 +377,37 @@ def test_speech_training_smoke(tmp_path: Path) -> None:
     assert lo.shape == (3,)
 
 
+def test_speech_evaluation_resumes_from_finished_folds(tmp_path: Path, monkeypatch) -> None:
+    """A cut-short evaluation keeps each finished fold: the rerun reads the saved held-out
+    scores instead of training again and gets the same numbers; a changed config does not
+    reuse them."""
+    pytest.importorskip("torch")
+    from antifake.training import speech_model
+    from antifake.training.speech_model import TrainConfig, run_speech_pipeline
+
+    manifest, root = _toy_speech_manifest(tmp_path)
+    cache = tmp_path / "cache"
+    cfg = TrainConfig(epochs=1, batch=4)
+    first = run_speech_pipeline([manifest], root, cache, None, folds=2, cfg=cfg, workers=1)
+    assert len(list((cache / "speech-oof-folds").glob("fold-*.json"))) == 2
+
+    trained: list[int] = []
+    real_train = speech_model.train_model
+
+    def counting_train(*args, **kwargs):  # type: ignore[no-untyped-def]
+        trained.append(1)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(speech_model, "train_model", counting_train)
+    again = run_speech_pipeline([manifest], root, cache, None, folds=2, cfg=cfg, workers=1)
+    assert trained == []
+    assert again["oof"] == first["oof"]
+    assert again["threshold"] == first["threshold"]
+    run_speech_pipeline([manifest], root, cache, None, folds=2,
+                        cfg=TrainConfig(epochs=1, batch=2), workers=1)
+    assert len(trained) == 2
+
+
 def test_wave_cache_decodes_only_new_files_and_remembers_failures(tmp_path: Path) -> None:
     """Adding files to the list decodes just those; a duplicate is decoded once; a broken
     file is skipped and not retried; the order of the list is the order returned."""

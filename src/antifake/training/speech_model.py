@@ -11,6 +11,7 @@ Needs torch (the ``train`` extra); inference uses the exported ONNX file only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -334,10 +335,26 @@ class OutOfFold:
     family_known: list[bool] = field(default_factory=list)
 
 
+def _fold_checkpoint(checkpoint_dir: Path, items: Sequence[AudioItem], held: Sequence[int],
+                     cfg: TrainConfig, conditions: Sequence[str]) -> Path:
+    """Where one fold's held-out scores are kept: named by everything that decides them
+    (config, the held-out and training files, conditions), so a changed run never reads
+    another run's fold."""
+    key = json.dumps({"config": cfg.__dict__, "held": [str(items[i].path) for i in held],
+                      "files": [str(it.path) for it in items], "conditions": list(conditions)},
+                     sort_keys=True, default=str)
+    return checkpoint_dir / f"fold-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+
+
 def out_of_fold(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
                 n_folds: int, cfg: TrainConfig,
-                copies: dict[str, list[list[np.ndarray]]] | None = None) -> OutOfFold:
-    """Score every item under every condition with a model trained without its source."""
+                copies: dict[str, list[list[np.ndarray]]] | None = None,
+                checkpoint_dir: Path | None = None) -> OutOfFold:
+    """Score every item under every condition with a model trained without its source.
+
+    With ``checkpoint_dir``, each finished fold's scores are written there and a rerun of
+    the same evaluation reads them instead of training that fold again (a fold takes
+    ~25 min on 2 CPU cores, and a 4-fold run is easily cut short)."""
     oof = OutOfFold(logits={c: np.zeros(len(items)) for c in waves})
     oof.family_top = [""] * len(items)
     oof.family_prob = [0.0] * len(items)
@@ -347,17 +364,36 @@ def out_of_fold(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
         fams = families_of(items, train_idx)
         log.info("fold %d/%d: %d held out (%d sources)", k + 1, n_folds, len(held),
                  len({items[i].source for i in held}))
-        model = train_model(items, waves, train_idx, fams, cfg, copies)
+        ckpt = (_fold_checkpoint(checkpoint_dir, items, held, cfg, list(waves))
+                if checkpoint_dir is not None else None)
+        if ckpt is not None and ckpt.is_file():
+            log.info("fold %d/%d: held-out scores read from %s", k + 1, n_folds, ckpt)
+            saved = json.loads(ckpt.read_text("utf-8"))
+            fold_logits = {c: np.asarray(v) for c, v in saved["logits"].items()}
+            fold_fp = np.asarray(saved["family_prob"])
+        else:
+            model = train_model(items, waves, train_idx, fams, cfg, copies)
+            fold_logits, fold_fp = {}, np.zeros((len(held), max(len(fams), 1)))
+            for cond in waves:
+                lo, fp = score_waves(model, [waves[cond][i] for i in held], cfg.n_bands,
+                                     cfg.per_band_norm)
+                fold_logits[cond] = lo
+                if cond == "original":
+                    fold_fp = fp
+            if ckpt is not None:
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                tmp = ckpt.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"logits": {c: v.tolist() for c, v in
+                                                      fold_logits.items()},
+                                           "family_prob": fold_fp.tolist()}), "utf-8")
+                tmp.replace(ckpt)
         for cond in waves:
-            lo, fp = score_waves(model, [waves[cond][i] for i in held], cfg.n_bands,
-                                 cfg.per_band_norm)
-            oof.logits[cond][held] = lo
-            if cond == "original":
-                for j, i in enumerate(held):
-                    top = int(np.argmax(fp[j]))
-                    oof.family_top[i] = fams[top] if fams else ""
-                    oof.family_prob[i] = float(fp[j][top]) if fams else 0.0
-                    oof.family_known[i] = items[i].family in fams
+            oof.logits[cond][held] = fold_logits[cond]
+        for j, i in enumerate(held):
+            top = int(np.argmax(fold_fp[j]))
+            oof.family_top[i] = fams[top] if fams else ""
+            oof.family_prob[i] = float(fold_fp[j][top]) if fams else 0.0
+            oof.family_known[i] = items[i].family in fams
     return oof
 
 
@@ -563,7 +599,8 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             # model's and the CNN's own is kept as "evaluation_cnn"
             ev = previous.get("evaluation_cnn", previous["evaluation"])
         else:
-            oof = out_of_fold(items, waves, folds, cfg, copies)
+            oof = out_of_fold(items, waves, folds, cfg, copies,
+                              checkpoint_dir=cache_dir / "speech-oof-folds")
             ev = evaluate_oof(items, oof)
             ev["split"] = f"source-grouped {folds}-fold"
         result["evaluation"] = ev

@@ -5,9 +5,9 @@ the decoded files it kept; this writes one row per file with its manifest, repos
 commit, path, sha1 and label evidence, so the shipped model's training set can be rebuilt
 (fetch + ``materialize.py``) without committing any media.
 
-    python scripts/speech_training_files.py var/speech-eval-05.json --media-root var/corpus \\
-        --out data/training-files-speech-v0.5.tsv ../shared/corpus/extra-audio-manifest.tsv \\
-        data/manifests/speech-*.tsv
+    python scripts/speech_training_files.py var/speech-eval-08.json --media-root var/corpus \\
+        --out data/training-files-speech-v0.6.tsv ../shared/corpus/extra-audio-manifest.tsv \\
+        <the run's speech manifests: data/manifests/speech-*.tsv but the held-out ones>
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ the decoded files it kept; this writes one row per file with its manifest, repos
 commit, path, sha1 and label evidence, so the shipped model's training set can be rebuilt
 (fetch + ``materialize.py``) without committing any media.
 
-    python scripts/speech_training_files.py var/speech-eval-08.json --media-root var/corpus \\
-        --out data/training-files-speech-v0.6.tsv ../shared/corpus/extra-audio-manifest.tsv \\
+    python scripts/speech_training_files.py var/speech-eval-09.json --media-root var/corpus \\
+        --out data/training-files-speech-v0.7.tsv ../shared/corpus/extra-audio-manifest.tsv \\
         <the run's speech manifests: data/manifests/speech-*.tsv but the held-out ones>
 """
 

@@ -236,6 +236,21 @@ def test_engine_gives_audio_a_verdict_and_timeline(tmp_path: Path, engine: Engin
     assert result.to_dict()["media"]["sample_rate"] == 16000
 
 
+def test_clip_shorter_than_one_window_is_marked_as_less_reliable(
+        tmp_path: Path, engine: Engine) -> None:
+    """Under 2 s of sound the one window is filled by repetition; the result says so (real
+    single words were flagged more often on unseen sources), longer clips are not marked."""
+    short = _det(engine.analyze(synth.write_audio(tmp_path / "word.wav", synth.voice_like(1.2))),
+                 "synthetic_speech")
+    assert short.score is not None
+    assert short.details["short_clip"] is True and 0.3 <= short.details["sound_s"] < 2.0
+    assert "judged less reliably" in short.summary
+    long = _det(engine.analyze(synth.write_audio(tmp_path / "talk.wav", synth.voice_like(5.0))),
+                "synthetic_speech")
+    assert long.details["short_clip"] is False and long.details["sound_s"] >= 2.0
+    assert "less reliably" not in long.summary
+
+
 def test_music_gets_no_opinion_from_the_speech_model(tmp_path: Path, engine: Engine) -> None:
     """The speech model was trained on speech only: on instrumental sound it abstains
     (Silero VAD finds no voice), so a song is not called synthetic or authentic speech."""

@@ -296,7 +296,7 @@ class SyntheticSpeechDetector:
             "clip_model": clip_model,
             "cnn_score": round(_sigmoid(cnn_logit), 4),
             "cnn_logit": round(cnn_logit, 4),
-            "windows": len(timeline), "window_s": 2.0,
+            "windows": len(timeline), "window_s": WINDOW_S,
             "analysed_s": round(decoded_s, 2),
             # Sound left after trimming silence at both ends: what the windows were cut from.
             "sound_s": round(sound_s, 2),

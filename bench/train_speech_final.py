@@ -29,12 +29,15 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("var/cache/speech-waves"))
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--short-crop-p", type=float, default=0.0,
+                    help="share of draws cut to 0.4-2 s and repeated (TrainConfig.short_crop_p)")
     ap.add_argument("manifests", nargs="+", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.perf_counter()
     run_speech_pipeline(args.manifests, args.media_root, args.cache, args.out, 4,
-                        TrainConfig(epochs=args.epochs), args.workers, evaluate=False)
+                        TrainConfig(epochs=args.epochs, short_crop_p=args.short_crop_p),
+                        args.workers, evaluate=False)
     print(f"final model in {args.out} ({time.perf_counter() - t0:.0f} s)")
 
 

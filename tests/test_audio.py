@@ -816,3 +816,38 @@ def test_whisper_head_onnx_matches_torch_for_any_length(tmp_path: Path) -> None:
         with torch.no_grad():
             want = head(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(got.reshape(-1), want.reshape(-1), rtol=1e-4, atol=1e-4)
+
+
+def test_short_crop_repeats_a_short_stretch_to_fill_one_window() -> None:
+    """``TrainConfig.short_crop_p`` draws: a 0.4-2 s stretch of the wave, repeated to one
+    window, as the detector fills a clip with under 2 s of sound; a wave shorter than the
+    stretch is repeated whole."""
+    from antifake.detectors.synthetic_speech.features import SAMPLE_RATE, WINDOW_SAMPLES
+    from antifake.training.speech_model import SHORT_CROP_S, _short_crop
+
+    wave = np.random.default_rng(0).standard_normal(6 * SAMPLE_RATE).astype(np.float32)
+    rng = np.random.default_rng(1)
+    periods = []
+    for _ in range(20):
+        win = _short_crop(wave, rng)
+        assert win.shape == (WINDOW_SAMPLES,)
+        start = int(np.flatnonzero(wave == win[0])[0])
+        same = wave[start:start + WINDOW_SAMPLES] == win[:wave.size - start]
+        period = int(np.argmin(same)) if not same.all() else same.size
+        assert SHORT_CROP_S[0] * SAMPLE_RATE - 1 <= period <= SHORT_CROP_S[1] * SAMPLE_RATE
+        # the window is that stretch over and over
+        np.testing.assert_array_equal(win, np.resize(wave[start:start + period], WINDOW_SAMPLES))
+        periods.append(period)
+    assert len(set(periods)) > 10  # lengths are drawn, not fixed
+    tiny = wave[:SAMPLE_RATE // 10]
+    np.testing.assert_array_equal(_short_crop(tiny, rng)[:tiny.size], tiny)
+
+
+def test_speech_config_identity_keeps_older_runs_reusable() -> None:
+    """A field added later is left out of a run's recorded config while at its default, so
+    held-out scores and fold checkpoints of earlier runs still match; set, it is recorded."""
+    from antifake.training.speech_model import TrainConfig, config_dict
+
+    assert "short_crop_p" not in config_dict(TrainConfig())
+    assert config_dict(TrainConfig(short_crop_p=0.3))["short_crop_p"] == 0.3
+    assert config_dict(TrainConfig(epochs=7))["epochs"] == 7

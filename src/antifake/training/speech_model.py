@@ -112,6 +112,23 @@ class TrainConfig:
     rawboost_p: float = 0.0  # RawBoost-style channel / impulsive / coloured noise, per window
     one_class: bool = False  # OC-softmax head and loss instead of a linear head + BCE
     copysynth_p: float = 0.0  # share of real draws replaced by a classical-vocoder copy (AI)
+    # share of draws cut to 0.4-2 s and repeated to fill the window, as the detector fills a
+    # short clip: real and synthetic alike, so repetition itself says nothing
+    short_crop_p: float = 0.0
+
+
+# Fields added after out-of-fold runs and fold checkpoints were written: left out of a
+# config's identity while at their default, so those runs stay reusable.
+_LATER_FIELDS = {"short_crop_p": 0.0}
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """``cfg`` as recorded in runs, checkpoints and model metadata."""
+    return {k: v for k, v in cfg.__dict__.items()
+            if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+
+
+SHORT_CROP_S = (0.4, 2.0)
 
 
 def _random_crop(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -119,6 +136,16 @@ def _random_crop(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return fill_window(wave)
     s = int(rng.integers(0, wave.size - WINDOW_SAMPLES + 1))
     return wave[s:s + WINDOW_SAMPLES]
+
+
+def _short_crop(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random 0.4-2 s stretch of ``wave`` repeated to fill one window: what the detector
+    scores for a clip with under 2 s of sound."""
+    n = int(rng.uniform(*SHORT_CROP_S) * SAMPLE_RATE)
+    if wave.size <= n:
+        return fill_window(wave)
+    s = int(rng.integers(0, wave.size - n + 1))
+    return fill_window(wave[s:s + n])
 
 
 def _augment(window: np.ndarray, rng: np.random.Generator, noise_p: float) -> np.ndarray:
@@ -252,7 +279,10 @@ def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
                     variants = copies[cond][idx[j]]
                     source_wave = variants[int(rng.integers(len(variants)))]
                     target[n], fam_pick[n] = 1.0, -1
-                win = _random_crop(source_wave, rng)
+                if cfg.short_crop_p and rng.random() < cfg.short_crop_p:
+                    win = _short_crop(source_wave, rng)
+                else:
+                    win = _random_crop(source_wave, rng)
                 if cfg.rawboost_p and rng.random() < cfg.rawboost_p:
                     win = _rawboost(win, rng)
                 win = _augment(win, rng, cfg.noise_p)
@@ -341,7 +371,7 @@ def _fold_checkpoint(checkpoint_dir: Path, items: Sequence[AudioItem], held: Seq
     """Where one fold's held-out scores are kept: named by everything that decides them
     (config, the held-out and training files, conditions), so a changed run never reads
     another run's fold."""
-    key = json.dumps({"config": cfg.__dict__, "held": [str(items[i].path) for i in held],
+    key = json.dumps({"config": config_dict(cfg), "held": [str(items[i].path) for i in held],
                       "files": [str(it.path) for it in items], "conditions": list(conditions)},
                      sort_keys=True, default=str)
     return checkpoint_dir / f"fold-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
@@ -586,11 +616,11 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
 
         copies = build_copies(kept, [not it.is_ai for it in items], waves["original"],
                               list(waves), cache_dir, workers=workers)
-    result: dict[str, Any] = {"config": cfg.__dict__, "folds": folds}
+    result: dict[str, Any] = {"config": config_dict(cfg), "folds": folds}
     threshold = authentic = None
     if evaluate:
         previous = json.loads(reuse_oof.read_text()) if reuse_oof else None
-        if previous is not None and (previous.get("config") != cfg.__dict__
+        if previous is not None and (previous.get("config") != config_dict(cfg)
                                      or previous.get("folds") != folds
                                      or previous.get("files") != kept):
             raise ValueError(f"{reuse_oof} was made with another config, folds or file list")
@@ -660,7 +690,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             "trained_on": {"files": len(items), "ai": int(sum(i.is_ai for i in items)),
                            "sources": len({i.source for i in items}),
                            "manifests": [Path(m).name for m in manifests]},
-            "train_config": cfg.__dict__,
+            "train_config": config_dict(cfg),
         }
         if "evaluation" in result:
             meta["evaluation"] = {k: result["evaluation"][k] for k in

@@ -3,6 +3,7 @@ fusion, metadata and the training tooling. Media are synthesised here (tests/syn
 
 from __future__ import annotations
 
+import json
 import struct
 import time
 from pathlib import Path
@@ -851,3 +852,24 @@ def test_speech_config_identity_keeps_older_runs_reusable() -> None:
     assert "short_crop_p" not in config_dict(TrainConfig())
     assert config_dict(TrainConfig(short_crop_p=0.3))["short_crop_p"] == 0.3
     assert config_dict(TrainConfig(epochs=7))["epochs"] == 7
+
+
+def test_evaluate_command_passes_the_short_crop_share_to_speech_training(
+        tmp_path: Path) -> None:
+    """``antifake evaluate --speech-short-crop P`` trains the folds with that share of
+    short-crop draws and records it in the run; a share outside 0-1 is a usage error."""
+    pytest.importorskip("torch")
+    from click.testing import CliRunner
+
+    from antifake.cli import main
+
+    manifest, root = _toy_speech_manifest(tmp_path)
+    out = tmp_path / "run.json"
+    base = ["evaluate", str(manifest), "--media-root", str(root), "--cache-dir",
+            str(tmp_path / "cache"), "--folds", "2", "--epochs", "1", "--workers", "1",
+            "--no-speech-whisper"]
+    res = CliRunner().invoke(main, [*base, "--speech-short-crop", "0.5", "--json-out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["config"]["short_crop_p"] == 0.5
+    bad = CliRunner().invoke(main, [*base, "--speech-short-crop", "1.5"])
+    assert bad.exit_code == 2 and "--speech-short-crop" in bad.output

@@ -68,7 +68,8 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                  cache_dir: Path, workers: int, folds: int, epochs: int,
                  install_as: str | None, whisper: bool = True,
                  reuse_oof: Path | None = None, whisper_conditions: str | None = None,
-                 final_cnn: Path | None = None, whisper_head: bool = True) -> None:
+                 final_cnn: Path | None = None, whisper_head: bool = True,
+                 short_crop_p: float = 0.0) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
     threshold and, with ``whisper``, the fusion of the CNN with the Whisper probe and
     temporal head), then the final model on every file, exported to ``out_dir``."""
@@ -78,7 +79,8 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
     t0 = time.perf_counter()
     result = run_speech_pipeline(list(data), _media_root(media_roots),
                                  cache_dir / "speech-waves", out_dir, folds,
-                                 TrainConfig(epochs=epochs), workers, reuse_oof=reuse_oof,
+                                 TrainConfig(epochs=epochs, short_crop_p=short_crop_p),
+                                 workers, reuse_oof=reuse_oof,
                                  whisper=whisper,
                                  whisper_conditions=_conditions(whisper_conditions),
                                  whisper_head=whisper_head, final_cnn=final_cnn)
@@ -96,7 +98,7 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                     json_out: Path | None, whisper: bool = True,
                     reuse_oof: Path | None = None,
                     whisper_conditions: str | None = None,
-                    whisper_head: bool = True) -> None:
+                    whisper_head: bool = True, short_crop_p: float = 0.0) -> None:
     """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests (with
     ``whisper``: of the fusion of the CNN with the Whisper probe and temporal head, the
     CNN alone reported beside it)."""
@@ -111,7 +113,8 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
     t0 = time.perf_counter()
     result = run_speech_pipeline(list(data), _media_root(media_roots),
                                  cache_dir / "speech-waves", None, folds,
-                                 TrainConfig(epochs=epochs), workers, reuse_oof=reuse_oof,
+                                 TrainConfig(epochs=epochs, short_crop_p=short_crop_p),
+                                 workers, reuse_oof=reuse_oof,
                                  whisper=whisper,
                                  whisper_conditions=_conditions(whisper_conditions),
                                  whisper_head=whisper_head)

@@ -36,7 +36,8 @@ CONDITIONS = ("original", "mp3_64k", "opus_32k", "aac_64k", "band8k")
 def _score(manifests: list[Path], media_root: Path, cache: Path) -> dict[str, list]:
     """Clip probabilities of the selected model for every cached condition of every file."""
     items, probs = clip_probabilities(manifests, media_root, cache, threads=1)
-    out: dict[str, list] = {"source": [it.source for it in items],
+    out: dict[str, list] = {"file": [str(it.path) for it in items],
+                            "source": [it.source for it in items],
                             "is_ai": [bool(it.is_ai) for it in items]}
     out.update({c: p.tolist() for c, p in probs.items()})
     return out
@@ -55,6 +56,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("var/cache/speech-waves"))
     ap.add_argument("--model", action="append", required=True,
                     help="'shipped' or a models folder; give two")
+    ap.add_argument("--by-length", action="store_true",
+                    help="also AUC and caught / flagged at the 5 %% lines for clips with "
+                         "under 2 s of sound and for longer ones")
     ap.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("manifests", nargs="+", type=Path)
     args = ap.parse_args()
@@ -95,6 +99,29 @@ def main() -> None:
         m = (sources == s) & y
         caught = " / ".join(str(int((p[m] > t).sum())) for p, t in zip(ps, lines, strict=True))
         print(f"| {s} | {int(m.sum())} | {caught} |")
+    if args.by_length:
+        by_length(scores, y, args.cache)
+
+
+def by_length(scores: list[dict[str, list]], y: np.ndarray, cache: Path) -> None:
+    """Both models on clips with under 2 s of sound (one repeated window) and on longer
+    ones, at the 5 % lines drawn on all real files of each condition."""
+    from eval_speech_duration import cached_seconds
+
+    secs = cached_seconds(scores[0]["file"], cache, list(CONDITIONS))
+    print("\n| condition | seconds of sound | real / synthetic | AUC | real above the 5 % line "
+          "| TPR at the 5 % line |\n|---|---|---|---|---|---|")
+    for c in CONDITIONS:
+        ps = [np.array(s[c]) for s in scores]
+        lines = [_line(p[~y], 0.05) for p in ps]
+        for name, m in (("under 2", secs[c] < 2.0), ("2 and more", secs[c] >= 2.0)):
+            auc = " / ".join(f"{roc_auc(y[m], p[m]):.3f}" for p in ps)
+            fp = " / ".join(str(int((p[m & ~y] > t).sum())) for p, t in zip(ps, lines,
+                                                                         strict=True))
+            tpr = " / ".join(f"{float((p[m & y] > t).mean()):.3f}"
+                             for p, t in zip(ps, lines, strict=True))
+            print(f"| {c} | {name} | {int((m & ~y).sum())} / {int((m & y).sum())} | {auc} "
+                  f"| {fp} | {tpr} |")
 
 
 if __name__ == "__main__":

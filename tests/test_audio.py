@@ -873,3 +873,35 @@ def test_evaluate_command_passes_the_short_crop_share_to_speech_training(
     assert json.loads(out.read_text())["config"]["short_crop_p"] == 0.5
     bad = CliRunner().invoke(main, [*base, "--speech-short-crop", "1.5"])
     assert bad.exit_code == 2 and "--speech-short-crop" in bad.output
+
+
+def test_packaging_a_reused_cnn_keeps_its_version(tmp_path: Path) -> None:
+    """``antifake train --speech-cnn X --reuse-oof R`` copies the CNN and names the model by
+    the version X was exported with, not by this code's next version."""
+    pytest.importorskip("torch")
+    from antifake.training.speech_model import (
+        MODEL_VERSION,
+        TrainConfig,
+        run_speech_pipeline,
+        write_json,
+    )
+
+    manifest, root = _toy_speech_manifest(tmp_path)
+    cache, first = tmp_path / "cache", tmp_path / "first"
+    cfg = TrainConfig(epochs=1, batch=4)
+    result = run_speech_pipeline([manifest], root, cache, first, folds=2, cfg=cfg, workers=1)
+    assert json.loads((first / "synthetic_speech.json").read_text())["version"] == MODEL_VERSION
+    write_json(result, tmp_path / "run.json")
+    meta_path = first / "synthetic_speech.json"
+    meta = json.loads(meta_path.read_text())
+    meta["version"] = "speech-lcnn-older"
+    meta_path.write_text(json.dumps(meta))
+
+    second = tmp_path / "second"
+    run_speech_pipeline([manifest], root, cache, second, folds=2, cfg=cfg, workers=1,
+                        reuse_oof=tmp_path / "run.json",
+                        final_cnn=first / "synthetic_speech.onnx")
+    assert json.loads((second / "synthetic_speech.json").read_text())["version"] == \
+        "speech-lcnn-older"
+    assert (second / "synthetic_speech.onnx").read_bytes() == \
+        (first / "synthetic_speech.onnx").read_bytes()

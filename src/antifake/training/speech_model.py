@@ -525,6 +525,18 @@ def export_onnx(model: Any, path: Path, n_bands: int = N_BANDS) -> None:
                       opset_version=17, dynamo=False)
 
 
+def _cnn_version(path: Path) -> str:
+    """The version of a CNN reused with ``final_cnn``: that of the model it was exported
+    with (``synthetic_speech.json`` beside it, its CNN part), so a packaged run names the
+    network it carries; this code's ``MODEL_VERSION`` when there is none."""
+    meta = path.with_name("synthetic_speech.json")
+    if meta.is_file():
+        version = json.loads(meta.read_text("utf-8")).get("version")
+        if isinstance(version, str) and version:
+            return version.split("+")[0]
+    return MODEL_VERSION
+
+
 def _check_cnn(path: Path, n_families: int, n_bands: int) -> None:
     """Refuse a CNN whose input or family head does not fit this run."""
     import onnxruntime as ort
@@ -534,7 +546,7 @@ def _check_cnn(path: Path, n_families: int, n_bands: int) -> None:
         _, fam = sess.run(None, {"windows": np.zeros((1, 1, N_FRAMES, n_bands), np.float32)})
     except Exception as exc:  # onnxruntime raises its own types for shape mismatches
         raise ValueError(f"{path} does not take {n_bands}-band windows: {exc}") from exc
-    if fam.shape[1] != n_families:
+    if fam.shape[1] != max(1, n_families):  # build_model keeps one output with no family
         raise ValueError(f"{path} names {fam.shape[1]} families, these files {n_families}")
 
 
@@ -672,14 +684,16 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         out_dir.mkdir(parents=True, exist_ok=True)
         all_idx = list(range(len(items)))
         fams = families_of(items, all_idx)
+        cnn_version = MODEL_VERSION
         if final_cnn is not None:
+            cnn_version = _cnn_version(final_cnn)
             _check_cnn(final_cnn, len(fams), cfg.n_bands)
             shutil.copyfile(final_cnn, out_dir / "synthetic_speech.onnx")
         else:
             model = train_model(items, waves, all_idx, fams, cfg, copies)
             export_onnx(model, out_dir / "synthetic_speech.onnx", cfg.n_bands)
         meta: dict[str, Any] = {
-            "version": MODEL_VERSION,
+            "version": cnn_version,
             "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0, "n_bands": cfg.n_bands,
             "per_band_norm": cfg.per_band_norm,
             "families": fams,
@@ -701,7 +715,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             from antifake.whisper_encoder import MAX_SECONDS
 
             fusion = result["whisper"]["fusion"]
-            meta["version"] = f"{MODEL_VERSION}+{WHISPER_VERSION}"
+            meta["version"] = f"{cnn_version}+{WHISPER_VERSION}"
             meta["threshold_rule"] += "; fused clip logit of the CNN and the Whisper models"
             meta["cnn_threshold"] = result["cnn_threshold"]
             meta["clip_fusion"] = fusion

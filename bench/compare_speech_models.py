@@ -37,6 +37,7 @@ def _score(manifests: list[Path], media_root: Path, cache: Path) -> dict[str, li
     """Clip probabilities of the selected model for every cached condition of every file."""
     items, probs = clip_probabilities(manifests, media_root, cache, threads=1)
     out: dict[str, list] = {"file": [str(it.path) for it in items],
+                            "label": [it.label for it in items],
                             "source": [it.source for it in items],
                             "is_ai": [bool(it.is_ai) for it in items]}
     out.update({c: p.tolist() for c, p in probs.items()})
@@ -107,6 +108,22 @@ def main() -> None:
                           f"{100 * float((p[~y] >= t).mean()):.1f} %", str(over)))
         print(f"| {c} | " + " | ".join(" / ".join(col) for col in zip(*cells, strict=True))
               + " |")
+    for name, s in zip(args.model, scores, strict=True):
+        p, t = np.array(s["original"]), s["ai_threshold"][0]
+        above: list[str] = []
+        for src in sorted(set(sources[~y])):
+            m = (sources == src) & ~y
+            if (p[m] >= t).mean() > 0.05:
+                above.append(f"{src} {int((p[m] >= t).sum())}/{int(m.sum())}")
+        print(f"\nreal sources above 5 % (original), {name}: {', '.join(above) or 'none'}")
+    labels = np.array(scores[0]["label"])
+    print("\n| label (original condition) | files | sources | flagged as synthetic at each "
+          "model's own line |\n|---|---|---|---|")
+    for lab in sorted(set(labels), key=lambda name: (-int((labels == name).sum()), name)):
+        m = labels == lab
+        got = " / ".join(str(int((np.array(s["original"])[m] >= s["ai_threshold"][0]).sum()))
+                         for s in scores)
+        print(f"| {lab} | {int(m.sum())} | {len(set(sources[m]))} | {got} |")
     print("\n| source (original condition) | synthetic files | caught at the 5 % line |")
     print("|---|---|---|")
     ps = [np.array(s["original"]) for s in scores]

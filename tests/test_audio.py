@@ -231,7 +231,8 @@ def test_engine_gives_audio_a_verdict_and_timeline(tmp_path: Path, engine: Engin
     # 5 s of sound -> 2 s windows 1 s apart: 4 windows, centred at 1..4 s.
     assert speech.timeline is not None and len(speech.timeline) == 4
     assert speech.timeline_times_s == pytest.approx([1.0, 2.0, 3.0, 4.0], abs=0.2)
-    assert result.ai_probability == pytest.approx(speech.score, abs=1e-6)
+    # the verdict's probability is the speech score, clipped to [0.01, 0.99] by the fusion
+    assert result.ai_probability == pytest.approx(min(max(speech.score, 0.01), 0.99), abs=1e-6)
     names = {d.detector for d in result.detectors}
     assert "forensic_image" not in names and "semantic_clip" not in names
     assert result.to_dict()["media"]["sample_rate"] == 16000
@@ -905,3 +906,17 @@ def test_packaging_a_reused_cnn_keeps_its_version(tmp_path: Path) -> None:
         "speech-lcnn-older"
     assert (second / "synthetic_speech.onnx").read_bytes() == \
         (first / "synthetic_speech.onnx").read_bytes()
+
+
+def test_prepare_cut_to_a_length_equals_the_cut_of_the_whole() -> None:
+    """The Whisper models see the first seconds of the prepared clip; preparing only those
+    gives exactly the same samples as preparing the whole clip and cutting it."""
+    from antifake.detectors.synthetic_speech.features import SAMPLE_RATE, prepare
+
+    wave = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32),
+                           synth.voice_like(20.0, seed=3).astype(np.float32),
+                           np.zeros(SAMPLE_RATE, np.float32)])
+    n = 12 * SAMPLE_RATE
+    cut = prepare(wave, n)
+    np.testing.assert_array_equal(cut, prepare(wave)[:n])
+    assert cut.size == n and not np.array_equal(cut[:100], wave[:100])  # trimmed, floored

@@ -134,7 +134,9 @@ def whisper_logits(wave: np.ndarray, threads: int = 1) -> dict[str, float] | Non
 
     cfg = load_config()
     max_s = float(cfg["whisper_probe"].get("max_seconds", whisper_encoder.MAX_SECONDS))
-    taps = whisper_encoder.taps_of(prepare(wave), max_s, threads, _whisper_blocks())
+    # the encoder sees the first max_s of the prepared clip: prepare only those
+    head = prepare(wave, int(max_s * whisper_encoder.SAMPLE_RATE))
+    taps = whisper_encoder.taps_of(head, max_s, threads, _whisper_blocks())
     out = {"whisper_probe": float(whisper_encoder.tap_statistics(taps) @ probe[0] + probe[1])}
     if cfg.get("whisper_head"):
         frames = taps[-1] if len(taps[-1]) >= 3 else np.concatenate([taps[-1]] * 3)

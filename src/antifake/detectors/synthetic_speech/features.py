@@ -116,9 +116,12 @@ def fill_window(wave: np.ndarray) -> np.ndarray:
     return np.tile(wave, reps)[:WINDOW_SAMPLES]
 
 
-def prepare(wave: np.ndarray) -> np.ndarray:
-    """The whole-clip preprocessing before windowing: trim end silences, add the floor."""
-    return add_noise_floor(trim_silence(np.asarray(wave, np.float32)))
+def prepare(wave: np.ndarray, max_samples: int | None = None) -> np.ndarray:
+    """The whole-clip preprocessing before windowing: trim end silences, add the floor.
+    ``max_samples``: only the first that many samples of the result (the same values as
+    ``prepare(wave)[:max_samples]``, without a full-length copy of a long clip)."""
+    trimmed = trim_silence(np.asarray(wave, np.float32))
+    return add_noise_floor(trimmed if max_samples is None else trimmed[:max_samples])
 
 
 def windows_of(wave: np.ndarray) -> list[tuple[float, np.ndarray]]:

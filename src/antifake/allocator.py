@@ -77,3 +77,20 @@ def tune_allocator() -> bool:
                         gnu_get_libc_version().decode())
         _done = applied
         return applied
+
+
+def release_free_memory() -> bool:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim(0)``); True when
+    it ran. With the thresholds above, arrays of a few megabytes come from the heap, and a
+    program that frees gigabytes of them (the speech training's decoded waves) keeps them
+    resident unless trimmed. A no-op (False) off Linux/glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True

@@ -620,8 +620,11 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
     if not items:
         raise ValueError("no speech files (labels real_speech / ai_speech_*) found")
     kept, waves = load_wave_cache(build_wave_cache(items, cache_dir, workers))
+    conditions = list(waves)
     by_path = {str(it.path): it for it in items}
     items = [by_path[k] for k in kept]
+    all_idx = list(range(len(items)))
+    fams = families_of(items, all_idx)
     copies = None
     if cfg.copysynth_p:
         from antifake.training.copy_synthesis import build_copies
@@ -630,6 +633,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
                               list(waves), cache_dir, workers=workers)
     result: dict[str, Any] = {"config": config_dict(cfg), "folds": folds}
     threshold = authentic = None
+    final_model: Any = None
     if evaluate:
         previous = json.loads(reuse_oof.read_text()) if reuse_oof else None
         if previous is not None and (previous.get("config") != config_dict(cfg)
@@ -657,9 +661,13 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         if whisper:
             from antifake.training.speech_whisper import whisper_stage
 
+            if out_dir is not None and final_cnn is None:
+                # trained before the Whisper stage, which then gives the waves' memory back
+                final_model = train_model(items, waves, all_idx, fams, cfg, copies)
             stage = whisper_stage(items, kept, waves, oof.logits, source_folds(items, folds),
                                   cache_dir.parent, whisper_l2, whisper_conditions, out_dir,
-                                  head=whisper_head, head_cfg=whisper_head_cfg)
+                                  head=whisper_head, head_cfg=whisper_head_cfg,
+                                  free_waves=True)
             fused = OutOfFold(logits=stage["fused_oof"], family_top=oof.family_top,
                               family_prob=oof.family_prob,
                               family_known=oof.family_known or [False] * len(items))
@@ -682,16 +690,15 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
                 "fused_oof": {c: v.tolist() for c, v in stage["fused_oof"].items()}}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        all_idx = list(range(len(items)))
-        fams = families_of(items, all_idx)
         cnn_version = MODEL_VERSION
         if final_cnn is not None:
             cnn_version = _cnn_version(final_cnn)
             _check_cnn(final_cnn, len(fams), cfg.n_bands)
             shutil.copyfile(final_cnn, out_dir / "synthetic_speech.onnx")
         else:
-            model = train_model(items, waves, all_idx, fams, cfg, copies)
-            export_onnx(model, out_dir / "synthetic_speech.onnx", cfg.n_bands)
+            if final_model is None:
+                final_model = train_model(items, waves, all_idx, fams, cfg, copies)
+            export_onnx(final_model, out_dir / "synthetic_speech.onnx", cfg.n_bands)
         meta: dict[str, Any] = {
             "version": cnn_version,
             "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0, "n_bands": cfg.n_bands,
@@ -700,7 +707,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             "ai_threshold": threshold if threshold is not None else 0.5,
             "authentic_threshold": authentic if authentic is not None else 0.2,
             "threshold_rule": "strictest per-condition 95th percentile of out-of-fold real "
-                              "speech scores (conditions: " + ", ".join(waves) + ")",
+                              "speech scores (conditions: " + ", ".join(conditions) + ")",
             "trained_on": {"files": len(items), "ai": int(sum(i.is_ai for i in items)),
                            "sources": len({i.source for i in items}),
                            "manifests": [Path(m).name for m in manifests]},

@@ -151,7 +151,7 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
                   conditions: Sequence[str] | None = None,
                   out_dir: Path | None = None,
                   n_blocks: int = DEFAULT_N_BLOCKS, head: bool = True,
-                  head_cfg: Any = None) -> dict[str, Any]:
+                  head_cfg: Any = None, free_waves: bool = False) -> dict[str, Any]:
     """Out-of-fold Whisper probe (and, with ``head``, the temporal head of
     :mod:`antifake.training.speech_whisper_head`), their fusion with the CNN's out-of-fold
     logits and the fused threshold; with ``out_dir``, the final probe (:data:`PROBE_FILE`)
@@ -161,6 +161,11 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
     (condition -> held-out logits; the fusion of each fold fitted on the other folds),
     ``fusion`` (name -> weight, and ``bias``; fitted on all of them), ``threshold`` and
     ``authentic_threshold`` (fused probabilities), ``conditions`` and ``n_blocks``.
+
+    ``free_waves``: once the encoder's features and frames are cached, empty ``waves`` (the
+    caller's dict), so that their memory is given back before the frames of every condition
+    are loaded for the head; for a caller that needs the waves no more (on the ~7,000 files
+    of the shipped model the waves of five conditions hold 13-14 GB).
     """
     from antifake.training.speech_model import authentic_threshold, operating_threshold
 
@@ -176,7 +181,14 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
     if head:
         from antifake.training import speech_whisper_head as swh
 
-        frames = swh.frame_sequences(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks)
+        swh.fill_frame_cache(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks)
+    if free_waves:
+        from antifake.allocator import release_free_memory
+
+        waves.clear()
+        release_free_memory()  # the waves were heap arrays: hand their pages back now
+    if head:
+        frames = swh.load_frame_cache(kept, conds, cache_dir, n_blocks)
         comps["whisper_head"] = swh.cached_out_of_fold_logits(
             items, kept, frames, folds, cache_dir, n_blocks, head_cfg)
     fusion = fit_fusion(items, comps)

@@ -87,25 +87,52 @@ def frame_sequences(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
                     cache_dir: Path, n_blocks: int, threads: int = 2) -> dict[str, Sequences]:
     """condition -> the last kept tap of every (prepared) wave, cached per condition
     (``cache_dir/speech-whisper-frames-b<n>p-<hash>-<condition>.npz``)."""
+    fill_frame_cache(kept, waves, cache_dir, n_blocks, threads)
+    return load_frame_cache(kept, list(waves), cache_dir, n_blocks)
+
+
+def _cached_frames(path: Path, n_files: int) -> Sequences | None:
+    if not path.exists():
+        return None
+    data = np.load(path)
+    if len(data["offsets"]) != n_files + 1:
+        return None
+    return Sequences(data["data"], data["offsets"])
+
+
+def fill_frame_cache(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
+                     cache_dir: Path, n_blocks: int, threads: int = 2) -> None:
+    """Compute and cache the frames of every condition of ``waves`` whose cache is missing
+    (or made for another file count), keeping none of them in memory: after this the waves
+    are no longer needed by the head (:func:`load_frame_cache`)."""
     from antifake.detectors.synthetic_speech.features import prepare
     from antifake.whisper_encoder import taps_of
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Sequences] = {}
     t0 = time.time()
     for cond, ws in waves.items():
         path = frames_cache_path(kept, cache_dir, n_blocks, cond)
         if path.exists():
-            data = np.load(path)
-            if len(data["offsets"]) == len(ws) + 1:
-                out[cond] = Sequences(data["data"], data["offsets"])
-                continue
+            with np.load(path) as data:
+                if len(data["offsets"]) == len(ws) + 1:
+                    continue
         seqs = Sequences.of([taps_of(prepare(w), threads=threads, n_blocks=n_blocks)[-1]
                              for w in ws])
         save_frames(path, seqs)
-        out[cond] = seqs
         log.info("whisper frames, %s: %d files, %.0f s so far", cond, len(ws),
                  time.time() - t0)
+
+
+def load_frame_cache(kept: Sequence[str], conditions: Sequence[str], cache_dir: Path,
+                     n_blocks: int) -> dict[str, Sequences]:
+    """condition -> the cached frames of ``kept`` (filled by :func:`fill_frame_cache`)."""
+    out: dict[str, Sequences] = {}
+    for cond in conditions:
+        got = _cached_frames(frames_cache_path(kept, cache_dir, n_blocks, cond), len(kept))
+        if got is None:
+            raise FileNotFoundError(f"no frame cache of {len(kept)} files for {cond} in "
+                                    f"{cache_dir}: fill_frame_cache first")
+        out[cond] = got
     return out
 
 

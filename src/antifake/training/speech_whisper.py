@@ -59,7 +59,7 @@ def feature_matrices(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
 
     ``frames_too``: where the statistics have to be computed, the same encoder pass also
     fills the temporal head's frame cache
-    (:func:`~antifake.training.speech_whisper_head.frame_sequences`) if it is missing, so
+    (:func:`~antifake.training.speech_whisper_head.fill_frame_cache`) if it is missing, so
     training with the head runs the encoder once per file and condition, not twice.
     """
     from antifake.detectors.synthetic_speech.features import prepare
@@ -77,7 +77,7 @@ def feature_matrices(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
             if out[cond].shape == (len(ws), n_features(n_blocks)):
                 continue
         frames_path = swh.frames_cache_path(kept, cache_dir, n_blocks, cond)
-        keep_frames = frames_too and not frames_path.exists()
+        keep_frames = frames_too and not swh.frame_cache_holds(frames_path, len(ws))
         rows, seqs = [], []
         for w in ws:
             taps = taps_of(prepare(w), threads=threads, n_blocks=n_blocks)

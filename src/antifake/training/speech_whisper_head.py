@@ -72,7 +72,7 @@ class Sequences:
 
 
 def frames_cache_path(kept: Sequence[str], cache_dir: Path, n_blocks: int, cond: str) -> Path:
-    """Where :func:`frame_sequences` caches one condition's frames (keyed by the file list
+    """Where :func:`fill_frame_cache` caches one condition's frames (keyed by the file list
     and the encoder cut)."""
     key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
     return cache_dir / f"speech-whisper-frames-b{n_blocks}p-{key}-{cond}.npz"
@@ -83,21 +83,13 @@ def save_frames(path: Path, seqs: Sequences) -> None:
     np.savez(path, data=seqs.data, offsets=seqs.offsets)
 
 
-def frame_sequences(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
-                    cache_dir: Path, n_blocks: int, threads: int = 2) -> dict[str, Sequences]:
-    """condition -> the last kept tap of every (prepared) wave, cached per condition
-    (``cache_dir/speech-whisper-frames-b<n>p-<hash>-<condition>.npz``)."""
-    fill_frame_cache(kept, waves, cache_dir, n_blocks, threads)
-    return load_frame_cache(kept, list(waves), cache_dir, n_blocks)
-
-
-def _cached_frames(path: Path, n_files: int) -> Sequences | None:
+def frame_cache_holds(path: Path, n_files: int) -> bool:
+    """Whether the frame cache at ``path`` exists and holds ``n_files`` sequences (only its
+    offsets are read)."""
     if not path.exists():
-        return None
-    data = np.load(path)
-    if len(data["offsets"]) != n_files + 1:
-        return None
-    return Sequences(data["data"], data["offsets"])
+        return False
+    with np.load(path) as data:
+        return len(data["offsets"]) == n_files + 1
 
 
 def fill_frame_cache(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
@@ -112,10 +104,8 @@ def fill_frame_cache(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
     t0 = time.time()
     for cond, ws in waves.items():
         path = frames_cache_path(kept, cache_dir, n_blocks, cond)
-        if path.exists():
-            with np.load(path) as data:
-                if len(data["offsets"]) == len(ws) + 1:
-                    continue
+        if frame_cache_holds(path, len(ws)):
+            continue
         seqs = Sequences.of([taps_of(prepare(w), threads=threads, n_blocks=n_blocks)[-1]
                              for w in ws])
         save_frames(path, seqs)
@@ -128,11 +118,12 @@ def load_frame_cache(kept: Sequence[str], conditions: Sequence[str], cache_dir: 
     """condition -> the cached frames of ``kept`` (filled by :func:`fill_frame_cache`)."""
     out: dict[str, Sequences] = {}
     for cond in conditions:
-        got = _cached_frames(frames_cache_path(kept, cache_dir, n_blocks, cond), len(kept))
-        if got is None:
+        path = frames_cache_path(kept, cache_dir, n_blocks, cond)
+        if not frame_cache_holds(path, len(kept)):
             raise FileNotFoundError(f"no frame cache of {len(kept)} files for {cond} in "
                                     f"{cache_dir}: fill_frame_cache first")
-        out[cond] = got
+        data = np.load(path)
+        out[cond] = Sequences(data["data"], data["offsets"])
     return out
 
 

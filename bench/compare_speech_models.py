@@ -54,6 +54,18 @@ def _line(real: np.ndarray, fpr: float) -> float:
     return float(ordered[len(ordered) - allowed - 1])
 
 
+def _real_sources_above(p: np.ndarray, t: float, sources: np.ndarray,
+                        real: np.ndarray) -> list[tuple[str, int, int]]:
+    """(source, flagged, real files) of every source with over 5 % of its real files at or
+    above ``t``."""
+    out = []
+    for src in sorted(set(sources[real])):
+        m = (sources == src) & real
+        if (p[m] >= t).mean() > 0.05:
+            out.append((src, int((p[m] >= t).sum()), int(m.sum())))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--media-root", type=Path, required=True)
@@ -102,20 +114,15 @@ def main() -> None:
         cells = []
         for s in scores:
             p, t = np.array(s[c]), s["ai_threshold"][0]
-            over = sum(1 for src in set(sources[~y]) if (p[(sources == src) & ~y] >= t).mean()
-                       > 0.05)
+            over = len(_real_sources_above(p, t, sources, ~y))
             cells.append((f"{float((p[y] >= t).mean()):.3f}",
                           f"{100 * float((p[~y] >= t).mean()):.1f} %", str(over)))
         print(f"| {c} | " + " | ".join(" / ".join(col) for col in zip(*cells, strict=True))
               + " |")
     for name, s in zip(args.model, scores, strict=True):
-        p, t = np.array(s["original"]), s["ai_threshold"][0]
-        above: list[str] = []
-        for src in sorted(set(sources[~y])):
-            m = (sources == src) & ~y
-            if (p[m] >= t).mean() > 0.05:
-                above.append(f"{src} {int((p[m] >= t).sum())}/{int(m.sum())}")
-        print(f"\nreal sources above 5 % (original), {name}: {', '.join(above) or 'none'}")
+        above = _real_sources_above(np.array(s["original"]), s["ai_threshold"][0], sources, ~y)
+        listed = ", ".join(f"{src} {k}/{n}" for src, k, n in above)
+        print(f"\nreal sources above 5 % (original), {name}: {listed or 'none'}")
     labels = np.array(scores[0]["label"])
     print("\n| label (original condition) | files | sources | flagged as synthetic at each "
           "model's own line |\n|---|---|---|---|")

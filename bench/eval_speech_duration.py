@@ -57,8 +57,8 @@ CUTS = (4.0, 6.0, 8.0, 10.0, MAX_SECONDS - 0.1)
 
 def cached_seconds(kept: list[str], cache: Path, conditions: list[str]) -> dict[str, np.ndarray]:
     """Sound seconds of every cached file in every condition (one file read at a time)."""
-    index = next(json.loads(p.read_text()) for p in sorted(cache.glob("items-*.json"))
-                 if json.loads(p.read_text())["kept"] == kept)
+    indexes = (json.loads(p.read_text()) for p in sorted(cache.glob("items-*.json")))
+    index = next(ix for ix in indexes if ix["kept"] == kept)
     out: dict[str, list[float]] = {c: [] for c in conditions}
     for key in index["keys"]:
         with np.load(cache / "files" / f"{key}.npz") as z:

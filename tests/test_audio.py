@@ -959,3 +959,93 @@ def test_whisper_stage_can_give_the_waves_back_before_loading_frames(tmp_path: P
         np.testing.assert_array_equal(freed["fused_oof"][c], keep["fused_oof"][c])
     with pytest.raises(FileNotFoundError, match="fill_frame_cache first"):
         load_frame_cache(kept, conds, tmp_path / "elsewhere", 2)
+
+
+def _added_speech_manifest(tmp_path: Path, root: Path, sources: tuple[str, ...]) -> Path:
+    """Four more toy files (two real, two "synthetic") in ``sources``, beside ``root``'s."""
+    rows = ["file\tlabel\tsource_repo"]
+    for k in range(4):
+        is_ai = k % 2 == 1
+        label = "ai_speech_toy" if is_ai else "real_speech"
+        rel = f"{label}/added-{k}.wav"
+        wave = synth.voice_like(1.5, seed=50 + k, f0=95 + 15 * k)
+        if is_ai:
+            wave = np.round(wave * 8) / 8
+        synth.write_audio(root / rel, wave)
+        rows.append(f"{rel}\t{label}\t{sources[k % len(sources)]}")
+    manifest = tmp_path / "added.tsv"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest
+
+
+def test_onnx_scores_of_a_cnn_equal_its_training_scores(tmp_path: Path) -> None:
+    """The exported CNN scores waves as the training code's torch model does (same windows,
+    same mean window logit, same family probabilities)."""
+    pytest.importorskip("torch")
+    from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
+    from antifake.training.speech_model import (
+        TrainConfig,
+        export_onnx,
+        score_waves,
+        score_waves_onnx,
+        train_model,
+    )
+
+    manifest, root = _toy_speech_manifest(tmp_path)
+    items = load_audio_items([manifest], root)
+    kept, waves = load_wave_cache(build_wave_cache(items, tmp_path / "waves", workers=1))
+    cfg = TrainConfig(epochs=1, batch=4)
+    model = train_model(items, waves, range(len(items)), ["toy"], cfg, None)
+    export_onnx(model, tmp_path / "cnn.onnx", cfg.n_bands)
+    some = waves["mp3_64k"][:3]
+    lo, fam = score_waves(model, some, cfg.n_bands, cfg.per_band_norm)
+    lo_onnx, fam_onnx = score_waves_onnx(tmp_path / "cnn.onnx", some, cfg.n_bands,
+                                         cfg.per_band_norm)
+    np.testing.assert_allclose(lo_onnx, lo, atol=1e-4)
+    np.testing.assert_allclose(fam_onnx, fam, atol=1e-4)
+
+
+def test_reused_held_out_scores_can_be_extended_by_new_sources(tmp_path: Path) -> None:
+    """``--reuse-oof R --speech-cnn X`` over R's manifests plus files from new sources keeps
+    R's held-out CNN scores for its files and scores the new ones with X (which never saw
+    them); it refuses added files from R's sources, and an extension without X."""
+    pytest.importorskip("torch")
+    from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
+    from antifake.training.speech_model import (
+        TrainConfig,
+        run_speech_pipeline,
+        score_waves_onnx,
+        write_json,
+    )
+
+    manifest, root = _toy_speech_manifest(tmp_path)
+    cache, first = tmp_path / "cache", tmp_path / "first"
+    cfg = TrainConfig(epochs=1, batch=4)
+    before = run_speech_pipeline([manifest], root, cache, first, folds=2, cfg=cfg, workers=1)
+    write_json(before, tmp_path / "run.json")
+    cnn = first / "synthetic_speech.onnx"
+    added = _added_speech_manifest(tmp_path, root, ("new0", "new1"))
+
+    after = run_speech_pipeline([manifest, added], root, cache, tmp_path / "second", folds=2,
+                                cfg=cfg, workers=1, reuse_oof=tmp_path / "run.json",
+                                final_cnn=cnn)
+    assert after["cnn_added_files"] == 4 and len(after["files"]) == 12
+    row = {f: i for i, f in enumerate(after["files"])}
+    for cond, old in before["oof"].items():
+        got = [after["oof"][cond][row[f]] for f in before["files"]]
+        assert got == old  # the previous run's held-out scores, untouched
+    new_files = [f for f in after["files"] if f not in set(before["files"])]
+    items = load_audio_items([added], root)
+    _, waves = load_wave_cache(build_wave_cache(items, cache, workers=1))
+    expected, _ = score_waves_onnx(cnn, waves["opus_32k"], cfg.n_bands, cfg.per_band_norm)
+    np.testing.assert_allclose([after["oof"]["opus_32k"][row[f]] for f in new_files], expected)
+    assert after["evaluation"]["n_sources"] == 6
+    assert "final CNN, which never saw them" in after["evaluation"]["split"]
+
+    with pytest.raises(ValueError, match="final CNN"):
+        run_speech_pipeline([manifest, added], root, cache, None, folds=2, cfg=cfg, workers=1,
+                            reuse_oof=tmp_path / "run.json")
+    leaky = _added_speech_manifest(tmp_path, root, ("src0", "new1"))
+    with pytest.raises(ValueError, match="src0"):
+        run_speech_pipeline([manifest, leaky], root, cache, None, folds=2, cfg=cfg,
+                            workers=1, reuse_oof=tmp_path / "run.json", final_cnn=cnn)

@@ -42,7 +42,9 @@ def _speech_whisper_options(func: Any) -> Any:
                      default=None,
                      help="Speech data only: the --json-out of an earlier speech evaluate "
                           "with the same files, folds and epochs; its CNN held-out scores "
-                          "are reused instead of training the folds again."),
+                          "are reused instead of training the folds again. With "
+                          "--speech-cnn (that run's final CNN), the manifests may add files "
+                          "from new sources: that CNN, which never saw them, scores them."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -116,7 +118,7 @@ _MEDIA_ROOT = click.option(
               default=None,
               help="Speech data only: copy this synthetic_speech.onnx (trained by the same "
                    "recipe on the same files, e.g. the shipped one) instead of training the "
-                   "final CNN again.")
+                   "final CNN again; its family head is kept.")
 @_speech_whisper_options
 def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir: Path,
                   cache_dir: Path, family: str, semantic_family: str | None,

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # What a model trained by this code is called (0.8 was a candidate, measured and not shipped).
 MODEL_VERSION = "speech-lcnn-0.9"
-WHISPER_VERSION = "whisper-0.1"  # appended (+) when the clip score is the fusion
+WHISPER_VERSION = "whisper-0.2"  # appended (+) when the clip score is the fusion
 MIN_FAMILY_FILES = 20  # a family gets an attribution class from this many training files
 TARGET_FPR = 0.05
 
@@ -339,6 +339,55 @@ def score_waves(model: Any, waves: Sequence[np.ndarray], n_bands: int = N_BANDS,
     return np.array(logits), np.stack(fams)
 
 
+def score_waves_onnx(path: Path, waves: Sequence[np.ndarray], n_bands: int = N_BANDS,
+                     per_band: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`score_waves` with an exported CNN (``synthetic_speech.onnx``): the same
+    windows, the same clip logit (mean window logit) and mean family softmax."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    logits, fams = [], []
+    for wave in waves:
+        _, x = window_batch(wave, n_bands, per_band)
+        lo, fl = sess.run(None, {"windows": x.astype(np.float32)})
+        e = np.exp(fl - fl.max(axis=1, keepdims=True))
+        logits.append(float(np.mean(lo)))
+        fams.append((e / e.sum(axis=1, keepdims=True)).mean(0))
+    return np.array(logits), np.stack(fams)
+
+
+def extend_oof(items: Sequence[AudioItem], kept: Sequence[str],
+               waves: dict[str, list[np.ndarray]], previous: dict[str, Any],
+               cnn: Path, n_bands: int, per_band: bool) -> OutOfFold:
+    """The CNN's held-out scores of ``kept``: those of the files in a previous run's
+    (``previous["files"]`` / ``["oof"]``) as they were, and every other file scored by
+    ``cnn``, the final CNN of that run, trained on the previous files only, so that it never
+    saw those (as long as their sources are not among the previous files' sources, which
+    the caller checks).
+
+    Why: the Whisper models and the fusion can then be fitted on more sources than the CNN
+    was, without the ~90 minutes of a new source-grouped CNN evaluation."""
+    row_of = {f: i for i, f in enumerate(previous["files"])}
+    new = [i for i, f in enumerate(kept) if f not in row_of]
+    oof = OutOfFold(logits={}, family_top=[""] * len(kept), family_prob=[0.0] * len(kept),
+                    family_known=[False] * len(kept))
+    for cond, old in previous["oof"].items():
+        if cond not in waves:
+            continue
+        out = np.zeros(len(kept))
+        old_rows = [(i, row_of[f]) for i, f in enumerate(kept) if f in row_of]
+        out[[i for i, _ in old_rows]] = np.asarray(old)[[j for _, j in old_rows]]
+        if new:
+            out[new] = score_waves_onnx(cnn, [waves[cond][i] for i in new], n_bands,
+                                        per_band)[0]
+        oof.logits[cond] = out
+    if not oof.logits:
+        raise ValueError("the previous run has no codec condition of these files")
+    return oof
+
+
 def source_folds(items: Sequence[AudioItem], n_folds: int, seed: int = 0) -> list[list[int]]:
     """Sources dealt into ``n_folds`` groups of similar file counts (largest first)."""
     by_source: dict[str, list[int]] = defaultdict(list)
@@ -537,6 +586,36 @@ def _cnn_version(path: Path) -> str:
     return MODEL_VERSION
 
 
+def _check_extension(previous: dict[str, Any], items: Sequence[AudioItem],
+                     kept: Sequence[str], final_cnn: Path | None,
+                     reuse_oof: Path | None) -> Path:
+    """Refuse to reuse a run's held-out scores for another file list unless that list only
+    adds files from new sources and the run's final CNN is given to score them (returned)."""
+    old = set(previous.get("files") or [])
+    if final_cnn is None:
+        raise ValueError(f"{reuse_oof} was made with another file list (to add files, give "
+                         "the final CNN of that run too)")
+    if not old <= set(kept):
+        raise ValueError(f"{reuse_oof} has files these manifests do not list")
+    old_sources = {it.source for f, it in zip(kept, items, strict=True) if f in old}
+    mixed = sorted({it.source for f, it in zip(kept, items, strict=True)
+                    if f not in old and it.source in old_sources})
+    if mixed:
+        raise ValueError(f"files added to {reuse_oof} come from sources its CNN was trained "
+                         f"on, so it cannot score them as held out: {', '.join(mixed[:5])}")
+    return final_cnn
+
+
+def _cnn_families(path: Path) -> list[str] | None:
+    """The families of a reused CNN's head (its ``synthetic_speech.json``), if recorded."""
+    meta = path.with_name("synthetic_speech.json")
+    if meta.is_file():
+        fams = json.loads(meta.read_text("utf-8")).get("families")
+        if isinstance(fams, list):
+            return [str(f) for f in fams]
+    return None
+
+
 def _check_cnn(path: Path, n_families: int, n_bands: int) -> None:
     """Refuse a CNN whose input or family head does not fit this run."""
     import onnxruntime as ort
@@ -635,12 +714,24 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
     threshold = authentic = None
     final_model: Any = None
     if evaluate:
-        previous = json.loads(reuse_oof.read_text()) if reuse_oof else None
+        previous: dict[str, Any] | None = (json.loads(reuse_oof.read_text())
+                                           if reuse_oof else None)
         if previous is not None and (previous.get("config") != config_dict(cfg)
-                                     or previous.get("folds") != folds
-                                     or previous.get("files") != kept):
-            raise ValueError(f"{reuse_oof} was made with another config, folds or file list")
-        if previous is not None:  # the same run's held-out scores: no need to redo them
+                                     or previous.get("folds") != folds):
+            raise ValueError(f"{reuse_oof} was made with another config or folds")
+        if previous is not None and previous.get("files") != kept:
+            # files the previous run did not have are scored by its final CNN
+            oof = extend_oof(items, kept, waves, previous,
+                             _check_extension(previous, items, kept, final_cnn, reuse_oof),
+                             cfg.n_bands, cfg.per_band_norm)
+            ev = evaluate_oof(items, oof)
+            ev["split"] = (f"source-grouped {folds}-fold; sources added since: scored by the "
+                           "final CNN, which never saw them")
+            # family attribution was measured on the previous run's files (held out by fold)
+            ev["families"] = previous.get("evaluation_cnn", previous["evaluation"]).get(
+                "families", {})
+            result["cnn_added_files"] = len(kept) - len(previous["files"])
+        elif previous is not None:  # the same run's held-out scores: no need to redo them
             oof = OutOfFold(logits={c: np.asarray(v) for c, v in previous["oof"].items()})
             # "oof" holds the CNN's scores; after a Whisper run "evaluation" is the fused
             # model's and the CNN's own is kept as "evaluation_cnn"
@@ -693,6 +784,8 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         cnn_version = MODEL_VERSION
         if final_cnn is not None:
             cnn_version = _cnn_version(final_cnn)
+            # the reused head names the families it was trained on, whatever these files add
+            fams = _cnn_families(final_cnn) or fams
             _check_cnn(final_cnn, len(fams), cfg.n_bands)
             shutil.copyfile(final_cnn, out_dir / "synthetic_speech.onnx")
         else:

@@ -746,7 +746,9 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
     assert probe["weight"].shape == (whisper_encoder.n_features(2),)
     assert int(probe["n_blocks"]) == 2
     meta = __import__("json").loads((out / "synthetic_speech.json").read_text())
-    assert meta["version"].endswith("+whisper-0.1")
+    from antifake.training.speech_model import MODEL_VERSION, WHISPER_VERSION
+
+    assert meta["version"] == f"{MODEL_VERSION}+{WHISPER_VERSION}"
     assert set(meta["clip_fusion"]) == {"cnn", "whisper_probe", "whisper_head", "bias"}
     assert (out / HEAD_FILE).stat().st_size > 10_000
     assert 0 < meta["cnn_threshold"] < 1 and 0 < meta["ai_threshold"] < 1
@@ -1049,3 +1051,24 @@ def test_reused_held_out_scores_can_be_extended_by_new_sources(tmp_path: Path) -
     with pytest.raises(ValueError, match="src0"):
         run_speech_pipeline([manifest, leaky], root, cache, None, folds=2, cfg=cfg,
                             workers=1, reuse_oof=tmp_path / "run.json", final_cnn=cnn)
+
+
+def test_cached_waves_are_held_as_float16_and_read_as_the_float32_they_were(
+        tmp_path: Path) -> None:
+    """The training waves stay float16 in memory (half of float32) and every read gives
+    exactly the float32 array the cache entry casts to, so training does not change."""
+    from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
+
+    manifest, root = _toy_speech_manifest(tmp_path)
+    index = build_wave_cache(load_audio_items([manifest], root), tmp_path / "waves", workers=1)
+    kept, waves = load_wave_cache(index)
+    keys = json.loads(index.read_text())["keys"]
+    with np.load(index.parent / "files" / f"{keys[2]}.npz") as entry:
+        stored = entry["opus_32k"]
+    read = waves["opus_32k"][2]
+    assert stored.dtype == np.float16 and read.dtype == np.float32
+    np.testing.assert_array_equal(read, stored.astype(np.float32))
+    assert len(waves["opus_32k"]) == len(kept) == 8
+    assert [w.size for w in waves["original"]] == [w.size for w in waves["original"][:]]
+    held = waves["original"].nbytes  # type: ignore[attr-defined]
+    assert held == sum(w.nbytes for w in waves["original"]) // 2

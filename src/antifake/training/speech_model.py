@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 # What a model trained by this code is called (0.8 was a candidate, measured and not shipped).
 MODEL_VERSION = "speech-lcnn-0.9"
-WHISPER_VERSION = "whisper-0.2"  # appended (+) when the clip score is the fusion
+# Appended (+) when the clip score is the fusion; whisper-0.2 was a candidate fitted with the
+# seventh and eighth batches, measured and not shipped.
+WHISPER_VERSION = "whisper-0.3"
 MIN_FAMILY_FILES = 20  # a family gets an attribution class from this many training files
 TARGET_FPR = 0.05
 
@@ -229,7 +231,7 @@ def _spec_mask(feats: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def train_model(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
+def train_model(items: Sequence[AudioItem], waves: dict[str, Sequence[np.ndarray]],
                 idx: Sequence[int], families: list[str], cfg: TrainConfig,
                 copies: dict[str, list[list[np.ndarray]]] | None = None) -> Any:
     """Train on the items at ``idx`` (waves: condition -> per-item waves). With
@@ -359,7 +361,7 @@ def score_waves_onnx(path: Path, waves: Sequence[np.ndarray], n_bands: int = N_B
 
 
 def extend_oof(items: Sequence[AudioItem], kept: Sequence[str],
-               waves: dict[str, list[np.ndarray]], previous: dict[str, Any],
+               waves: dict[str, Sequence[np.ndarray]], previous: dict[str, Any],
                cnn: Path, n_bands: int, per_band: bool) -> OutOfFold:
     """The CNN's held-out scores of ``kept``: those of the files in a previous run's
     (``previous["files"]`` / ``["oof"]``) as they were, and every other file scored by
@@ -426,7 +428,7 @@ def _fold_checkpoint(checkpoint_dir: Path, items: Sequence[AudioItem], held: Seq
     return checkpoint_dir / f"fold-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
 
-def out_of_fold(items: Sequence[AudioItem], waves: dict[str, list[np.ndarray]],
+def out_of_fold(items: Sequence[AudioItem], waves: dict[str, Sequence[np.ndarray]],
                 n_folds: int, cfg: TrainConfig,
                 copies: dict[str, list[list[np.ndarray]]] | None = None,
                 checkpoint_dir: Path | None = None) -> OutOfFold:

@@ -48,7 +48,7 @@ DEFAULT_L2 = 0.3  # of 0.3 / 1 / 3: out-of-fold AUC 0.873 / 0.864 / 0.849
 DEFAULT_N_BLOCKS = 2
 
 
-def feature_matrices(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
+def feature_matrices(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]],
                      cache_dir: Path, n_blocks: int = DEFAULT_N_BLOCKS,
                      threads: int = 2, frames_too: bool = False) -> dict[str, np.ndarray]:
     """condition -> (n_files, n_features(n_blocks)) Whisper statistics of each wave after
@@ -146,7 +146,7 @@ def save_probe(probe: LinearProbe, path: Path, l2: float, conditions: Sequence[s
 
 
 def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
-                  waves: dict[str, list[np.ndarray]], cnn_oof: dict[str, np.ndarray],
+                  waves: dict[str, Sequence[np.ndarray]], cnn_oof: dict[str, np.ndarray],
                   folds: Sequence[Sequence[int]], cache_dir: Path, l2: float = DEFAULT_L2,
                   conditions: Sequence[str] | None = None,
                   out_dir: Path | None = None,

@@ -92,7 +92,7 @@ def frame_cache_holds(path: Path, n_files: int) -> bool:
         return len(data["offsets"]) == n_files + 1
 
 
-def fill_frame_cache(kept: Sequence[str], waves: dict[str, list[np.ndarray]],
+def fill_frame_cache(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]],
                      cache_dir: Path, n_blocks: int, threads: int = 2) -> None:
     """Compute and cache the frames of every condition of ``waves`` whose cache is missing
     (or made for another file count), keeping none of them in memory: after this the waves

@@ -7,6 +7,7 @@ import json
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -1072,3 +1073,35 @@ def test_cached_waves_are_held_as_float16_and_read_as_the_float32_they_were(
     assert [w.size for w in waves["original"]] == [w.size for w in waves["original"][:]]
     held = waves["original"].nbytes  # type: ignore[attr-defined]
     assert held == sum(w.nbytes for w in waves["original"]) // 2
+
+
+def test_train_and_evaluate_pass_the_whisper_head_steps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--speech-whisper-head-steps N`` reaches the head's training settings in both
+    commands (default 800, the shipped recipe); a count under 50 is a usage error."""
+    from click.testing import CliRunner
+
+    from antifake import cli_speech
+    from antifake.cli import main
+    from antifake.training import speech_model
+
+    seen: list[Any] = []
+
+    def fake_pipeline(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append(kwargs["whisper_head_cfg"])
+        return {"evaluation": {"conditions": {}}}
+
+    monkeypatch.setattr(speech_model, "run_speech_pipeline", fake_pipeline)
+    monkeypatch.setattr(speech_model, "markdown_tables", lambda ev: "")
+    monkeypatch.setattr(cli_speech, "_check_whisper", lambda whisper: None)
+    manifest, root = _toy_speech_manifest(tmp_path)
+    common = [str(manifest), "--media-root", str(root), "--cache-dir", str(tmp_path / "c")]
+    (tmp_path / "m").mkdir()  # the real pipeline makes it
+    res = CliRunner().invoke(main, ["train", *common, "--out", str(tmp_path / "m"),
+                                    "--speech-whisper-head-steps", "1200"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["evaluate", *common])
+    assert res.exit_code == 0, res.output
+    assert [cfg.steps for cfg in seen] == [1200, 800]
+    bad = CliRunner().invoke(main, ["evaluate", *common, "--speech-whisper-head-steps", "10"])
+    assert bad.exit_code == 2 and "--speech-whisper-head-steps" in bad.output

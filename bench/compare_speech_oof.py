@@ -69,7 +69,8 @@ def main() -> None:
         (f"first, {len(shared)} shared files", runs[0], shared),
         ("second, same files", runs[1], shared),
         (f"second, {len(added)} files only it had", runs[1], added),
-        (f"second, all {len(runs[1]['files'])}", runs[1], set(runs[1]["files"])),
+        (f"second, all {len(runs[1]['files'])}", runs[1], set(runs[1]["files"]) if added
+         else set()),
     ]
     cells = [row(run["files"], held_out_logits(run), float(run["threshold"]), keep, is_ai,
                  source) for _, run, keep in cols if keep]

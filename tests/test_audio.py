@@ -1078,12 +1078,13 @@ def test_cached_waves_are_held_as_float16_and_read_as_the_float32_they_were(
 def test_train_and_evaluate_pass_the_whisper_head_steps(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--speech-whisper-head-steps N`` reaches the head's training settings in both
-    commands (default 800, the shipped recipe); a count under 50 is a usage error."""
+    commands (default 2400, the shipped recipe); a count under 50 is a usage error."""
     from click.testing import CliRunner
 
     from antifake import cli_speech
     from antifake.cli import main
     from antifake.training import speech_model
+    from antifake.training.speech_whisper_head import HeadConfig
 
     seen: list[Any] = []
 
@@ -1102,6 +1103,6 @@ def test_train_and_evaluate_pass_the_whisper_head_steps(
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(main, ["evaluate", *common])
     assert res.exit_code == 0, res.output
-    assert [cfg.steps for cfg in seen] == [1200, 800]
+    assert [cfg.steps for cfg in seen] == [1200, HeadConfig().steps]
     bad = CliRunner().invoke(main, ["evaluate", *common, "--speech-whisper-head-steps", "10"])
     assert bad.exit_code == 2 and "--speech-whisper-head-steps" in bad.output

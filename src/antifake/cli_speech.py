@@ -77,7 +77,7 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                  install_as: str | None, whisper: bool = True,
                  reuse_oof: Path | None = None, whisper_conditions: str | None = None,
                  final_cnn: Path | None = None, whisper_head: bool = True,
-                 short_crop_p: float = 0.0, head_steps: int = 800) -> None:
+                 short_crop_p: float = 0.0, head_steps: int = 2400) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
     threshold and, with ``whisper``, the fusion of the CNN with the Whisper probe and
     temporal head), then the final model on every file, exported to ``out_dir``."""
@@ -109,7 +109,7 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                     reuse_oof: Path | None = None,
                     whisper_conditions: str | None = None,
                     whisper_head: bool = True, short_crop_p: float = 0.0,
-                    head_steps: int = 800) -> None:
+                    head_steps: int = 2400) -> None:
     """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests (with
     ``whisper``: of the fusion of the CNN with the Whisper probe and temporal head, the
     CNN alone reported beside it)."""

@@ -33,7 +33,7 @@ def _speech_whisper_options(func: Any) -> Any:
                      help="Speech data only: comma list of the codec conditions the Whisper "
                           "models and the fusion are fitted on (default: all five; each "
                           "costs ~0.1 s a file)."),
-        click.option("--speech-whisper-head-steps", default=800, show_default=True,
+        click.option("--speech-whisper-head-steps", default=2400, show_default=True,
                      type=click.IntRange(50, 100_000),
                      help="Speech data only: training steps (batches of 64 crops) of the "
                           "temporal head, per fold and final."),

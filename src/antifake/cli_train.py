@@ -33,10 +33,11 @@ def _speech_whisper_options(func: Any) -> Any:
                      help="Speech data only: comma list of the codec conditions the Whisper "
                           "models and the fusion are fitted on (default: all five; each "
                           "costs ~0.1 s a file)."),
-        click.option("--speech-whisper-head-steps", default=2400, show_default=True,
+        click.option("--speech-whisper-head-steps", default=None,
                      type=click.IntRange(50, 100_000),
                      help="Speech data only: training steps (batches of 64 crops) of the "
-                          "temporal head, per fold and final."),
+                          "temporal head, per fold and final (default: the recipe's, "
+                          "HeadConfig.steps, 2400 since whisper-0.3)."),
         click.option("--speech-short-crop", default=0.0, show_default=True,
                      type=click.FloatRange(0.0, 1.0),
                      help="Speech data only: share of training draws cut to 0.4-2 s and "
@@ -130,7 +131,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
                   install_as: str | None, folds: int, epochs: int, speech_whisper: bool,
                   speech_whisper_head: bool, speech_whisper_conditions: str | None,
                   speech_cnn: Path | None, reuse_oof: Path | None,
-                  speech_whisper_head_steps: int, speech_short_crop: float) -> None:
+                  speech_whisper_head_steps: int | None, speech_short_crop: float) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders).
 
     Speech manifests (labels real_speech / ai_speech_<family>) train synthetic_speech
@@ -196,7 +197,7 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
                      cache_dir: Path, markdown: Path | None, json_out: Path | None,
                      folds: int, epochs: int, speech_whisper: bool,
                      speech_whisper_head: bool, speech_whisper_conditions: str | None,
-                     reuse_oof: Path | None, speech_whisper_head_steps: int,
+                     reuse_oof: Path | None, speech_whisper_head_steps: int | None,
                      speech_short_crop: float) -> None:
     """Evaluate on DATA (manifests or folders) with source-grouped splits.
 

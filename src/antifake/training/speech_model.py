@@ -33,6 +33,7 @@ from antifake.detectors.synthetic_speech.features import (
     add_noise_floor,
     clip_windows_features,
     fill_window,
+    mean_softmax,
     window_features,
 )
 from antifake.training.audio import CONDITIONS, AudioItem
@@ -327,18 +328,29 @@ def window_batch(wave: np.ndarray, n_bands: int = N_BANDS,
     return starts, feats[:, None]
 
 
+def _clip_scores(run: Any, waves: Sequence[np.ndarray], n_bands: int,
+                 per_band: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(clip logits, mean family softmax) of trimmed waves, ``run`` mapping one wave's
+    window batch to its (clip logit, family probabilities)."""
+    logits, fams = [], []
+    for wave in waves:
+        lo, fam = run(window_batch(wave, n_bands, per_band)[1])
+        logits.append(lo)
+        fams.append(fam)
+    return np.array(logits), np.stack(fams)
+
+
 def score_waves(model: Any, waves: Sequence[np.ndarray], n_bands: int = N_BANDS,
                 per_band: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(clip logits = mean window logit, mean family softmax) for trimmed waves."""
     torch = _torch()
-    logits, fams = [], []
+
+    def run(x: np.ndarray) -> tuple[float, np.ndarray]:
+        lo, fl = model(torch.from_numpy(x))
+        return float(lo.mean()), torch.softmax(fl, dim=1).mean(0).numpy()
+
     with torch.no_grad():
-        for wave in waves:
-            _, x = window_batch(wave, n_bands, per_band)
-            lo, fl = model(torch.from_numpy(x))
-            logits.append(float(lo.mean()))
-            fams.append(torch.softmax(fl, dim=1).mean(0).numpy())
-    return np.array(logits), np.stack(fams)
+        return _clip_scores(run, waves, n_bands, per_band)
 
 
 def score_waves_onnx(path: Path, waves: Sequence[np.ndarray], n_bands: int = N_BANDS,
@@ -350,14 +362,12 @@ def score_waves_onnx(path: Path, waves: Sequence[np.ndarray], n_bands: int = N_B
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    logits, fams = [], []
-    for wave in waves:
-        _, x = window_batch(wave, n_bands, per_band)
+
+    def run(x: np.ndarray) -> tuple[float, np.ndarray]:
         lo, fl = sess.run(None, {"windows": x.astype(np.float32)})
-        e = np.exp(fl - fl.max(axis=1, keepdims=True))
-        logits.append(float(np.mean(lo)))
-        fams.append((e / e.sum(axis=1, keepdims=True)).mean(0))
-    return np.array(logits), np.stack(fams)
+        return float(np.mean(lo)), mean_softmax(fl)
+
+    return _clip_scores(run, waves, n_bands, per_band)
 
 
 def extend_oof(items: Sequence[AudioItem], kept: Sequence[str],
@@ -373,14 +383,15 @@ def extend_oof(items: Sequence[AudioItem], kept: Sequence[str],
     was, without the ~90 minutes of a new source-grouped CNN evaluation."""
     row_of = {f: i for i, f in enumerate(previous["files"])}
     new = [i for i, f in enumerate(kept) if f not in row_of]
+    here = [i for i, f in enumerate(kept) if f in row_of]  # rows kept from the previous run
+    there = [row_of[kept[i]] for i in here]
     oof = OutOfFold(logits={}, family_top=[""] * len(kept), family_prob=[0.0] * len(kept),
                     family_known=[False] * len(kept))
     for cond, old in previous["oof"].items():
         if cond not in waves:
             continue
         out = np.zeros(len(kept))
-        old_rows = [(i, row_of[f]) for i, f in enumerate(kept) if f in row_of]
-        out[[i for i, _ in old_rows]] = np.asarray(old)[[j for _, j in old_rows]]
+        out[here] = np.asarray(old)[there]
         if new:
             out[new] = score_waves_onnx(cnn, [waves[cond][i] for i in new], n_bands,
                                         per_band)[0]
@@ -576,16 +587,26 @@ def export_onnx(model: Any, path: Path, n_bands: int = N_BANDS) -> None:
                       opset_version=17, dynamo=False)
 
 
-def _cnn_version(path: Path) -> str:
-    """The version of a CNN reused with ``final_cnn``: that of the model it was exported
-    with (``synthetic_speech.json`` beside it, its CNN part), so a packaged run names the
-    network it carries; this code's ``MODEL_VERSION`` when there is none."""
+def _cnn_meta(path: Path) -> dict[str, Any]:
+    """The ``synthetic_speech.json`` a reused CNN was exported with (beside it), or {}."""
     meta = path.with_name("synthetic_speech.json")
-    if meta.is_file():
-        version = json.loads(meta.read_text("utf-8")).get("version")
-        if isinstance(version, str) and version:
-            return version.split("+")[0]
+    return json.loads(meta.read_text("utf-8")) if meta.is_file() else {}
+
+
+def _cnn_version(meta: dict[str, Any]) -> str:
+    """The version of a CNN reused with ``final_cnn``: that of the model it was exported
+    with (its CNN part, from :func:`_cnn_meta`), so a packaged run names the network it
+    carries; this code's ``MODEL_VERSION`` when there is none."""
+    version = meta.get("version")
+    if isinstance(version, str) and version:
+        return version.split("+")[0]
     return MODEL_VERSION
+
+
+def _previous_cnn_evaluation(previous: dict[str, Any]) -> dict[str, Any]:
+    """The CNN's own held-out evaluation in a run's result: after a Whisper run
+    ``evaluation`` is the fused model's and the CNN's is kept as ``evaluation_cnn``."""
+    return previous.get("evaluation_cnn", previous["evaluation"])
 
 
 def _check_extension(previous: dict[str, Any], items: Sequence[AudioItem],
@@ -606,16 +627,6 @@ def _check_extension(previous: dict[str, Any], items: Sequence[AudioItem],
         raise ValueError(f"files added to {reuse_oof} come from sources its CNN was trained "
                          f"on, so it cannot score them as held out: {', '.join(mixed[:5])}")
     return final_cnn
-
-
-def _cnn_families(path: Path) -> list[str] | None:
-    """The families of a reused CNN's head (its ``synthetic_speech.json``), if recorded."""
-    meta = path.with_name("synthetic_speech.json")
-    if meta.is_file():
-        fams = json.loads(meta.read_text("utf-8")).get("families")
-        if isinstance(fams, list):
-            return [str(f) for f in fams]
-    return None
 
 
 def _check_cnn(path: Path, n_families: int, n_bands: int) -> None:
@@ -730,14 +741,11 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             ev["split"] = (f"source-grouped {folds}-fold; sources added since: scored by the "
                            "final CNN, which never saw them")
             # family attribution was measured on the previous run's files (held out by fold)
-            ev["families"] = previous.get("evaluation_cnn", previous["evaluation"]).get(
-                "families", {})
+            ev["families"] = _previous_cnn_evaluation(previous).get("families", {})
             result["cnn_added_files"] = len(kept) - len(previous["files"])
         elif previous is not None:  # the same run's held-out scores: no need to redo them
             oof = OutOfFold(logits={c: np.asarray(v) for c, v in previous["oof"].items()})
-            # "oof" holds the CNN's scores; after a Whisper run "evaluation" is the fused
-            # model's and the CNN's own is kept as "evaluation_cnn"
-            ev = previous.get("evaluation_cnn", previous["evaluation"])
+            ev = _previous_cnn_evaluation(previous)
         else:
             oof = out_of_fold(items, waves, folds, cfg, copies,
                               checkpoint_dir=cache_dir / "speech-oof-folds")
@@ -785,9 +793,12 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
         out_dir.mkdir(parents=True, exist_ok=True)
         cnn_version = MODEL_VERSION
         if final_cnn is not None:
-            cnn_version = _cnn_version(final_cnn)
+            cnn_meta = _cnn_meta(final_cnn)
+            cnn_version = _cnn_version(cnn_meta)
             # the reused head names the families it was trained on, whatever these files add
-            fams = _cnn_families(final_cnn) or fams
+            listed = cnn_meta.get("families")
+            if isinstance(listed, list) and listed:
+                fams = [str(f) for f in listed]
             _check_cnn(final_cnn, len(fams), cfg.n_bands)
             shutil.copyfile(final_cnn, out_dir / "synthetic_speech.onnx")
         else:

@@ -34,6 +34,7 @@ from antifake.detectors.synthetic_speech.features import (
     SAMPLE_RATE,
     WINDOW_S,
     iter_window_batches,
+    mean_softmax,
     prepare,
     trim_silence,
 )
@@ -164,11 +165,7 @@ def score_wave(wave: np.ndarray, threads: int = 1) -> tuple[list[float], np.ndar
         lo, fl = session.run(None, {"windows": x})
         logits.append(np.asarray(lo, np.float64).reshape(-1))
         fam_logits.append(np.asarray(fl, np.float64))
-    lo_all = np.concatenate(logits)
-    fl_all = np.concatenate(fam_logits)
-    e = np.exp(fl_all - fl_all.max(axis=1, keepdims=True))
-    fam_prob = (e / e.sum(axis=1, keepdims=True)).mean(axis=0)
-    return starts, lo_all, fam_prob
+    return starts, np.concatenate(logits), mean_softmax(np.concatenate(fam_logits))
 
 
 def fused_clip_logit(cnn_logit: float, wave: np.ndarray,

@@ -116,6 +116,14 @@ def fill_window(wave: np.ndarray) -> np.ndarray:
     return np.tile(wave, reps)[:WINDOW_SAMPLES]
 
 
+def mean_softmax(logits: np.ndarray) -> np.ndarray:
+    """Mean over rows of the softmax of ``(n, k)`` logits (float64): the clip's family
+    probabilities from its windows' family logits."""
+    lg = np.asarray(logits, np.float64)
+    e = np.exp(lg - lg.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).mean(axis=0)
+
+
 def prepare(wave: np.ndarray, max_samples: int | None = None) -> np.ndarray:
     """The whole-clip preprocessing before windowing: trim end silences, add the floor.
     ``max_samples``: only the first that many samples of the result (the same values as

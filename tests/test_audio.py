@@ -666,6 +666,55 @@ def test_speech_training_files_lists_a_runs_files_with_provenance(tmp_path: Path
     assert done.returncode == 1 and "none of the manifests" in done.stderr
 
 
+def test_label_audit_reads_a_rowspan_table_as_the_page_lays_it_out(tmp_path: Path) -> None:
+    """scripts/audit_speech_labels.py: a prompt cell spanning three rows must not pull the
+    next rows' first system output under the prompt's header (the reading that once
+    labelled six VS-TTS outputs "real"); a label that disagrees with the laid-out header is
+    flagged, and one that agrees is not."""
+    import subprocess
+    import sys
+
+    repo = tmp_path / "mirrors" / "o+demo" / "repo"
+    (repo / "a").mkdir(parents=True)
+    page = ("<table><tr><th>Case</th><th>Audio Prompt</th><th>VS-TTS</th><th>Other</th></tr>"
+            + "".join(
+                f"<tr><td>{i}</td>"
+                + ("<td rowspan='3'><audio controls><source src='a/prompt.wav'>"
+                   "Your browser does not support the audio element.</audio></td>"
+                   if i == 1 else "")
+                + f"<td><audio src='a/tts-{i}.wav'></audio></td>"
+                + f"<td><audio src='a/other-{i}.wav'></audio></td></tr>"
+                for i in (1, 2, 3))
+            + "</table>")
+    (repo / "index.html").write_text(page)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "page"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    manifest = tmp_path / "m.tsv"
+    rows = [("real_speech", "a/prompt.wav"), ("real_speech", "a/tts-2.wav"),
+            ("ai_speech_vstts", "a/tts-3.wav"), ("ai_speech_other", "a/other-2.wav")]
+    manifest.write_text("file\tlabel\tsource_repo\tcommit\tpath_in_repo\tevidence\n" + "".join(
+        f"{lab}/{path}\t{lab}\to/demo\t{commit}\t{path}\tcolumn\n" for lab, path in rows))
+    out = tmp_path / "audit.tsv"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "audit_speech_labels.py"
+    done = subprocess.run([sys.executable, str(script), str(manifest), "--mirrors",
+                           str(tmp_path / "mirrors"), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = [ln.split("\t") for ln in out.read_text().splitlines()]
+    got = {ln[3].split("/", 1)[1]: dict(zip(lines[0], ln, strict=True)) for ln in lines[1:]}
+    assert got["a/prompt.wav"]["status"] == "ok"
+    assert got["a/prompt.wav"]["headers"] == "Audio Prompt"
+    bad = got["a/tts-2.wav"]
+    assert bad["status"] == "real_under_system" and bad["headers"] == "VS-TTS"
+    assert bad["span_shift"] == "yes" and bad["headers_ignoring_spans"] == "Audio Prompt"
+    assert got["a/tts-3.wav"]["status"] == "ok" and got["a/tts-3.wav"]["headers"] == "VS-TTS"
+    assert got["a/other-2.wav"]["status"] == "ok" and got["a/other-2.wav"]["headers"] == "Other"
+
+
 def _toy_speech_manifest(tmp_path: Path, n: int = 8, sources: tuple[str, ...] = (),
                          name: str = "speech", seed: int = 0,
                          f0: tuple[int, int] = (110, 20)) -> tuple[Path, Path]:
@@ -916,6 +965,48 @@ def test_packaging_a_reused_cnn_keeps_its_version(tmp_path: Path) -> None:
         "speech-lcnn-older"
     assert (second / "synthetic_speech.onnx").read_bytes() == \
         (first / "synthetic_speech.onnx").read_bytes()
+
+
+def test_reused_held_out_scores_follow_a_corrected_label(tmp_path: Path) -> None:
+    """A relabelled file moves to its new label's folder; scripts/rename_run_files.py
+    carries the run's held-out scores over to the new path, and reusing them evaluates and
+    sets the line under the corrected label, not under the one the run was made with."""
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    from antifake.training.speech_model import run_speech_pipeline
+
+    manifest, root, cache, first, cfg, result = _packaged_toy_run(tmp_path)
+    old, new = "real_speech/0.wav", "ai_speech_toy/0.wav"
+    shutil.copy(root / old, root / new)
+    text = manifest.read_text()
+    manifest.write_text(text.replace(f"{old}\treal_speech", f"{new}\tai_speech_toy"))
+    renames = tmp_path / "renames.tsv"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "rename_run_files.py"
+
+    def rename(rows: str) -> subprocess.CompletedProcess[str]:
+        renames.write_text(rows)
+        return subprocess.run([sys.executable, str(script), str(tmp_path / "run.json"),
+                               str(renames), "--media-root", str(root),
+                               "--out", str(tmp_path / "renamed.json")],
+                              capture_output=True, text=True)
+
+    done = rename(f"{old}\t{new}\n")
+    assert done.returncode == 0, done.stderr
+
+    again = run_speech_pipeline([manifest], root, cache, None, folds=2, cfg=cfg, workers=1,
+                                reuse_oof=tmp_path / "renamed.json")
+    assert str(root / new) in again["files"] and str(root / old) not in again["files"]
+    assert again["evaluation"]["n_ai"] == result["evaluation"]["n_ai"] + 1
+    assert again["evaluation"]["conditions"] != result["evaluation"]["conditions"]
+    # the renamed run still lines up file for file with the original scores
+    assert json.loads((tmp_path / "renamed.json").read_text())["oof"] == result["oof"]
+
+    # a rename of a file the run does not have is refused
+    done = rename("real_speech/none.wav\tai_speech_toy/none.wav\n")
+    assert done.returncode == 1 and "not in" in done.stderr
 
 
 def test_prepare_cut_to_a_length_equals_the_cut_of_the_whole() -> None:

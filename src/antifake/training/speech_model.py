@@ -744,8 +744,14 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             ev["families"] = _previous_cnn_evaluation(previous).get("families", {})
             result["cnn_added_files"] = len(kept) - len(previous["files"])
         elif previous is not None:  # the same run's held-out scores: no need to redo them
-            oof = OutOfFold(logits={c: np.asarray(v) for c, v in previous["oof"].items()})
-            ev = _previous_cnn_evaluation(previous)
+            oof = OutOfFold(logits={c: np.asarray(v) for c, v in previous["oof"].items()},
+                            family_top=[""] * len(kept), family_prob=[0.0] * len(kept),
+                            family_known=[False] * len(kept))
+            # the tables again from the scores, under these manifests' labels (a corrected
+            # label changes them); family attribution as the previous run measured it
+            ev = evaluate_oof(items, oof)
+            ev["split"] = _previous_cnn_evaluation(previous).get("split", "")
+            ev["families"] = _previous_cnn_evaluation(previous).get("families", {})
         else:
             oof = out_of_fold(items, waves, folds, cfg, copies,
                               checkpoint_dir=cache_dir / "speech-oof-folds")

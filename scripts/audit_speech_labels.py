@@ -42,8 +42,7 @@ PAGE_SUFFIXES = (".html", ".htm", ".md", ".markdown")
 MEDIA_ATTRS = ("src", "href", "data-src")
 RECORDING_HEADER = re.compile(
     r"\b(gt|g\.t\.|ground[\s_-]*truth|groundtruth|truth|reference|ref|prompts?|original|"
-    r"source|target|recordings?|recorded|human|natural|real|raw|input|speaker|"
-    r"emb\s*ref)\b", re.I)
+    r"source|target|recordings?|recorded|human|natural|real|raw|input|emb\s*ref)\b", re.I)
 RESYNTHESIS_HEADER = re.compile(
     r"vocod|re-?synth|reconstruct|codec|copy[\s-]*synth|ana(lysis)?[\s-]*syn|"
     r"\bresyn|\brecon\b", re.I)
@@ -190,23 +189,25 @@ def _clean(text: str) -> str:
 def header_of(layout: list[list[Cell | None]], r: int, c: int) -> str:
     """What names the cell at (r, c): its own text when it labels its clip itself (``GT
     (1571)`` above the player); else column c of the nearest earlier row that is a header
-    row, i.e. has at least two distinct cells with text and no media; else the row's first
-    cell (tables that put the system names in their first column)."""
+    row, i.e. has at least two distinct cells with text and no media, followed by the row's
+    first cell when that is a caption (tables that name the systems or "Ground Truth" in
+    their first column): ``"VS-TTS"``, ``"Sample 1 / row: Ground truth"``."""
     own = layout[r][c] if c < len(layout[r]) else None
     if own is not None and _clean(own.text):
         return "cell: " + _clean(own.text)
+    column = ""
     for rr in range(r - 1, -1, -1):
         row = layout[rr]
         labels = {id(x) for x in row if x is not None and _clean(x.text) and not x.media}
         above = row[c] if c < len(row) else None
-        if len(labels) >= 2 and above is not None and not above.media:
-            text = _clean(above.text)
-            if text:
-                return text
+        if len(labels) >= 2 and above is not None and not above.media and _clean(above.text):
+            column = _clean(above.text)
+            break
     first = layout[r][0] if layout[r] else None
-    if first is not None and not first.media and _clean(first.text):
-        return "row: " + _clean(first.text)
-    return ""
+    if (c > 0 and first is not None and not first.media
+            and re.search(r"[^\W\d_]", first.text)):  # a caption, not a row number
+        return f"{column} / row: {_clean(first.text)}" if column else f"row: {_clean(first.text)}"
+    return column
 
 
 def _resolve(page_path: str, link: str) -> str:

@@ -16,7 +16,11 @@ header of the column that holds each labelled file, and writes one row per file:
 - ``real_under_resynthesis``: a real label under a header that says the clip was
   re-synthesised (vocoded, reconstructed, codec, analysis-synthesis);
 - ``not_in_table``: the file is not in a page's table (pages built by scripts, lists, file
-  names): the audit has nothing to say about it.
+  names).
+
+Each row also gets ``path_hint`` where the words of its path contradict its label (a
+synthetic label on ``.../x_gt.wav``, a real one on ``.../generated/...``); the summary
+lists those that no table confirms.
 
 The flags are leads for a person to read, not verdicts: headers are free text.
 
@@ -43,6 +47,16 @@ MEDIA_ATTRS = ("src", "href", "data-src")
 RECORDING_HEADER = re.compile(
     r"\b(gt|g\.t\.|ground[\s_-]*truth|groundtruth|truth|reference|ref|prompts?|original|"
     r"source|target|recordings?|recorded|human|natural|real|raw|input|emb\s*ref)\b", re.I)
+# Words in a file's path (folder or file name) that say what it is, for the files no table
+# places: a synthetic label on a path that says "gt", or a real label on one that says
+# "generated", is a lead too.
+RECORDING_PATH = re.compile(
+    r"(?i)(?<![a-z])(gt|ground[_ -]?truth|groundtruth|ref|reference|orig|original|real|prompt|"
+    r"source|src|target|tgt|raw|human|natural|recordings?|bonafide|genuine)(?![a-z])")
+SYNTHETIC_PATH = re.compile(
+    r"(?i)(?<![a-z])(gen|generated|synth|synthesized|syn|tts|vocoded?|vocoder|recon|"
+    r"reconstructed|resynth\w*|pred|predicted|output|converted|conv|fake|spoof|cloned?|vc|"
+    r"hifigan|melgan|wavenet|waveglow|ours|proposed|baseline)(?![a-z])")
 RESYNTHESIS_HEADER = re.compile(
     r"vocod|re-?synth|reconstruct|codec|copy[\s-]*synth|ana(lysis)?[\s-]*syn|"
     r"\bresyn|\brecon\b", re.I)
@@ -256,6 +270,17 @@ def classify(label: str, headers: list[str]) -> str:
     return "ok"
 
 
+def path_hint(label: str, path: str) -> str:
+    """What the path's own words say when they contradict the label (and only then)."""
+    says_real = RECORDING_PATH.search(path)
+    says_synthetic = SYNTHETIC_PATH.search(path)
+    if label.startswith("real") and says_synthetic and not says_real:
+        return f"path says synthetic ({says_synthetic.group(0)})"
+    if not label.startswith("real") and says_real and not says_synthetic:
+        return f"path says recording ({says_real.group(0)})"
+    return ""
+
+
 def _git_dirs(mirrors: Path) -> dict[str, Path]:
     out = {}
     for d in sorted(mirrors.iterdir()):
@@ -317,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 "page": ";".join(sorted({p for p, _, _ in hits})),
                 "headers": " | ".join(dict.fromkeys(h for _, h, _ in hits)),
                 "headers_ignoring_spans": " | ".join(dict.fromkeys(n for _, _, n in hits)),
+                "path_hint": path_hint(row["label"], row["path_in_repo"]),
                 "evidence": row.get("evidence", "")})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", newline="") as fh:
@@ -330,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
                       for r in out_rows if r["span_shift"])
     for (repo, real), n in sorted(by_span.items()):
         print(f"header moved by a span: {repo} {'real' if real else 'synthetic'} {n}")
+    by_path = Counter((r["source_repo"], r["path_hint"]) for r in out_rows
+                      if r["path_hint"] and r["status"] != "ok")
+    for (repo, hint), n in sorted(by_path.items()):
+        print(f"{hint}, no table says otherwise: {repo} {n}")
     return 0
 
 

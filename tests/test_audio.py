@@ -670,7 +670,8 @@ def test_label_audit_reads_a_rowspan_table_as_the_page_lays_it_out(tmp_path: Pat
     """scripts/audit_speech_labels.py: a prompt cell spanning three rows must not pull the
     next rows' first system output under the prompt's header (the reading that once
     labelled six VS-TTS outputs "real"); a label that disagrees with the laid-out header is
-    flagged, and one that agrees is not."""
+    flagged, and one that agrees is not; a file in no table whose name contradicts its
+    label gets a path hint."""
     import subprocess
     import sys
 
@@ -695,7 +696,8 @@ def test_label_audit_reads_a_rowspan_table_as_the_page_lays_it_out(tmp_path: Pat
                             check=True).stdout.strip()
     manifest = tmp_path / "m.tsv"
     rows = [("real_speech", "a/prompt.wav"), ("real_speech", "a/tts-2.wav"),
-            ("ai_speech_vstts", "a/tts-3.wav"), ("ai_speech_other", "a/other-2.wav")]
+            ("ai_speech_vstts", "a/tts-3.wav"), ("ai_speech_other", "a/other-2.wav"),
+            ("ai_speech_vstts", "b/take_gt.wav")]  # in no table; its name says recording
     manifest.write_text("file\tlabel\tsource_repo\tcommit\tpath_in_repo\tevidence\n" + "".join(
         f"{lab}/{path}\t{lab}\to/demo\t{commit}\t{path}\tcolumn\n" for lab, path in rows))
     out = tmp_path / "audit.tsv"
@@ -713,6 +715,9 @@ def test_label_audit_reads_a_rowspan_table_as_the_page_lays_it_out(tmp_path: Pat
     assert bad["span_shift"] == "yes" and bad["headers_ignoring_spans"] == "Audio Prompt"
     assert got["a/tts-3.wav"]["status"] == "ok" and got["a/tts-3.wav"]["headers"] == "VS-TTS"
     assert got["a/other-2.wav"]["status"] == "ok" and got["a/other-2.wav"]["headers"] == "Other"
+    assert got["b/take_gt.wav"]["status"] == "not_in_table"
+    assert got["b/take_gt.wav"]["path_hint"] == "path says recording (gt)"
+    assert got["a/tts-3.wav"]["path_hint"] == "" and got["a/prompt.wav"]["path_hint"] == ""
 
 
 def _toy_speech_manifest(tmp_path: Path, n: int = 8, sources: tuple[str, ...] = (),

@@ -577,3 +577,125 @@ def test_converted_clip_copy_is_shared_by_installs_and_stale_copies_are_dropped(
     third = clip_encoder.exact_model_path()
     assert third != first and len(conversions) == 2
     assert first.exists()  # read a moment ago: kept for processes of the other install
+
+
+def test_clip_sessions_run_a_graph_with_the_converted_encoders_numbers() -> None:
+    """Whichever graph this CPU's sessions run (the shipped arithmetic where the check
+    found it exact, else the converted copy), every output equals the converted copy's
+    bit for bit, at one and two threads."""
+    _need_clip()
+    from antifake import clip_encoder
+    from antifake.onnx_runtime import cpu_session
+
+    chosen = clip_encoder.encoder_model_path()
+    assert chosen.is_file()
+    x = {"pixel_values": clip_encoder.preprocess(textured_rgb(400, 300, seed=21))[None]}
+    reference = cpu_session(clip_encoder.exact_model_path(), 1).run(
+        clip_encoder._OUTPUT_NAMES, x)
+    for threads in (1, 2):
+        got = cpu_session(chosen, threads).run(clip_encoder._OUTPUT_NAMES, x)
+        assert all(np.array_equal(a, b) for a, b in zip(got, reference, strict=True))
+
+
+def _tiny_encoder(path: Path, offset: float) -> None:
+    """A stand-in for the CLIP graph: input ``pixel_values``, the 13 outputs the encoder
+    reads, each the input's mean plus ``offset``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from antifake import clip_encoder
+
+    nodes = [helper.make_node("ReduceMean", ["pixel_values"], ["m"], keepdims=0),
+             helper.make_node("Add", ["m", "off"], ["s"])]
+    outputs = []
+    for name in clip_encoder._OUTPUT_NAMES:
+        nodes.append(helper.make_node("Identity", ["s"], [name]))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, []))
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 3, 224, 224])],
+        outputs, [numpy_helper.from_array(np.asarray(offset, np.float32), "off")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_native_arithmetic_check_refuses_any_difference(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check passes only when the saturation probe's product is exact here *and* the
+    two graphs agree bit for bit: a graph off by 1e-6 anywhere, or a probe whose product
+    differs from the int64 one (what a saturating kernel gives), keeps the converted copy."""
+    pytest.importorskip("onnx")
+    from antifake import clip_encoder
+
+    same_a, same_b, off = tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "off.onnx"
+    _tiny_encoder(same_a, 0.0)
+    _tiny_encoder(same_b, 0.0)
+    _tiny_encoder(off, 1e-6)
+    graph, xq, exact = clip_encoder._saturation_probe()
+    assert exact.max() > 2 ** 16  # every pair of terms would overflow int16
+    probe_exact_here = clip_encoder.native_arithmetic_is_exact(same_a, same_b)
+    assert not clip_encoder.native_arithmetic_is_exact(same_a, off)
+    if probe_exact_here:  # a CPU whose kernel saturates already failed on the probe
+        wrong = exact.copy()
+        wrong[0, 0] -= 1
+        monkeypatch.setattr(clip_encoder, "_saturation_probe", lambda: (graph, xq, wrong))
+        assert not clip_encoder.native_arithmetic_is_exact(same_a, same_b)
+
+
+def test_clip_arithmetic_verdict_is_checked_once_per_cpu_and_obeyed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`encoder_model_path` runs the check once per kind of CPU and caches it: a
+    passing check gives the shipped-arithmetic copy, a failing one the converted copy; a
+    deleted copy is written again, a corrupt verdict is checked again, another CPU gets its
+    own verdict, and ``ANTIFAKE_CLIP_ARITHMETIC=converted`` skips the check."""
+    import subprocess
+
+    from antifake import clip_encoder
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("ANTIFAKE_CACHE_DIR", str(cache))
+    monkeypatch.delenv(clip_encoder.ARITHMETIC_ENV, raising=False)
+    shipped = tmp_path / "shipped.onnx"
+    shipped.write_bytes(b"graph")
+    converted = cache / "converted.onnx"
+    converted.write_bytes(b"u8u8")
+    monkeypatch.setattr(clip_encoder, "model_path", lambda: shipped)
+    monkeypatch.setattr(clip_encoder, "exact_model_path", lambda: converted)
+
+    def no_child(*args: object, **kwargs: object) -> None:
+        raise OSError("no child processes here")  # the in-process fallback runs instead
+
+    monkeypatch.setattr(subprocess, "run", no_child)
+    checks: list[str] = []
+    answer = {"exact": True}
+
+    def fake_check(native: str | Path, conv: str | Path) -> bool:
+        checks.append(str(native))
+        return answer["exact"]
+
+    def fake_convert(src: Path, dst: Path, exact: bool = True) -> None:
+        assert not exact  # the native copy keeps the shipped arithmetic
+        Path(dst).write_bytes(b"native")
+
+    monkeypatch.setattr(clip_encoder, "native_arithmetic_is_exact", fake_check)
+    monkeypatch.setattr(clip_encoder, "convert_model", fake_convert)
+    monkeypatch.setattr(clip_encoder, "cpu_signature", lambda: "cpu-a")
+
+    native = clip_encoder.encoder_model_path()
+    assert native != converted and native.read_bytes() == b"native" and len(checks) == 1
+    assert clip_encoder.encoder_model_path() == native and len(checks) == 1
+    native.unlink()
+    assert clip_encoder.encoder_model_path().read_bytes() == b"native"
+    verdicts = list(cache.glob("clip_arithmetic.*.cpu-a.json"))
+    assert len(verdicts) == 1
+    verdicts[0].write_text("{not json")
+    answer["exact"] = False
+    assert clip_encoder.encoder_model_path() == converted
+    monkeypatch.setattr(clip_encoder, "cpu_signature", lambda: "cpu-b")
+    answer["exact"] = True
+    checks.clear()
+    assert clip_encoder.encoder_model_path() == native and len(checks) == 1
+    monkeypatch.setenv(clip_encoder.ARITHMETIC_ENV, "converted")
+    assert clip_encoder.encoder_model_path() == converted and len(checks) == 1

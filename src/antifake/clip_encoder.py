@@ -19,7 +19,11 @@ outputs are exposed by adding them as graph outputs (no extra computation).
 The session runs a converted copy of the shipped file (:func:`convert_model`, cached per
 machine): its int8 weights shifted to uint8, so that the integer products are exact on
 every CPU (the shipped int8 x uint8 form saturates on x86 CPUs without VNNI and gave
-different, much worse features there).
+different, much worse features there). Where this CPU computes the shipped form exactly
+(VNNI or AMX dot products: no int16 pair sums), the uint8 x uint8 kernels are the slow
+path (4x slower on a Xeon with AMX), so :func:`encoder_model_path` checks once per machine
+that the shipped arithmetic gives bit-identical outputs and then runs it instead
+(:func:`native_arithmetic_is_exact`): the same features, faster.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -200,8 +206,145 @@ def exact_model_path() -> Path:
     raise EncoderMissing(f"could not write the converted CLIP encoder: {last}")
 
 
+# Version of the shipped-arithmetic copy (outputs declared, weights untouched) and of the
+# check that it is exact here; part of the cached files' names.
+NATIVE = "native-v1"
+# ``ANTIFAKE_CLIP_ARITHMETIC=converted`` keeps the uint8 x uint8 copy even where the check
+# passes (for comparing speeds, or if a CPU ever disagrees with its check).
+ARITHMETIC_ENV = "ANTIFAKE_CLIP_ARITHMETIC"
+
+
+def cpu_signature() -> str:
+    """What decides which integer kernels onnxruntime picks here: the machine type, the
+    first CPU's model and feature flags (Linux ``/proc/cpuinfo``; elsewhere
+    :func:`platform.processor`) and the onnxruntime version. A cache folder shared by
+    different CPUs (a network home) keeps one verdict per kind of CPU."""
+    import onnxruntime
+
+    parts = [platform.machine(), platform.processor(), onnxruntime.__version__]
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8",
+                                            errors="replace") as fh:
+        for line in fh:
+            if not line.strip():
+                break  # the first CPU's block is enough: the others repeat it
+            if line.split(":", 1)[0].strip() in ("model name", "flags", "Features",
+                                                 "CPU part", "vendor_id"):
+                parts.append(" ".join(line.split()))
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _saturation_probe() -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A one-node graph whose exact product needs more than int16 per pair of terms
+    (activations near 255, int8 weights 100-127 of one sign, CLIP's own 768-wide shape),
+    its input, and the exact product computed in int64."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(100, 128, size=(WIDTH, 64)).astype(np.int8)
+    w_zp = np.zeros(64, np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["xq", "w", "xzp", "w_zp"], ["acc"])],
+        "saturation_probe",
+        [helper.make_tensor_value_info("xq", TensorProto.UINT8, [197, WIDTH]),
+         helper.make_tensor_value_info("xzp", TensorProto.UINT8, [])],
+        [helper.make_tensor_value_info("acc", TensorProto.INT32, [197, 64])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w_zp, "w_zp")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    xq = rng.integers(240, 256, size=(197, WIDTH)).astype(np.uint8)
+    exact = xq.astype(np.int64) @ w.astype(np.int64)
+    return model.SerializeToString(), xq, exact
+
+
+def _probe_pixels() -> list[np.ndarray]:
+    """Inputs for comparing the two arithmetics: noise over the whole normalised range,
+    a smooth gradient, and a saturated half-black, half-white picture."""
+    rng = np.random.default_rng(5)
+    noise = rng.uniform(-1.8, 2.2, size=(1, 3, SIZE, SIZE)).astype(np.float32)
+    ramp = np.linspace(0.0, 1.0, SIZE, dtype=np.float32)
+    grad = np.stack([np.tile(ramp, (SIZE, 1)), np.tile(ramp[:, None], (1, SIZE)),
+                     np.full((SIZE, SIZE), 0.5, np.float32)], axis=-1)
+    halves = np.zeros((SIZE, SIZE, 3), np.float32)
+    halves[:, SIZE // 2:] = 1.0
+    pics = [((p - MEAN) / STD).transpose(2, 0, 1)[None].astype(np.float32)
+            for p in (grad, halves)]
+    return [noise, *pics]
+
+
+def native_arithmetic_is_exact(native: str | Path, converted: str | Path) -> bool:
+    """True when onnxruntime on this CPU multiplies the shipped int8 weights exactly: the
+    saturation probe's product equals the int64 one, and the shipped-arithmetic graph
+    ``native`` gives bit-identical outputs to the converted (always exact) graph on
+    :func:`_probe_pixels`. Both, because the first shows the kernel does not saturate and
+    the second that nothing else in the graph differs."""
+    from antifake.onnx_runtime import cpu_session
+
+    graph, xq, exact = _saturation_probe()
+    got = cpu_session(graph, 1).run(None, {"xq": xq, "xzp": np.asarray(0, np.uint8)})[0]
+    if not np.array_equal(got.astype(np.int64), exact):
+        return False
+    fast, slow = cpu_session(native, 1), cpu_session(converted, 1)
+    for x in _probe_pixels():
+        a = fast.run(_OUTPUT_NAMES, {"pixel_values": x})
+        b = slow.run(_OUTPUT_NAMES, {"pixel_values": x})
+        if any(not np.array_equal(p, q) for p, q in zip(a, b, strict=True)):
+            return False
+    return True
+
+
+def _write_native_verdict(native: str, converted: str, verdict_path: str) -> None:
+    """Writes ``{"native_exact": bool}`` for :func:`encoder_model_path` (run in a child)."""
+    if not Path(native).is_file():
+        convert_model(model_path(), native, exact=False)
+    try:
+        exact = native_arithmetic_is_exact(native, converted)
+    except Exception:  # noqa: BLE001 - any failure of the check means: keep the safe copy
+        exact = False
+    tmp = Path(f"{verdict_path}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"native_exact": exact, "cpu": cpu_signature()}))
+    os.replace(tmp, verdict_path)
+
+
+def _read_verdict(path: Path) -> bool | None:
+    try:
+        value = json.loads(path.read_text()).get("native_exact")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, bool) else None
+
+
+def encoder_model_path() -> Path:
+    """The graph the sessions run: the shipped arithmetic (block outputs declared) where
+    this CPU computes it exactly, else :func:`exact_model_path`'s converted copy. Both give
+    the same numbers; the check and the copy are made once per machine (in a child
+    process: the two sessions take ~0.5 GiB) and cached next to the converted copy."""
+    converted = exact_model_path()
+    if os.environ.get(ARITHMETIC_ENV, "").strip().lower() == "converted":
+        return converted
+    folder = converted.parent
+    digest = _source_digest(model_path())
+    native = folder / f"clip_encoder.{NATIVE}.{digest}.onnx"
+    verdict_path = folder / f"clip_arithmetic.{NATIVE}.{digest}.{cpu_signature()}.json"
+    def settled() -> bool | None:
+        # (a passing verdict whose copy was pruned or deleted counts as unsettled: the
+        # check runs again and writes the copy)
+        verdict = _read_verdict(verdict_path)
+        return None if verdict and not native.is_file() else verdict
+
+    if settled() is None:
+        code = ("import sys; from antifake.clip_encoder import _write_native_verdict as w; "
+                "w(*sys.argv[1:])")
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run([sys.executable, "-c", code, str(native), str(converted),
+                            str(verdict_path)], check=True, capture_output=True, timeout=600)
+        if settled() is None:  # no child could run it: in this process
+            with contextlib.suppress(OSError):
+                _write_native_verdict(str(native), str(converted), str(verdict_path))
+    return native if settled() else converted
+
+
 # Spinning kept on: the CLIP encoder's behaviour as measured (docs/benchmarks.md).
-_sessions = SessionCache(exact_model_path, spin=True)
+_sessions = SessionCache(encoder_model_path, spin=True)
 _OUTPUT_NAMES = [EMBEDDING_OUTPUT, *BLOCK_OUTPUTS]
 
 

@@ -699,3 +699,15 @@ def test_clip_arithmetic_verdict_is_checked_once_per_cpu_and_obeyed(
     assert clip_encoder.encoder_model_path() == native and len(checks) == 1
     monkeypatch.setenv(clip_encoder.ARITHMETIC_ENV, "converted")
     assert clip_encoder.encoder_model_path() == converted and len(checks) == 1
+    monkeypatch.delenv(clip_encoder.ARITHMETIC_ENV)
+
+    def failing_child(*args: object, **kwargs: object) -> None:
+        raise subprocess.CalledProcessError(-9, "python")  # e.g. killed under a memory cap
+
+    monkeypatch.setattr(subprocess, "run", failing_child)
+    monkeypatch.setattr(clip_encoder, "cpu_signature", lambda: "cpu-c")
+    checks.clear()
+    assert clip_encoder.encoder_model_path() == converted
+    assert not checks  # not retried in the (capped) analysing process
+    assert clip_encoder.encoder_model_path() == converted  # and settled for this CPU
+    assert len(list(cache.glob("clip_arithmetic.*.cpu-c.json"))) == 1

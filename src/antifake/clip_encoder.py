@@ -334,12 +334,20 @@ def encoder_model_path() -> Path:
     if settled() is None:
         code = ("import sys; from antifake.clip_encoder import _write_native_verdict as w; "
                 "w(*sys.argv[1:])")
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
+        try:
             subprocess.run([sys.executable, "-c", code, str(native), str(converted),
                             str(verdict_path)], check=True, capture_output=True, timeout=600)
-        if settled() is None:  # no child could run it: in this process
+        except OSError:  # no child can be started here: check in this process
             with contextlib.suppress(OSError):
                 _write_native_verdict(str(native), str(converted), str(verdict_path))
+        except subprocess.SubprocessError:
+            # The child ran and failed (out of memory under a service's address-space
+            # cap, killed, timed out): not retried in this process, which would need the
+            # same memory; the converted copy is safe, so that is the verdict here.
+            with contextlib.suppress(OSError):
+                verdict_path.write_text(json.dumps({"native_exact": False,
+                                                    "cpu": cpu_signature(),
+                                                    "reason": "the check did not finish"}))
     return native if settled() else converted
 
 

@@ -19,12 +19,14 @@ with the same ``--max-frames``). Usage (repo root, venv active)::
     PYTHONPATH=src python bench/eval_added_sources.py --media-root var/corpus \\
         --base ../shared/corpus/manifest.tsv --base ../shared/corpus/extra-video-manifest.tsv \\
         --base ../shared/corpus/extra-image-manifest.tsv \\
-        --added data/manifests/commercial-generators.tsv --family clipm --family effl0e
+        --added data/manifests/commercial-generators.tsv --family clipm --family effl0e \\
+        [--json-out var/added.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -86,6 +88,8 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=4)
     ap.add_argument("--family", action="append", default=[])
     ap.add_argument("--condition", default="laundered+masked", help="judged condition")
+    ap.add_argument("--json-out", type=Path,
+                    help="every file's logit before and after, per family (which files moved)")
     args = ap.parse_args()
     base = load_manifests(args.base, args.media_root).items
     base_keys = {str(it.path) for it in base}
@@ -94,6 +98,7 @@ def main() -> None:
     items = base + added
     is_added = np.r_[np.zeros(len(base), bool), np.ones(len(added), bool)]
     fx = FeatureExtractor(args.cache_dir, args.max_frames)
+    dump: dict[str, list[dict[str, object]]] = {}
     for family in args.family or ["clipm"]:
         model = fit_model(fx, family, base, TRAIN_CONDITIONS, attribution=False)
         z_before = np.r_[oof(fx, family, base, args.condition),
@@ -110,6 +115,11 @@ def main() -> None:
         for b, a in zip(res["before"], res["after"], strict=True):
             print(f"| {b[0]} | {b[1]} ({b[2]}) | {b[3]:.3f} | {a[3]:.3f} | {b[4]:.3f} "
                   f"| {a[4]:.3f} |", flush=True)
+        dump[family] = [{"path": str(it.path), "source": it.source, "label": it.label,
+                         "added": bool(is_added[i]), "logit_before": float(z_before[i]),
+                         "logit_after": float(z_after[i])} for i, it in enumerate(items)]
+    if args.json_out:
+        args.json_out.write_text(json.dumps(dump, indent=1))
 
 
 if __name__ == "__main__":

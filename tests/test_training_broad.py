@@ -711,3 +711,21 @@ def test_clip_arithmetic_verdict_is_checked_once_per_cpu_and_obeyed(
     assert not checks  # not retried in the (capped) analysing process
     assert clip_encoder.encoder_model_path() == converted  # and settled for this CPU
     assert len(list(cache.glob("clip_arithmetic.*.cpu-c.json"))) == 1
+
+
+def test_semantic_clip_result_records_the_arithmetic_that_computed_it(tmp_path: Path) -> None:
+    """A verdict's ``semantic_clip`` details say which graph computed the features: the one
+    :func:`encoder_model_path` picks on this CPU, named by its arithmetic."""
+    _need_clip()
+    from antifake import clip_encoder
+    from antifake.engine import Engine
+
+    assert clip_encoder.arithmetic_name("x/clip_encoder.native-v1.abc.onnx").startswith(
+        "shipped int8")
+    assert clip_encoder.arithmetic_name("clip_encoder.u8u8-v1.abc.onnx").startswith("uint8")
+    assert clip_encoder.arithmetic_name("m.onnx") == "other graph: m.onnx"
+    path = write_image(tmp_path / "photo.jpg", width=320, height=256, seed=3)
+    result = Engine(detectors=["semantic_clip"]).analyze(path)
+    (clip,) = [d for d in result.detectors if d.detector == "semantic_clip"]
+    assert clip.details["encoder_arithmetic"] == clip_encoder.arithmetic_name(
+        clip_encoder.encoder_model_path())

@@ -351,8 +351,35 @@ def encoder_model_path() -> Path:
     return native if settled() else converted
 
 
+def arithmetic_name(path: str | Path) -> str:
+    """How the graph at ``path`` multiplies: the name a report records beside the scores."""
+    name = Path(path).name
+    if name.startswith(f"clip_encoder.{NATIVE}."):
+        return "shipped int8 x uint8 (checked exact on this CPU)"
+    if name.startswith(f"clip_encoder.{ARITHMETIC}."):
+        return "uint8 x uint8 (converted, exact on every CPU)"
+    return f"other graph: {name}"
+
+
+_graph_in_use: Path | None = None
+
+
+def _session_graph() -> Path:
+    global _graph_in_use
+    _graph_in_use = encoder_model_path()
+    return _graph_in_use
+
+
+def arithmetic_in_use() -> str | None:
+    """:func:`arithmetic_name` of the graph the shared sessions run (``None`` before the
+    first session is made)."""
+    if _sessions is not _default_sessions:  # inside model_override
+        return "other graph (model_override)"
+    return None if _graph_in_use is None else arithmetic_name(_graph_in_use)
+
+
 # Spinning kept on: the CLIP encoder's behaviour as measured (docs/benchmarks.md).
-_sessions = SessionCache(encoder_model_path, spin=True)
+_sessions = _default_sessions = SessionCache(_session_graph, spin=True)
 _OUTPUT_NAMES = [EMBEDDING_OUTPUT, *BLOCK_OUTPUTS]
 
 

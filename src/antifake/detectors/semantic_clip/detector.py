@@ -109,5 +109,8 @@ class SemanticClipDetector:
             evidence=evidence, heatmap=None,
             timeline=per_frame if is_video else None,
             timeline_times_s=times if is_video else None,
-            details={"frames_scored": len(frames), "threshold": threshold},
+            details={"frames_scored": len(frames), "threshold": threshold,
+                     # which integer arithmetic computed the features (same numbers either
+                     # way; recorded so a kept report says how it was computed)
+                     "encoder_arithmetic": clip_encoder.arithmetic_in_use()},
         )

@@ -325,6 +325,7 @@ def encoder_model_path() -> Path:
     digest = _source_digest(model_path())
     native = folder / f"clip_encoder.{NATIVE}.{digest}.onnx"
     verdict_path = folder / f"clip_arithmetic.{NATIVE}.{digest}.{cpu_signature()}.json"
+
     def settled() -> bool | None:
         # (a passing verdict whose copy was pruned or deleted counts as unsettled: the
         # check runs again and writes the copy)

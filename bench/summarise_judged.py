@@ -5,9 +5,12 @@ Reads the ``--json-out`` files of ``bench/eval_clip_arithmetic.py`` (every file'
 ``ai_probability`` and the share of AI / real files the engine called ``ai_generated``,
 with 95 % bootstrap intervals over source repositories
 (:func:`antifake.training.operating.source_intervals`; the engine's own verdict is the
-line, so nothing is refitted). Usage (repo root, venv active)::
+line, so nothing is refitted). ``--line pooled`` instead holds every file to its media
+type's pooled line of ``--calibration`` alone (no format-group lines), to see what the
+group lines cost. Then a table per format group follows. Usage (repo root, venv active)::
 
-    PYTHONPATH=src python bench/summarise_judged.py var/added-judged.json var/th-judged.json
+    PYTHONPATH=src python bench/summarise_judged.py var/added-judged.json var/th-judged.json \
+        [--line pooled]
 """
 
 from __future__ import annotations
@@ -33,15 +36,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="--json-out files of judged runs")
     ap.add_argument("--arithmetic", default="exact", help="which arithmetic's rows to read")
+    ap.add_argument("--line", choices=("engine", "pooled"), default="engine",
+                    help="engine: the verdict; pooled: the media type's pooled line only")
+    ap.add_argument("--calibration", type=Path,
+                    default=Path(__file__).resolve().parents[1] / "src/antifake/calibration.json")
     args = ap.parse_args()
     rows = [r for path in args.runs for r in json.loads(path.read_text())
             if r.get("arithmetic", args.arithmetic) == args.arithmetic]
     items = [SimpleNamespace(is_ai=bool(r["is_ai"]), media_type=r["media_type"],
                              source=r["source"]) for r in rows]
     scores = np.asarray([r["ai_probability"] for r in rows], dtype=float)
-    # The verdict is the line: a file called ai_generated is "above" it (probabilities lie
-    # in [0, 1]), any other file below it.
-    lines = np.where([r["verdict"] == "ai_generated" for r in rows], -1.0, 2.0)
+    if args.line == "pooled":
+        pooled = json.loads(args.calibration.read_text())["ai_thresholds"]
+        flagged = np.asarray([r["ai_probability"] > pooled[r["media_type"]] for r in rows])
+    else:
+        flagged = np.asarray([r["verdict"] == "ai_generated" for r in rows])
+    # A flagged file is "above" its line (probabilities lie in [0, 1]), any other below.
+    lines = np.where(flagged, -1.0, 2.0)
     out = source_intervals(scores, lines, items)  # type: ignore[arg-type]
     print(f"{len(rows)} files from {len(args.runs)} judged runs")
     print("| media | AI files (sources) | real files (sources) | AUC | AI called ai_generated "
@@ -57,6 +68,20 @@ def main() -> None:
                          (("auc", False), ("tpr", True), ("fpr", True)))
         print(f"| {mt} | {n_ai} ({len(ai)}) | {n_real} ({len(real)}) | {auc} | {tpr} "
               f"| {fpr} |")
+    print(f"\nper format group ({args.line} line)")
+    print("| media | format group | real files (sources) | flagged | AI files (sources) "
+          "| flagged |")
+    print("|---|---|---|---|---|---|")
+    for mt in sorted({r["media_type"] for r in rows}):
+        for group in sorted({g for r in rows if r["media_type"] == mt
+                             for g in r.get("format_groups", [])}):
+            sel = [i for i, r in enumerate(rows)
+                   if r["media_type"] == mt and group in r.get("format_groups", [])]
+            side = {flag: [i for i in sel if items[i].is_ai == flag] for flag in (True, False)}
+            n_src = {flag: len({items[i].source for i in side[flag]}) for flag in side}
+            print(f"| {mt} | {group} | {len(side[False])} ({n_src[False]}) "
+                  f"| {int(flagged[side[False]].sum())} | {len(side[True])} ({n_src[True]}) "
+                  f"| {int(flagged[side[True]].sum())} |")
 
 
 if __name__ == "__main__":

@@ -23,15 +23,13 @@ their line, with 95 % bootstrap intervals over sources for the never-seen files.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
+from summarise_judged import flagged_intervals, interval_cell, load_judged
 
 from antifake.training.data import load_manifests
 from antifake.training.features import FeatureExtractor
-from antifake.training.operating import source_intervals
 from antifake.training.pipeline import (
     CALIBRATION_CONDITIONS,
     SEMANTIC_FAMILY,
@@ -45,14 +43,16 @@ SETS = {"forensic_image + semantic_clip (shipped)": ("forensic_image", "semantic
 FAMILY = {"forensic_image": "effl0e", "semantic_clip": SEMANTIC_FAMILY}
 
 
-def judge(fusion: object, rows: list[dict], detectors: tuple[str, ...]) -> np.ndarray:
-    """(probability, flagged) per judged row under ``fusion`` and its lines."""
-    out = []
+def judge(fusion: object, rows: list[dict], detectors: tuple[str, ...]
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """(probability, flagged) of every judged row under ``fusion`` and its lines."""
+    probs, flagged = [], []
     for r in rows:
         p = fusion.probability({d: r["scores"].get(d) for d in detectors})  # type: ignore[attr-defined]
         line, _ = fusion.thresholds(r["media_type"], r.get("format_groups", []))  # type: ignore[attr-defined]
-        out.append((p, p >= line))
-    return np.asarray(out, dtype=float)
+        probs.append(p)
+        flagged.append(p >= line)
+    return np.asarray(probs, dtype=float), np.asarray(flagged, dtype=bool)
 
 
 def main() -> None:
@@ -68,10 +68,7 @@ def main() -> None:
     fx = FeatureExtractor(args.cache_dir, args.max_frames)
     oofs = {d: loso_scores(fx, fam, items, CALIBRATION_CONDITIONS, TRAIN_CONDITIONS,
                            split=args.split, attribution=False) for d, fam in FAMILY.items()}
-    rows = [r for path in args.judged for r in json.loads(path.read_text())
-            if r.get("arithmetic", "exact") == "exact"]
-    judged_items = [SimpleNamespace(is_ai=bool(r["is_ai"]), media_type=r["media_type"],
-                                    source=r["source"]) for r in rows]
+    rows, judged_items = load_judged(args.judged)
     print(f"fusions fitted on {len(items)} files ({args.split}); judged: {len(rows)} files")
     print("| detectors voting | media | never-seen: AUC | AI flagged | real flagged "
           "| out of fold (in-sample lines): AI flagged | real flagged |")
@@ -79,27 +76,17 @@ def main() -> None:
     for name, dets in SETS.items():
         fusion, fused = fuse_oof({d: oofs[d] for d in dets}, CALIBRATION_CONDITIONS)
         fusion.ignore = sorted(set(FAMILY) - set(dets))
-        res = judge(fusion, rows, dets)
-        # flagged rows sit "above" a line of -1, the others below a line of 2
-        iv = source_intervals(res[:, 0], np.where(res[:, 1] > 0, -1.0, 2.0),
-                              judged_items)  # type: ignore[arg-type]
-        cond = CALIBRATION_CONDITIONS[-1]
-        z = fused.logits[cond]
+        iv = flagged_intervals(*judge(fusion, rows, dets), judged_items)
+        z = fused.logits[CALIBRATION_CONDITIONS[-1]]
         for mt, m in iv.items():
             base = [i for i, it in enumerate(items) if it.media_type == mt and np.isfinite(z[i])]
-            line = [fusion.thresholds(mt, ())[0] for _ in base]
             p = 1.0 / (1.0 + np.exp(-z[base]))
             ai = np.asarray([items[i].is_ai for i in base])
-            hit = p >= np.asarray(line)
-
-            def fmt(v: dict[str, float], pct: bool) -> str:
-                k, f = (100.0, "{:.1f} %") if pct else (1.0, "{:.3f}")
-                return f"{f.format(k * v['value'])} [{f.format(k * v['low'])}, " \
-                       f"{f.format(k * v['high'])}]"
-
-            print(f"| {name} | {mt} | {fmt(m['auc'], False)} | {fmt(m['tpr'], True)} "
-                  f"| {fmt(m['fpr'], True)} | {100 * hit[ai].mean():.1f} % "
-                  f"| {100 * hit[~ai].mean():.1f} % |", flush=True)
+            hit = p >= fusion.thresholds(mt, ())[0]
+            print(f"| {name} | {mt} | {interval_cell(m['auc'], False)} "
+                  f"| {interval_cell(m['tpr'], True)} | {interval_cell(m['fpr'], True)} "
+                  f"| {100 * hit[ai].mean():.1f} % | {100 * hit[~ai].mean():.1f} % |",
+                  flush=True)
         print(f"  ({name}: pooled lines {fusion.ai_thresholds}, coef {fusion.coef})")
 
 

@@ -25,7 +25,26 @@ import numpy as np
 from antifake.training.operating import source_intervals
 
 
-def _cell(v: dict[str, float], pct: bool) -> str:
+def load_judged(paths: list[Path], arithmetic: str = "exact"
+                ) -> tuple[list[dict], list[SimpleNamespace]]:
+    """The rows of judged runs' ``--json-out`` files for one arithmetic, and per row the
+    item fields :func:`source_intervals` reads (label side, media type, source)."""
+    rows = [r for path in paths for r in json.loads(path.read_text())
+            if r.get("arithmetic", arithmetic) == arithmetic]
+    items = [SimpleNamespace(is_ai=bool(r["is_ai"]), media_type=r["media_type"],
+                             source=r["source"]) for r in rows]
+    return rows, items
+
+
+def flagged_intervals(scores: np.ndarray, flagged: np.ndarray,
+                      items: list[SimpleNamespace]) -> dict:
+    """:func:`source_intervals` where each file's line is given as flagged or not: a flagged
+    file sits above a line of -1, any other below a line of 2 (scores lie in [0, 1])."""
+    lines = np.where(np.asarray(flagged, dtype=bool), -1.0, 2.0)
+    return source_intervals(scores, lines, items)  # type: ignore[arg-type]
+
+
+def interval_cell(v: dict[str, float], pct: bool) -> str:
     """``value [low, high]``, as a percentage or to three decimals."""
     k, fmt = (100.0, "{:.1f} %") if pct else (1.0, "{:.3f}")
     return (f"{fmt.format(k * v['value'])} [{fmt.format(k * v['low'])}, "
@@ -41,19 +60,14 @@ def main() -> None:
     ap.add_argument("--calibration", type=Path,
                     default=Path(__file__).resolve().parents[1] / "src/antifake/calibration.json")
     args = ap.parse_args()
-    rows = [r for path in args.runs for r in json.loads(path.read_text())
-            if r.get("arithmetic", args.arithmetic) == args.arithmetic]
-    items = [SimpleNamespace(is_ai=bool(r["is_ai"]), media_type=r["media_type"],
-                             source=r["source"]) for r in rows]
+    rows, items = load_judged(args.runs, args.arithmetic)
     scores = np.asarray([r["ai_probability"] for r in rows], dtype=float)
     if args.line == "pooled":
         pooled = json.loads(args.calibration.read_text())["ai_thresholds"]
         flagged = np.asarray([r["ai_probability"] > pooled[r["media_type"]] for r in rows])
     else:
         flagged = np.asarray([r["verdict"] == "ai_generated" for r in rows])
-    # A flagged file is "above" its line (probabilities lie in [0, 1]), any other below.
-    lines = np.where(flagged, -1.0, 2.0)
-    out = source_intervals(scores, lines, items)  # type: ignore[arg-type]
+    out = flagged_intervals(scores, flagged, items)
     print(f"{len(rows)} files from {len(args.runs)} judged runs")
     print("| media | AI files (sources) | real files (sources) | AUC | AI called ai_generated "
           "| real called ai_generated |")
@@ -64,7 +78,7 @@ def main() -> None:
         n_ai = sum(it.media_type == mt and it.is_ai for it in items)
         n_real = sum(it.media_type == mt and not it.is_ai for it in items)
 
-        auc, tpr, fpr = (_cell(res[name], pct) for name, pct in
+        auc, tpr, fpr = (interval_cell(res[name], pct) for name, pct in
                          (("auc", False), ("tpr", True), ("fpr", True)))
         print(f"| {mt} | {n_ai} ({len(ai)}) | {n_real} ({len(real)}) | {auc} | {tpr} "
               f"| {fpr} |")

@@ -292,6 +292,14 @@ def native_arithmetic_is_exact(native: str | Path, converted: str | Path) -> boo
     return True
 
 
+def _save_verdict(path: str | Path, exact: bool, **extra: str) -> None:
+    """Writes ``{"native_exact": exact, "cpu": ..., **extra}`` atomically (a process
+    reading beside us never sees half a file)."""
+    tmp = Path(f"{path}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"native_exact": exact, "cpu": cpu_signature(), **extra}))
+    os.replace(tmp, path)
+
+
 def _write_native_verdict(native: str, converted: str, verdict_path: str) -> None:
     """Writes ``{"native_exact": bool}`` for :func:`encoder_model_path` (run in a child)."""
     if not Path(native).is_file():
@@ -300,9 +308,7 @@ def _write_native_verdict(native: str, converted: str, verdict_path: str) -> Non
         exact = native_arithmetic_is_exact(native, converted)
     except Exception:  # noqa: BLE001 - any failure of the check means: keep the safe copy
         exact = False
-    tmp = Path(f"{verdict_path}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"native_exact": exact, "cpu": cpu_signature()}))
-    os.replace(tmp, verdict_path)
+    _save_verdict(verdict_path, exact)
 
 
 def _read_verdict(path: Path) -> bool | None:
@@ -346,9 +352,7 @@ def encoder_model_path() -> Path:
             # cap, killed, timed out): not retried in this process, which would need the
             # same memory; the converted copy is safe, so that is the verdict here.
             with contextlib.suppress(OSError):
-                verdict_path.write_text(json.dumps({"native_exact": False,
-                                                    "cpu": cpu_signature(),
-                                                    "reason": "the check did not finish"}))
+                _save_verdict(verdict_path, False, reason="the check did not finish")
     return native if settled() else converted
 
 

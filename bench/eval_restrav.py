@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing as mp
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -50,6 +49,8 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _pool import run_jobs  # noqa: E402
 
 from antifake.training.data import Item, load_manifests  # noqa: E402
 from antifake.training.metrics import roc_auc  # noqa: E402
@@ -246,16 +247,9 @@ def main() -> None:
               if it.media_type == "video"] if args.unseen else []
     jobs = ([(str(it.path), "laundered+masked") for it in train]
             + [(str(it.path), "judged") for it in unseen])
-    todo = [j for j in jobs if not _key(Path(j[0]), j[1]).exists()]
-    print(f"{len(train)} training videos, {len(unseen)} unseen; {len(todo)} to encode",
-          flush=True)
-    if todo:
-        with mp.get_context("spawn").Pool(args.workers) as pool:
-            for n, err in enumerate(pool.imap_unordered(_embed, todo, chunksize=2), 1):
-                if err:
-                    print("unreadable:", err, flush=True)
-                if n % 100 == 0:
-                    print(f"  {n}/{len(todo)}", flush=True)
+    print(f"{len(train)} training videos, {len(unseen)} unseen", flush=True)
+    run_jobs(_embed, jobs, lambda j: _key(Path(j[0]), j[1]).exists(), args.workers,
+             chunksize=2, every=100)
     if args.embed_only:
         return
 

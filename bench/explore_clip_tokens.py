@@ -31,10 +31,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing as mp
 from pathlib import Path
 
 import numpy as np
+from _pool import run_jobs
 
 from antifake.training.data import Item, load_manifests
 from antifake.training.metrics import roc_auc
@@ -198,16 +198,9 @@ def main() -> None:
     unseen = load_manifests(args.unseen, args.media_root).items if args.unseen else []
     jobs = ([(str(it.path), "laundered+masked", BLOCKS) for it in train]
             + [(str(it.path), "judged", BLOCKS) for it in unseen])
-    todo = [j for j in jobs if not _key(Path(j[0]), j[1]).exists()]
-    print(f"{len(train)} training files, {len(unseen)} never-seen; {len(todo)} to encode",
-          flush=True)
-    if todo:
-        with mp.get_context("spawn").Pool(args.workers) as pool:
-            for n, err in enumerate(pool.imap_unordered(_encode, todo, chunksize=4), 1):
-                if err:
-                    print("unreadable:", err, flush=True)
-                if n % 200 == 0:
-                    print(f"  {n}/{len(todo)}", flush=True)
+    print(f"{len(train)} training files, {len(unseen)} never-seen", flush=True)
+    run_jobs(_encode, jobs, lambda j: _key(Path(j[0]), j[1]).exists(), args.workers,
+             chunksize=4, every=200)
     if args.embed_only:
         return
 

@@ -164,7 +164,8 @@ def run_engine(items: list[Item], launder: bool, max_frames: int | None,
                     "is_ai": it.is_ai, "media_type": it.media_type, "arithmetic": mode,
                     "format_groups": groups, "verdict": str(res.verdict),
                     "ai_probability": res.ai_probability,
-                    "scores": {d.detector: d.score for d in res.detectors}})
+                    "scores": {d.detector: d.score for d in res.detectors},
+                    "generator": res.generator.to_dict() if res.generator else None})
                 if mode != EXACT:
                     continue
                 for name, fusion in others.items():

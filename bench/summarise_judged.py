@@ -7,7 +7,11 @@ with 95 % bootstrap intervals over source repositories
 (:func:`antifake.training.operating.source_intervals`; the engine's own verdict is the
 line, so nothing is refitted). ``--line pooled`` instead holds every file to its media
 type's pooled line of ``--calibration`` alone (no format-group lines), to see what the
-group lines cost. Then a table per format group follows. Usage (repo root, venv active)::
+group lines cost. Then a table per format group follows, and, where the runs recorded the
+engine's generator guess, an attribution table: per true family
+(:func:`antifake.training.data.family_of_label`), how often the engine named that family
+(or its parent, e.g. ``runway`` for ``runway_gen2``), named another one, or named none
+(``unknown``, ``other_ai`` or no guess). Usage (repo root, venv active)::
 
     PYTHONPATH=src python bench/summarise_judged.py var/added-judged.json var/th-judged.json \
         [--line pooled]
@@ -96,6 +100,38 @@ def main() -> None:
             print(f"| {mt} | {group} | {len(side[False])} ({n_src[False]}) "
                   f"| {int(flagged[side[False]].sum())} | {len(side[True])} ({n_src[True]}) "
                   f"| {int(flagged[side[True]].sum())} |")
+    table = attribution_table(rows)
+    if table:
+        print("\nattribution (the engine's generator guess)")
+        print("\n".join(table))
+
+
+def attribution_table(rows: list[dict]) -> list[str]:
+    """Markdown rows: per true family of the AI files, named right / wrong / not named."""
+    from antifake.training.data import family_of_label
+
+    tally: dict[str, dict[str, int]] = {}
+    sources: dict[str, set[str]] = {}
+    for r in rows:
+        if not r["is_ai"] or "generator" not in r:
+            continue
+        true = family_of_label(r["label"])
+        named = (r.get("generator") or {}).get("family") or "unknown"
+        t = tally.setdefault(true, {"n": 0, "right": 0, "wrong": 0, "none": 0})
+        sources.setdefault(true, set()).add(r["source"])
+        t["n"] += 1
+        if named in ("unknown", "other_ai"):
+            t["none" if true != "other_ai" or named == "unknown" else "right"] += 1
+        elif named == true or true.startswith(named + "_"):
+            t["right"] += 1
+        else:
+            t["wrong"] += 1
+    out = ["| true family | AI files (sources) | named right | named another family "
+           "| not named |", "|---|---|---|---|---|"]
+    for fam, t in sorted(tally.items(), key=lambda kv: -kv[1]["n"]):
+        out.append(f"| {fam} | {t['n']} ({len(sources[fam])}) | {t['right']} | {t['wrong']} "
+                   f"| {t['none']} |")
+    return out if tally else []
 
 
 if __name__ == "__main__":

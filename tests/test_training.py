@@ -93,6 +93,11 @@ def test_manifest_tsv_and_folder_layout(tmp_path: Path) -> None:
     assert family_of_label("other_ai_image_sd2") == "stable_diffusion"
     assert family_of_label("runway_gen1") == "runway_gen1"
     assert family_of_label("other_ai_video_cogvideox") == "other_ai"
+    # evaluation-manifest labels of known families
+    assert family_of_label("other_ai_image_gpt_image") == "dalle"
+    assert family_of_label("other_ai_image_dalle3") == "dalle"
+    assert family_of_label("other_ai_image_sd35") == "stable_diffusion"
+    assert family_of_label("other_ai_image_juggernautxl") == "stable_diffusion"
 
 
 # ----------------------------------------------------------------------------- conditions

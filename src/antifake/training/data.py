@@ -47,6 +47,22 @@ _MODEL_FAMILY = {
     "dalle2": "dalle",
     "nano_banana": "imagen",
     "imagenvideo": "imagen",
+    # Labels of the evaluation manifests in data/manifests (none is in a training
+    # manifest, so training is unchanged): the same companies' models, named as the
+    # engine's metadata rules name them (generators.json: gpt-image and DALL-E -> dalle),
+    # and Stable Diffusion releases and SDXL fine-tunes / distillations.
+    "gpt_image": "dalle",
+    "dalle3": "dalle",
+    "imagen": "imagen",
+    "sd1": "stable_diffusion",
+    "sd14": "stable_diffusion",
+    "sd35": "stable_diffusion",
+    "sdxl_lightning": "stable_diffusion",
+    "ssd1b": "stable_diffusion",
+    "juggernautxl": "stable_diffusion",
+    "realvisxl": "stable_diffusion",
+    "mobiusxl": "stable_diffusion",
+    "colorfulxl": "stable_diffusion",
 }
 
 

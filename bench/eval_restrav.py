@@ -51,6 +51,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _pool import run_jobs  # noqa: E402
+from explore_families import K, _fold, oof_logits  # noqa: E402
 
 from antifake.training.data import Item, load_manifests  # noqa: E402
 from antifake.training.metrics import roc_auc  # noqa: E402
@@ -59,7 +60,6 @@ from antifake.training.probe import balanced_weights, fit_probe  # noqa: E402
 CACHE = Path("var/restrav")
 FAST_FPS, FAST_N = 12.0, 24  # ReStraV: 24 frames over the first 2 s
 SLOW_FPS, SLOW_N = 2.0, 12  # what semantic_clip encodes (MAX_FPS = 2), first 6 s
-K = 10
 
 
 def _key(path: Path, kind: str) -> Path:
@@ -184,11 +184,6 @@ def _matrix(items: list[Item], kind: str, which: str) -> np.ndarray:
     return np.stack(rows)
 
 
-def _fold(items: list[Item]) -> np.ndarray:
-    return np.asarray([int(hashlib.sha1(it.source.encode()).hexdigest(), 16) % K
-                       for it in items])
-
-
 def _fill(x: np.ndarray, mu: np.ndarray) -> np.ndarray:
     x = x.copy()
     bad = ~np.isfinite(x)
@@ -214,7 +209,6 @@ def _tpr_at(y: np.ndarray, z: np.ndarray, fpr: float = 0.05) -> float:
 def _clip_oof(items: list[Item], media_roots: list[str]) -> np.ndarray:
     """Out-of-fold logits of the shipped semantic_clip recipe (clipm probe, L2 0.1, trained
     masked + debias + laundered, judged laundered + masked) for ``items``."""
-    from explore_families import oof_logits
 
     from antifake.training.features import FeatureExtractor
 

@@ -35,14 +35,13 @@ from pathlib import Path
 
 import numpy as np
 from _pool import run_jobs
+from explore_families import K, _fold, oof_logits, report
 
 from antifake.training.data import Item, load_manifests
-from antifake.training.metrics import roc_auc
-from antifake.training.probe import balanced_weights, fit_probe
+from antifake.training.probe import balanced_weights
 
 CACHE = Path("var/cliptok")
 MAX_FRAMES = 4
-K = 10
 BLOCKS: tuple[int, ...] = (6, 9, 12)
 
 
@@ -79,11 +78,6 @@ def _encode(args: tuple[str, str, tuple[int, ...]]) -> str | None:
     except Exception as exc:  # noqa: BLE001 - report and go on
         return f"{path}: {exc!r}"
     return None
-
-
-def _fold(items: list[Item]) -> np.ndarray:
-    return np.asarray([int(hashlib.sha1(it.source.encode()).hexdigest(), 16) % K
-                       for it in items])
 
 
 def _load(items: list[Item], kind: str, block_index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,20 +158,7 @@ def _frame_weights(items: list[Item], owner: np.ndarray, idx: np.ndarray) -> np.
 
 
 def _report(name: str, items: list[Item], z: np.ndarray) -> str:
-    y = np.asarray([int(it.is_ai) for it in items])
-    parts = []
-    for media in ("video", "image"):
-        m = np.asarray([it.media_type == media for it in items]) & np.isfinite(z)
-        if m.sum() < 10 or len(set(y[m])) < 2:
-            continue
-        thr = np.quantile(z[m & (y == 0)], 0.95)
-        parts.append(f"{media} AUC {roc_auc(y[m], z[m]):.3f} TPR@5 % "
-                     f"{float((z[m & (y == 1)] > thr).mean()):.3f}")
-    rw = np.asarray([("runway" in it.label or (not it.is_ai and it.media_type == "video"))
-                     for it in items]) & np.isfinite(z)
-    if (y[rw] == 1).any():
-        parts.append(f"Runway AUC {roc_auc(y[rw], z[rw]):.3f}")
-    return f"  {name}: " + ", ".join(parts)
+    return f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in report(items, z).items())
 
 
 def main() -> None:
@@ -210,18 +191,7 @@ def main() -> None:
     y = np.asarray([int(it.is_ai) for it in train])
     folds = _fold(train)
     # the class-token probe on the same single condition, out of fold
-    xc = [fx.frames_features("clipm", "laundered+masked", it) for it in train]
-    zc = np.full(len(train), np.nan)
-    for k in range(K):
-        tr, te = np.where(folds != k)[0], np.where(folds == k)[0]
-        w = balanced_weights([f"{train[i].is_ai}:{train[i].media_type}" for i in tr],
-                             [train[i].source for i in tr])
-        rows = np.concatenate([xc[i] for i in tr])
-        yr = np.concatenate([[y[i]] * len(xc[i]) for i in tr])
-        wr = np.concatenate([[w[j] / len(xc[i])] * len(xc[i]) for j, i in enumerate(tr)])
-        probe = fit_probe(rows, yr, wr, 2, 0.1)
-        for i in te:
-            zc[i] = probe.logits(xc[i])[:, 0].mean()
+    zc = oof_logits(fx, train, ["clipm"], ["laundered+masked"], "laundered+masked", 0.1)
     print(_report("clipm class-token probe (laundered+masked only, L2 0.1)", train, zc))
     engine: dict[str, float] = {}
     for f in args.engine_json:

@@ -105,17 +105,23 @@ def oof_logits(fx: FeatureExtractor, items: list[Item], fams: list[str], tconds:
 
 
 def report(items: list[Item], z: np.ndarray) -> dict[str, float]:
+    """AUC and TPR at 5 % FPR (pooled line) per media type, and Runway vs real video AUC;
+    files without a score (NaN) are left out, and so is a comparison lacking a side."""
     y = np.asarray([it.is_ai for it in items])
     mt = np.asarray([it.media_type for it in items])
+    scored = np.isfinite(z)
     out = {}
     for m in ("video", "image"):
-        sel = mt == m
+        sel = (mt == m) & scored
+        if not (sel & y).any() or not (sel & ~y).any():
+            continue
         out[f"{m} AUC"] = round(roc_auc(y[sel], z[sel]), 3)
         thr = np.quantile(z[sel & ~y], 0.95)
         out[f"{m} TPR@5%"] = round(float((z[sel & y] > thr).mean()), 3)
     runway = np.asarray([it.label.startswith("runway") for it in items])
-    sel = (mt == "video") & (runway | ~y)
-    out["Runway AUC"] = round(roc_auc(y[sel], z[sel]), 3)
+    sel = (mt == "video") & (runway | ~y) & scored
+    if (sel & y).any() and (sel & ~y).any():
+        out["Runway AUC"] = round(roc_auc(y[sel], z[sel]), 3)
     return out
 
 

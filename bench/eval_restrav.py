@@ -223,18 +223,19 @@ def _clip_oof(items: list[Item], media_roots: list[str]) -> np.ndarray:
 ARGS: argparse.Namespace
 
 
-def main() -> None:
-    global ARGS
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def video_set_arguments(ap: argparse.ArgumentParser) -> None:
+    """The training / never-seen manifests and media roots of the scripts reading this
+    cache."""
     ap.add_argument("--train", nargs="+", required=True)
     ap.add_argument("--unseen", nargs="*", default=[])
-    ap.add_argument("--engine-json", nargs="*", default=[])
     ap.add_argument("--media-root", action="append", default=[])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--embed-only", action="store_true")
-    ap.add_argument("--l2", type=float, nargs="+", default=[1.0, 10.0])
-    ARGS = args = ap.parse_args()
 
+
+def embedded_videos(args: argparse.Namespace) -> tuple[list[Item], list[Item]]:
+    """(training videos, never-seen videos) of ``args``' manifests, each encoded into the
+    cache first where missing (training ones ``laundered+masked``, never-seen ones as the
+    engine's judged copies)."""
     train = [it for it in load_manifests(args.train, args.media_root).items
              if it.media_type == "video"]
     unseen = [it for it in load_manifests(args.unseen, args.media_root).items
@@ -244,6 +245,19 @@ def main() -> None:
     print(f"{len(train)} training videos, {len(unseen)} unseen", flush=True)
     run_jobs(_embed, jobs, lambda j: _key(Path(j[0]), j[1]).exists(), args.workers,
              chunksize=2, every=100)
+    return train, unseen
+
+
+def main() -> None:
+    global ARGS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    video_set_arguments(ap)
+    ap.add_argument("--engine-json", nargs="*", default=[])
+    ap.add_argument("--embed-only", action="store_true")
+    ap.add_argument("--l2", type=float, nargs="+", default=[1.0, 10.0])
+    ARGS = args = ap.parse_args()
+
+    train, unseen = embedded_videos(args)
     if args.embed_only:
         return
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from _pool import run_jobs
+from eval_restrav import video_set_arguments
 from explore_families import K, _fold, oof_logits, report
 
 from antifake.training.data import Item, load_manifests
@@ -163,10 +164,7 @@ def _report(name: str, items: list[Item], z: np.ndarray) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train", nargs="+", required=True)
-    ap.add_argument("--unseen", nargs="*", default=[])
-    ap.add_argument("--media-root", action="append", default=[])
-    ap.add_argument("--workers", type=int, default=2)
+    video_set_arguments(ap)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--embed-only", action="store_true")

@@ -39,12 +39,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _pool import run_jobs  # noqa: E402
-from eval_restrav import _embed, _key, _tpr_at  # noqa: E402
+from eval_restrav import _key, _tpr_at, embedded_videos, video_set_arguments  # noqa: E402
 from explore_families import K, _fold  # noqa: E402
 
 from antifake.clip_encoder import LAYER_OFFSET, LAYERS, WIDTH  # noqa: E402
-from antifake.training.data import Item, load_manifests  # noqa: E402
+from antifake.training.data import Item  # noqa: E402
 from antifake.training.metrics import roc_auc  # noqa: E402
 from antifake.training.probe import balanced_weights, fit_probe  # noqa: E402
 
@@ -99,24 +98,13 @@ def fit_predict(xtr: np.ndarray, ytr: np.ndarray, srcs: list[str], xte: np.ndarr
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train", nargs="+", required=True)
-    ap.add_argument("--unseen", nargs="*", default=[])
-    ap.add_argument("--media-root", action="append", default=[])
-    ap.add_argument("--workers", type=int, default=2)
+    video_set_arguments(ap)
     ap.add_argument("--k", type=int, nargs="+", default=[0, 8, 16, 32])
     ap.add_argument("--l2", type=float, nargs="+", default=[0.1])
     ap.add_argument("--within", nargs="+", default=["both"], choices=["both", "real", "ai"],
                     help="whose between-source spread is projected out")
     args = ap.parse_args()
-
-    train = [it for it in load_manifests(args.train, args.media_root).items
-             if it.media_type == "video"]
-    unseen = [it for it in load_manifests(args.unseen, args.media_root).items
-              if it.media_type == "video"] if args.unseen else []
-    jobs = ([(str(it.path), "laundered+masked") for it in train]
-            + [(str(it.path), "judged") for it in unseen])
-    run_jobs(_embed, jobs, lambda j: _key(Path(j[0]), j[1]).exists(), args.workers,
-             chunksize=2, every=100)
+    train, unseen = embedded_videos(args)
 
     xtr_all = video_features(train, "laundered+masked")
     keep = np.isfinite(xtr_all).all(1)

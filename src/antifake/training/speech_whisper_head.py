@@ -56,7 +56,7 @@ class HeadConfig:
     # Which of the cut encoder's outputs the head reads (0: the convolutional stem, 1: the
     # first block, ...); None: the last block kept, the shipped recipe. On 3,100 files of
     # 138 never-seen sources a head on block 1 ranked better than one on block 2 (AUC
-    # 0.899-0.912 vs 0.875-0.887 over the five codec conditions;
+    # 0.896-0.912 vs 0.847-0.887 over the five codec conditions and two seeds;
     # docs/benchmarks.md, "The Whisper head on block 1").
     tap: int | None = None
 

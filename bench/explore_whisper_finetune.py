@@ -29,7 +29,8 @@ detector's preparation), per training condition, cached in memory as float16; cr
 crop, where the shipped head was trained on crops of block 2 computed on the whole clip.)
 
 Usage (repo root, venv active; waves cached under ``--cache-dir`` by
-:func:`antifake.training.audio.build_wave_cache`)::
+:func:`antifake.training.audio.build_wave_cache`, by default where ``antifake train|evaluate
+--cache-dir var/cache`` keeps them, so either fills it for the other)::
 
     PYTHONPATH=src python bench/explore_whisper_finetune.py --media-root var/corpus \\
         --train <the twelve speech-lcnn-0.7 manifests> \\
@@ -194,7 +195,7 @@ def main() -> None:
     ap.add_argument("--train", nargs="+", type=Path, required=True)
     ap.add_argument("--unseen", nargs="+", type=Path, required=True)
     ap.add_argument("--media-root", type=Path, default=Path("var/corpus"))
-    ap.add_argument("--cache-dir", type=Path, default=Path("var/cache/waves"))
+    ap.add_argument("--cache-dir", type=Path, default=Path("var/cache/speech-waves"))
     ap.add_argument("--train-conditions", nargs="+", default=["original", "opus_32k",
                                                               "band8k"])
     ap.add_argument("--steps", type=int, default=1200)

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,12 @@ import torch
 from antifake.detectors.synthetic_speech.features import prepare
 from antifake.training.audio import CONDITIONS, AudioItem, build_wave_cache, load_audio_items
 from antifake.training.metrics import roc_auc
-from antifake.training.speech_whisper_head import CROP, build_head
+from antifake.training.speech_whisper_head import (
+    CROP,
+    build_head,
+    crop_batch,
+    draw_probabilities,
+)
 from antifake.whisper_encoder import N_HEADS, WIDTH, read_ct2, taps_of, weights_path
 
 TRAIN_FRAMES = 300  # 6 s of block-1 output per training file and condition
@@ -154,29 +158,14 @@ def train_arm(arm: str, seqs: dict[str, list[np.ndarray | None]], items: list[Au
     opt = torch.optim.AdamW(groups, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=[g["lr"] for g in groups], total_steps=steps)
-    y = np.array([items[i].is_ai for i in rows])
-    per_source: dict[str, int] = defaultdict(int)
-    for i in rows:
-        per_source[items[i].source] += 1
-    w = np.array([1 / np.sqrt(per_source[items[i].source]) for i in rows])
-    prob = np.zeros(len(rows))
-    for c in (False, True):
-        prob[y == c] = w[y == c] / w[y == c].sum()
-    prob /= prob.sum()
+    y, prob = draw_probabilities(items, rows)
     model.train()
     if block is not None and arm == "frozen":
         block.eval()
     t0 = time.time()
     for step in range(steps):
         pick = rng.choice(len(rows), 64, p=prob)
-        batch = []
-        for j in pick:
-            s = seqs[conds[int(rng.integers(len(conds)))]][rows[j]]
-            if len(s) < CROP:
-                s = np.concatenate([s] * (CROP // max(1, len(s)) + 1))
-            start = int(rng.integers(0, len(s) - CROP + 1))
-            batch.append(s[start:start + CROP])
-        xb = torch.from_numpy(np.stack(batch).astype(np.float32))
+        xb = torch.from_numpy(crop_batch(seqs, [rows[j] for j in pick], rng, CROP))
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
             model(xb), torch.tensor(y[pick].astype(np.float32)))
         opt.zero_grad()

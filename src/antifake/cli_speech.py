@@ -64,9 +64,7 @@ def _head_config(steps: int | None, tap: int | None = None) -> Any:
     it reads (None: the recipe's), the rest at their defaults."""
     from antifake.training.speech_whisper_head import HeadConfig
 
-    cfg = HeadConfig() if steps is None else HeadConfig(steps=steps)
-    cfg.tap = tap
-    return cfg
+    return HeadConfig(tap=tap) if steps is None else HeadConfig(steps=steps, tap=tap)
 
 
 def _media_root(media_roots: tuple[Path, ...]) -> Path:

@@ -86,8 +86,7 @@ def feature_matrices(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]]
             rows.append(tap_statistics(taps))
             if keep_frames:
                 # float16: half the memory while listing
-                seqs.append(taps[swh.HeadConfig(tap=head_tap).tap_index(n_blocks)]
-                            .astype(np.float16))
+                seqs.append(taps[swh.tap_index(head_tap, n_blocks)].astype(np.float16))
         out[cond] = np.stack(rows).astype(np.float32)
         np.save(path, out[cond])
         if keep_frames:

@@ -61,14 +61,19 @@ class HeadConfig:
     tap: int | None = None
 
     def tap_index(self, n_blocks: int) -> int:
-        """Index into :func:`~antifake.whisper_encoder.taps_of`'s list of an encoder cut
-        after ``n_blocks`` blocks."""
-        if self.tap is None:
-            return n_blocks
-        if not 0 <= self.tap <= n_blocks:
-            raise ValueError(f"head tap {self.tap} is not among the taps 0..{n_blocks} of an "
-                             f"encoder cut after {n_blocks} blocks")
-        return self.tap
+        """:func:`tap_index` of this config's tap."""
+        return tap_index(self.tap, n_blocks)
+
+
+def tap_index(tap: int | None, n_blocks: int) -> int:
+    """Index into :func:`~antifake.whisper_encoder.taps_of`'s list of an encoder cut after
+    ``n_blocks`` blocks of the head's input ``tap`` (None: the last block kept)."""
+    if tap is None:
+        return n_blocks
+    if not 0 <= tap <= n_blocks:
+        raise ValueError(f"head tap {tap} is not among the taps 0..{n_blocks} of an "
+                         f"encoder cut after {n_blocks} blocks")
+    return tap
 
 
 class Sequences:
@@ -96,7 +101,8 @@ def frames_cache_path(kept: Sequence[str], cache_dir: Path, n_blocks: int, cond:
     """Where :func:`fill_frame_cache` caches one condition's frames (keyed by the file list,
     the encoder cut and, when it is not the last block kept, the tap)."""
     key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
-    which = "" if tap is None or tap == n_blocks else f"t{tap}"
+    index = tap_index(tap, n_blocks)
+    which = "" if index == n_blocks else f"t{index}"
     return cache_dir / f"speech-whisper-frames-b{n_blocks}p{which}-{key}-{cond}.npz"
 
 
@@ -124,7 +130,7 @@ def fill_frame_cache(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]]
     from antifake.detectors.synthetic_speech.features import prepare
     from antifake.whisper_encoder import taps_of
 
-    index = HeadConfig(tap=tap).tap_index(n_blocks)
+    index = tap_index(tap, n_blocks)
     cache_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for cond, ws in waves.items():
@@ -197,6 +203,33 @@ def _crop(seq: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
     return seq[start:start + n]
 
 
+def crop_batch(frames: dict[str, Any], rows: Sequence[int] | np.ndarray,
+               rng: np.random.Generator, n: int) -> np.ndarray:
+    """(len(rows), n, width) float32: for each row, ``n`` consecutive frames at a random
+    start (a shorter sequence repeated first) under a random condition of ``frames``
+    (condition -> per-file sequences)."""
+    conds = list(frames)
+    return np.stack([_crop(frames[conds[int(rng.integers(len(conds)))]][int(i)], rng, n)
+                     for i in rows]).astype(np.float32)
+
+
+def draw_probabilities(items: Sequence[AudioItem],
+                       rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(is_ai, draw probability) of each of ``rows``: each class drawn half the time and,
+    inside a class, each file by 1/sqrt(files of its source), so the large demo pages do
+    not drown the small sources."""
+    y = np.array([items[int(i)].is_ai for i in rows])
+    per_source: dict[str, int] = defaultdict(int)
+    for i in rows:
+        per_source[items[int(i)].source] += 1
+    w = np.array([1 / np.sqrt(per_source[items[int(i)].source]) for i in rows])
+    p = np.zeros(len(rows))
+    for c in (False, True):
+        if (y == c).any():
+            p[y == c] = w[y == c] / w[y == c].sum()
+    return y, p / p.sum()
+
+
 def train_head(items: Sequence[AudioItem], frames: dict[str, Sequences],
                rows: Sequence[int], cfg: HeadConfig | None = None) -> Any:
     """A head trained on ``rows`` under every condition of ``frames``."""
@@ -210,23 +243,13 @@ def train_head(items: Sequence[AudioItem], frames: dict[str, Sequences],
     model = build_head(sample.astype(np.float32).mean(0),
                        sample.astype(np.float32).std(0) + 1e-3)
     model.noise = 0.05
-    y = np.array([items[int(i)].is_ai for i in idx])
-    per_source: dict[str, int] = defaultdict(int)
-    for i in idx:
-        per_source[items[int(i)].source] += 1
-    w = np.array([1 / np.sqrt(per_source[items[int(i)].source]) for i in idx])
-    p = np.zeros(len(idx))
-    for c in (False, True):
-        if (y == c).any():
-            p[y == c] = w[y == c] / w[y == c].sum()
-    p /= p.sum()
+    y, p = draw_probabilities(items, idx)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
     model.train()
     for _ in range(cfg.steps):
         pick = rng.choice(len(idx), cfg.batch, p=p)
-        batch = np.stack([_crop(frames[conds[int(rng.integers(len(conds)))]][int(idx[j])],
-                                rng, cfg.crop) for j in pick]).astype(np.float32)
+        batch = crop_batch(frames, idx[pick], rng, cfg.crop)
         target = torch.tensor(y[pick].astype(np.float32))
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
             model(torch.from_numpy(batch)), target)

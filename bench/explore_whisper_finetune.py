@@ -232,12 +232,15 @@ def main() -> None:
     kept_rows: dict[str, list[int]] = {c: [] for c in CONDITIONS}
     t0 = time.time()
     with torch.no_grad():
-        for n, c, (block1, block2) in stream_frames(unseen, index, list(CONDITIONS), 2, None):
+        # the encoder's own block 2 only feeds the shipped head; the other arms start from
+        # block 1
+        n_blocks = 2 if "shipped" in models else 1
+        for n, c, taps in stream_frames(unseen, index, list(CONDITIONS), n_blocks, None):
             kept_rows[c].append(n)
-            b1 = torch.from_numpy(np.ascontiguousarray(block1, np.float32))[None]
+            b1 = torch.from_numpy(np.ascontiguousarray(taps[0], np.float32))[None]
             for arm, m in models.items():
                 if arm == "shipped":
-                    z = m.run(None, {"frames": block2[None].astype(np.float32)})[0][0]
+                    z = m.run(None, {"frames": taps[1][None].astype(np.float32)})[0][0]
                 else:
                     z = m(b1)[0]
                 scores[arm][c].append(float(z))

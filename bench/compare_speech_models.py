@@ -17,10 +17,12 @@ points.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,22 @@ def _real_sources_above(p: np.ndarray, t: float, sources: np.ndarray,
     return out
 
 
+def _scores_key(model: str, manifests: list[Path]) -> str:
+    """Names a model's score dump after what decides the scores: the model's json (its
+    version, fusion weights and thresholds differ between trainings) and the manifests."""
+    package = "antifake.detectors.synthetic_speech"
+    config = resources.files(package).joinpath("synthetic_speech.json").read_bytes()
+    if model != "shipped":
+        selected = Path(model) / "selected"
+        name = selected.read_text().strip() if selected.is_file() else ""
+        if name and (Path(model) / name / "synthetic_speech.json").is_file():
+            config = (Path(model) / name / "synthetic_speech.json").read_bytes()
+    digest = hashlib.sha1(config)
+    for m in manifests:
+        digest.update(m.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--media-root", type=Path, required=True)
@@ -75,6 +93,9 @@ def main() -> None:
     ap.add_argument("--by-length", action="store_true",
                     help="also AUC and caught / flagged at the 5 %% lines for clips with "
                          "under 2 s of sound and for longer ones")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse a model's scores from an earlier run on the same manifests "
+                         "when its synthetic_speech.json is byte for byte the same")
     ap.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("manifests", nargs="+", type=Path)
     args = ap.parse_args()
@@ -83,13 +104,17 @@ def main() -> None:
                                                     args.cache)))
         return
     scores = []
-    for i, model in enumerate(args.model):
+    for model in args.model:
         env = dict(os.environ)
         if model == "shipped":
             env["ANTIFAKE_MODELS_DIR"] = str(Path(args.cache).parent / "no-models")
         else:
             env["ANTIFAKE_MODELS_DIR"] = model
-        dump = args.cache.parent / f"compare-speech-{i}.json"
+        dump = args.cache.parent / f"compare-speech-{_scores_key(model, args.manifests)}.json"
+        if args.reuse and dump.exists():
+            print(f"{model}: scores reused from {dump}", file=sys.stderr)
+            scores.append(json.loads(dump.read_text()))
+            continue
         subprocess.run([sys.executable, __file__, "--media-root", str(args.media_root),
                         "--cache", str(args.cache), "--model", model, "--child-out",
                         str(dump), *map(str, args.manifests)], check=True, env=env)

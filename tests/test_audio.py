@@ -809,7 +809,8 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
     assert meta["version"] == f"{MODEL_VERSION}+{WHISPER_VERSION}"
     assert set(meta["clip_fusion"]) == {"cnn", "whisper_probe", "whisper_head", "bias"}
     assert (out / HEAD_FILE).stat().st_size > 10_000
-    assert meta["whisper_head"] == {"file": HEAD_FILE, "tap": 2}  # the last block kept
+    # the last block kept, one seed
+    assert meta["whisper_head"] == {"file": HEAD_FILE, "tap": 2, "seeds": 1}
     assert 0 < meta["cnn_threshold"] < 1 and 0 < meta["ai_threshold"] < 1
     # reusing this run's held-out CNN scores gives back the CNN's evaluation, not the fused one
     from antifake.training.speech_model import write_json
@@ -879,6 +880,45 @@ def test_whisper_head_onnx_matches_torch_for_any_length(tmp_path: Path) -> None:
         with torch.no_grad():
             want = head(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(got.reshape(-1), want.reshape(-1), rtol=1e-4, atol=1e-4)
+
+
+def test_whisper_head_seeds_average_one_head_a_seed_and_export_as_one_onnx(
+        tmp_path: Path) -> None:
+    """``HeadConfig(seeds=3)`` trains the heads of seeds 5, 6 and 7 (each the head a
+    one-seed config of that seed trains) and its logit is their mean, in torch and in the
+    one exported ONNX file; no seed at all is refused."""
+    torch = pytest.importorskip("torch")
+    import onnxruntime as ort
+
+    from antifake.training.audio import AudioItem
+    from antifake.training.speech_whisper_head import (
+        HeadConfig,
+        Sequences,
+        export_head,
+        train_head,
+    )
+
+    rng = np.random.default_rng(4)
+    items = [AudioItem(Path(f"f{i}.wav"), "ai_speech_x" if i % 2 else "real_speech",
+                       f"src{i % 4}", bool(i % 2), "x" if i % 2 else "") for i in range(8)]
+    frames = {"original": Sequences.of([rng.normal(i % 2, 1, (40 + i, 384)).astype(np.float32)
+                                        for i in range(8)])}
+    cfg = HeadConfig(steps=4, batch=4, crop=20, seed=5)
+    ensemble = train_head(items, frames, range(8), HeadConfig(**{**cfg.__dict__, "seeds": 3}))
+    singles = [train_head(items, frames, range(8), HeadConfig(**{**cfg.__dict__, "seed": s}))
+               for s in (5, 6, 7)]
+    x = rng.normal(0, 1, (1, 60, 384)).astype(np.float32)
+    with torch.no_grad():
+        each = [float(h(torch.from_numpy(x))[0]) for h in singles]
+        got = float(ensemble(torch.from_numpy(x))[0])
+    assert len({round(v, 6) for v in each}) == 3  # the seeds gave different heads
+    assert got == pytest.approx(float(np.mean(each)), abs=1e-5)
+    export_head(ensemble, tmp_path / "head.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "head.onnx"), providers=["CPUExecutionProvider"])
+    (onnx_logit,) = sess.run(None, {"frames": x})
+    assert float(onnx_logit.reshape(-1)[0]) == pytest.approx(got, abs=1e-4)
+    with pytest.raises(ValueError, match="at least one seed"):
+        train_head(items, frames, range(8), HeadConfig(**{**cfg.__dict__, "seeds": 0}))
 
 
 def test_short_crop_repeats_a_short_stretch_to_fill_one_window() -> None:
@@ -1299,3 +1339,17 @@ def test_train_and_evaluate_pass_the_whisper_head_tap(
         assert res.exit_code == 0, res.output
     assert [(cfg.tap, cfg.steps) for cfg in seen] == [(1, 2400), (0, 300), (None, 2400)]
     assert results[3].exit_code == 2 and "--speech-whisper-head-tap" in results[3].output
+
+
+def test_train_and_evaluate_pass_the_whisper_head_seeds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--speech-whisper-head-seeds N`` reaches the head's training settings in both
+    commands (default one seed); none at all is a usage error."""
+    seen, results = _speech_head_configs(
+        tmp_path, monkeypatch, ["train", "--speech-whisper-head-seeds", "3"],
+        ["evaluate", "--speech-whisper-head-seeds", "2", "--speech-whisper-head-tap", "1"],
+        ["evaluate"], ["train", "--speech-whisper-head-seeds", "0"])
+    for res in results[:3]:
+        assert res.exit_code == 0, res.output
+    assert [(cfg.seeds, cfg.tap) for cfg in seen] == [(3, None), (2, 1), (1, None)]
+    assert results[3].exit_code == 2 and "--speech-whisper-head-seeds" in results[3].output

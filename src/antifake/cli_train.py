@@ -44,6 +44,10 @@ def _speech_whisper_options(func: Any) -> Any:
                           "its second block) the temporal head reads: 0 the convolutional "
                           "stem, 1 the first block, 2 the second (default: 2, the shipped "
                           "recipe)."),
+        click.option("--speech-whisper-head-seeds", default=1, show_default=True,
+                     type=click.IntRange(1, 8),
+                     help="Speech data only: train the temporal head from this many seeds "
+                          "(per fold and final) and average their logits in the model."),
         click.option("--speech-short-crop", default=0.0, show_default=True,
                      type=click.FloatRange(0.0, 1.0),
                      help="Speech data only: share of training draws cut to 0.4-2 s and "
@@ -138,7 +142,8 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
                   speech_whisper_head: bool, speech_whisper_conditions: str | None,
                   speech_cnn: Path | None, reuse_oof: Path | None,
                   speech_whisper_head_steps: int | None, speech_short_crop: float,
-                  speech_whisper_head_tap: int | None) -> None:
+                  speech_whisper_head_tap: int | None,
+                  speech_whisper_head_seeds: int) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders).
 
     Speech manifests (labels real_speech / ai_speech_<family>) train synthetic_speech
@@ -150,7 +155,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
         speech_train(data, media_roots, out_dir, cache_dir, workers, folds, epochs, install_as,
                      speech_whisper, reuse_oof, speech_whisper_conditions, speech_cnn,
                      speech_whisper_head, speech_short_crop, speech_whisper_head_steps,
-                     speech_whisper_head_tap)
+                     speech_whisper_head_tap, speech_whisper_head_seeds)
         return
     from antifake.training.features import precompute_all
     from antifake.training.pipeline import SEMANTIC_FAMILY, TRAIN_CONDITIONS, train_and_export
@@ -206,7 +211,8 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
                      folds: int, epochs: int, speech_whisper: bool,
                      speech_whisper_head: bool, speech_whisper_conditions: str | None,
                      reuse_oof: Path | None, speech_whisper_head_steps: int | None,
-                     speech_short_crop: float, speech_whisper_head_tap: int | None) -> None:
+                     speech_short_crop: float, speech_whisper_head_tap: int | None,
+                     speech_whisper_head_seeds: int) -> None:
     """Evaluate on DATA (manifests or folders) with source-grouped splits.
 
     Every file gets an out-of-fold score from a model that never saw its source; the
@@ -223,7 +229,7 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
         speech_evaluate(data, media_roots, cache_dir, workers, folds, epochs, markdown,
                         json_out, speech_whisper, reuse_oof, speech_whisper_conditions,
                         speech_whisper_head, speech_short_crop, speech_whisper_head_steps,
-                        speech_whisper_head_tap)
+                        speech_whisper_head_tap, speech_whisper_head_seeds)
         return
     import numpy as np
 

@@ -846,10 +846,11 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
             if "whisper_head" in fusion:
                 # which of the encoder's outputs the head reads (the detector's default,
                 # for a json without it, is the last block kept)
+                head_cfg = whisper_head_cfg or HeadConfig()
                 meta["whisper_head"] = {
                     "file": HEAD_FILE,
-                    "tap": (whisper_head_cfg or HeadConfig()).tap_index(
-                        int(result["whisper"]["n_blocks"]))}
+                    "tap": head_cfg.tap_index(int(result["whisper"]["n_blocks"])),
+                    "seeds": head_cfg.seeds}
             meta["evaluation_cnn"] = {k: result["evaluation_cnn"][k] for k in
                                       ("n_files", "n_sources", "conditions", "split")}
         write_json(meta, out_dir / "synthetic_speech.json")

@@ -1327,29 +1327,28 @@ def test_detector_feeds_the_head_the_tap_its_json_names(
         assert np.all(fed[-1] == expected)
 
 
-def test_train_and_evaluate_pass_the_whisper_head_tap(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--speech-whisper-head-tap N`` reaches the head's training settings in both commands
-    (default: none, the last block kept); a tap the cut encoder lacks is a usage error."""
-    seen, results = _speech_head_configs(
-        tmp_path, monkeypatch, ["train", "--speech-whisper-head-tap", "1"],
-        ["evaluate", "--speech-whisper-head-tap", "0", "--speech-whisper-head-steps", "300"],
-        ["evaluate"], ["evaluate", "--speech-whisper-head-tap", "3"])
+@pytest.mark.parametrize(("option", "runs", "expected"), [
+    # a tap the encoder cut after two blocks lacks is a usage error
+    ("--speech-whisper-head-tap",
+     [["train", "--speech-whisper-head-tap", "1"],
+      ["evaluate", "--speech-whisper-head-tap", "0", "--speech-whisper-head-steps", "300"],
+      ["evaluate"], ["evaluate", "--speech-whisper-head-tap", "3"]],
+     [(1, 2400, 1), (0, 300, 1), (None, 2400, 1)]),
+    # so is no seed at all
+    ("--speech-whisper-head-seeds",
+     [["train", "--speech-whisper-head-seeds", "3"],
+      ["evaluate", "--speech-whisper-head-seeds", "2", "--speech-whisper-head-tap", "1"],
+      ["evaluate"], ["train", "--speech-whisper-head-seeds", "0"]],
+     [(None, 2400, 3), (1, 2400, 2), (None, 2400, 1)]),
+])
+def test_train_and_evaluate_pass_the_whisper_head_settings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, runs: list[list[str]],
+        expected: list[tuple[int | None, int, int]]) -> None:
+    """The head's input tap and its number of seeds reach its training settings in both
+    commands (defaults: no tap, i.e. the last block kept, and one seed); the last run of
+    each case is out of range, a usage error that names the option."""
+    seen, results = _speech_head_configs(tmp_path, monkeypatch, *runs)
     for res in results[:3]:
         assert res.exit_code == 0, res.output
-    assert [(cfg.tap, cfg.steps) for cfg in seen] == [(1, 2400), (0, 300), (None, 2400)]
-    assert results[3].exit_code == 2 and "--speech-whisper-head-tap" in results[3].output
-
-
-def test_train_and_evaluate_pass_the_whisper_head_seeds(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--speech-whisper-head-seeds N`` reaches the head's training settings in both
-    commands (default one seed); none at all is a usage error."""
-    seen, results = _speech_head_configs(
-        tmp_path, monkeypatch, ["train", "--speech-whisper-head-seeds", "3"],
-        ["evaluate", "--speech-whisper-head-seeds", "2", "--speech-whisper-head-tap", "1"],
-        ["evaluate"], ["train", "--speech-whisper-head-seeds", "0"])
-    for res in results[:3]:
-        assert res.exit_code == 0, res.output
-    assert [(cfg.seeds, cfg.tap) for cfg in seen] == [(3, None), (2, 1), (1, None)]
-    assert results[3].exit_code == 2 and "--speech-whisper-head-seeds" in results[3].output
+    assert [(cfg.tap, cfg.steps, cfg.seeds) for cfg in seen] == expected
+    assert results[3].exit_code == 2 and option in results[3].output

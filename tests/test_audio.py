@@ -809,8 +809,8 @@ def test_speech_training_with_whisper_fusion_feeds_the_detector(
     assert meta["version"] == f"{MODEL_VERSION}+{WHISPER_VERSION}"
     assert set(meta["clip_fusion"]) == {"cnn", "whisper_probe", "whisper_head", "bias"}
     assert (out / HEAD_FILE).stat().st_size > 10_000
-    # the last block kept, one seed
-    assert meta["whisper_head"] == {"file": HEAD_FILE, "tap": 2, "seeds": 1}
+    # the recipe's input (block 1) and seeds
+    assert meta["whisper_head"] == {"file": HEAD_FILE, "tap": 1, "seeds": 3}
     assert 0 < meta["cnn_threshold"] < 1 and 0 < meta["ai_threshold"] < 1
     # reusing this run's held-out CNN scores gives back the CNN's evaluation, not the fused one
     from antifake.training.speech_model import write_json
@@ -903,7 +903,7 @@ def test_whisper_head_seeds_average_one_head_a_seed_and_export_as_one_onnx(
                        f"src{i % 4}", bool(i % 2), "x" if i % 2 else "") for i in range(8)]
     frames = {"original": Sequences.of([rng.normal(i % 2, 1, (40 + i, 384)).astype(np.float32)
                                         for i in range(8)])}
-    cfg = HeadConfig(steps=4, batch=4, crop=20, seed=5)
+    cfg = HeadConfig(steps=4, batch=4, crop=20, seed=5, seeds=1)
     ensemble = train_head(items, frames, range(8), HeadConfig(**{**cfg.__dict__, "seeds": 3}))
     singles = [train_head(items, frames, range(8), HeadConfig(**{**cfg.__dict__, "seed": s}))
                for s in (5, 6, 7)]
@@ -1253,7 +1253,8 @@ def test_train_and_evaluate_pass_the_whisper_head_steps(
 def test_whisper_head_tap_index_defaults_to_the_last_block_and_checks_its_range() -> None:
     from antifake.training.speech_whisper_head import HeadConfig
 
-    assert HeadConfig().tap_index(2) == 2
+    assert HeadConfig(tap=None).tap_index(2) == 2
+    assert HeadConfig().tap_index(2) == 1  # the recipe since whisper-0.4
     assert HeadConfig(tap=1).tap_index(2) == 1
     assert HeadConfig(tap=0).tap_index(2) == 0
     with pytest.raises(ValueError, match="head tap 3"):
@@ -1333,19 +1334,19 @@ def test_detector_feeds_the_head_the_tap_its_json_names(
      [["train", "--speech-whisper-head-tap", "1"],
       ["evaluate", "--speech-whisper-head-tap", "0", "--speech-whisper-head-steps", "300"],
       ["evaluate"], ["evaluate", "--speech-whisper-head-tap", "3"]],
-     [(1, 2400, 1), (0, 300, 1), (None, 2400, 1)]),
+     [(1, 2400, 3), (0, 300, 3), (1, 2400, 3)]),
     # so is no seed at all
     ("--speech-whisper-head-seeds",
      [["train", "--speech-whisper-head-seeds", "3"],
       ["evaluate", "--speech-whisper-head-seeds", "2", "--speech-whisper-head-tap", "1"],
       ["evaluate"], ["train", "--speech-whisper-head-seeds", "0"]],
-     [(None, 2400, 3), (1, 2400, 2), (None, 2400, 1)]),
+     [(1, 2400, 3), (1, 2400, 2), (1, 2400, 3)]),
 ])
 def test_train_and_evaluate_pass_the_whisper_head_settings(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, runs: list[list[str]],
         expected: list[tuple[int | None, int, int]]) -> None:
     """The head's input tap and its number of seeds reach its training settings in both
-    commands (defaults: no tap, i.e. the last block kept, and one seed); the last run of
+    commands (defaults: the recipe's, block 1 and three seeds); the last run of
     each case is out of range, a usage error that names the option."""
     seen, results = _speech_head_configs(tmp_path, monkeypatch, *runs)
     for res in results[:3]:

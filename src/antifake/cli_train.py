@@ -42,12 +42,13 @@ def _speech_whisper_options(func: Any) -> Any:
                      type=click.IntRange(0, 2),
                      help="Speech data only: which output of the Whisper encoder (cut after "
                           "its second block) the temporal head reads: 0 the convolutional "
-                          "stem, 1 the first block, 2 the second (default: 2, the shipped "
-                          "recipe)."),
-        click.option("--speech-whisper-head-seeds", default=1, show_default=True,
+                          "stem, 1 the first block, 2 the second (default: the recipe's, "
+                          "1 since whisper-0.4)."),
+        click.option("--speech-whisper-head-seeds", default=None,
                      type=click.IntRange(1, 8),
                      help="Speech data only: train the temporal head from this many seeds "
-                          "(per fold and final) and average their logits in the model."),
+                          "(per fold and final) and average their logits in the model "
+                          "(default: the recipe's, 3 since whisper-0.4)."),
         click.option("--speech-short-crop", default=0.0, show_default=True,
                      type=click.FloatRange(0.0, 1.0),
                      help="Speech data only: share of training draws cut to 0.4-2 s and "
@@ -143,7 +144,7 @@ def train_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], out_dir
                   speech_cnn: Path | None, reuse_oof: Path | None,
                   speech_whisper_head_steps: int | None, speech_short_crop: float,
                   speech_whisper_head_tap: int | None,
-                  speech_whisper_head_seeds: int) -> None:
+                  speech_whisper_head_seeds: int | None) -> None:
     """Train forensic_image and semantic_clip on DATA (manifests or <label>/ folders).
 
     Speech manifests (labels real_speech / ai_speech_<family>) train synthetic_speech
@@ -212,7 +213,7 @@ def evaluate_command(data: tuple[Path, ...], media_roots: tuple[Path, ...], spli
                      speech_whisper_head: bool, speech_whisper_conditions: str | None,
                      reuse_oof: Path | None, speech_whisper_head_steps: int | None,
                      speech_short_crop: float, speech_whisper_head_tap: int | None,
-                     speech_whisper_head_seeds: int) -> None:
+                     speech_whisper_head_seeds: int | None) -> None:
     """Evaluate on DATA (manifests or folders) with source-grouped splits.
 
     Every file gets an out-of-fold score from a model that never saw its source; the

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 MODEL_VERSION = "speech-lcnn-0.9"
 # Appended (+) when the clip score is the fusion; whisper-0.2 was a candidate fitted with the
 # seventh and eighth batches, measured and not shipped.
-WHISPER_VERSION = "whisper-0.3"
+WHISPER_VERSION = "whisper-0.4"
 MIN_FAMILY_FILES = 20  # a family gets an attribution class from this many training files
 TARGET_FPR = 0.05
 

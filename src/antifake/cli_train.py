@@ -19,6 +19,12 @@ SECTION = "Forensic detection (corpus benchmark)"
 DEFAULT_CACHE = Path("var")
 
 
+def _head_setting(name: str, low: int, high: int, what: str, default: str) -> Any:
+    """A Whisper-head training setting: an integer in [low, high], None for the recipe's."""
+    return click.option(name, default=None, type=click.IntRange(low, high),
+                        help=f"Speech data only: {what} (default: the recipe's, {default}).")
+
+
 def _speech_whisper_options(func: Any) -> Any:
     """The Whisper-fusion options that ``train`` and ``evaluate`` share (speech only)."""
     options = [
@@ -33,22 +39,16 @@ def _speech_whisper_options(func: Any) -> Any:
                      help="Speech data only: comma list of the codec conditions the Whisper "
                           "models and the fusion are fitted on (default: all five; each "
                           "costs ~0.1 s a file)."),
-        click.option("--speech-whisper-head-steps", default=None,
-                     type=click.IntRange(50, 100_000),
-                     help="Speech data only: training steps (batches of 64 crops) of the "
-                          "temporal head, per fold and final (default: the recipe's, "
-                          "HeadConfig.steps, 2400 since whisper-0.3)."),
-        click.option("--speech-whisper-head-tap", default=None,
-                     type=click.IntRange(0, 2),
-                     help="Speech data only: which output of the Whisper encoder (cut after "
-                          "its second block) the temporal head reads: 0 the convolutional "
-                          "stem, 1 the first block, 2 the second (default: the recipe's, "
-                          "1 since whisper-0.4)."),
-        click.option("--speech-whisper-head-seeds", default=None,
-                     type=click.IntRange(1, 8),
-                     help="Speech data only: train the temporal head from this many seeds "
-                          "(per fold and final) and average their logits in the model "
-                          "(default: the recipe's, 3 since whisper-0.4)."),
+        _head_setting("--speech-whisper-head-steps", 50, 100_000,
+                      "training steps (batches of 64 crops) of the temporal head, per fold "
+                      "and final", "HeadConfig.steps, 2400 since whisper-0.3"),
+        _head_setting("--speech-whisper-head-tap", 0, 2,
+                      "which output of the Whisper encoder (cut after its second block) the "
+                      "temporal head reads: 0 the convolutional stem, 1 the first block, 2 "
+                      "the second", "1 since whisper-0.4"),
+        _head_setting("--speech-whisper-head-seeds", 1, 8,
+                      "train the temporal head from this many seeds (per fold and final) and "
+                      "average their logits in the model", "3 since whisper-0.4"),
         click.option("--speech-short-crop", default=0.0, show_default=True,
                      type=click.FloatRange(0.0, 1.0),
                      help="Speech data only: share of training draws cut to 0.4-2 s and "

@@ -1292,6 +1292,31 @@ def test_whisper_stage_trains_the_head_on_the_chosen_tap(tmp_path: Path) -> None
     assert (tmp_path / "m" / HEAD_FILE).is_file()
 
 
+def test_whisper_stage_without_head_settings_caches_the_recipes_tap(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``head_cfg=None`` means the recipe's settings for everything the stage does: the
+    frames it caches are those of ``HeadConfig().tap`` (what the model's json records and
+    the detector feeds), not the last block's."""
+    pytest.importorskip("torch")
+    from functools import partial
+
+    from antifake.training import speech_whisper_head as swh
+    from antifake.training.speech_model import source_folds
+    from antifake.training.speech_whisper import whisper_stage
+
+    recipe_tap = swh.HeadConfig().tap
+    assert recipe_tap is not None and recipe_tap != 2  # else this test proves nothing
+    # the recipe's settings, with a toy's training length
+    monkeypatch.setattr(swh, "HeadConfig", partial(swh.HeadConfig, steps=3, batch=4, seeds=1))
+    items, kept, waves = _toy_whisper_waves(tmp_path)
+    conds = ["original"]
+    cnn = {c: np.linspace(-1.0, 1.0, len(items)) for c in conds}
+    whisper_stage(items, kept, {c: waves[c] for c in conds}, cnn, source_folds(items, 2),
+                  tmp_path / "w", conditions=conds)
+    assert swh.frames_cache_path(kept, tmp_path / "w", 2, "original", recipe_tap).exists()
+    assert not swh.frames_cache_path(kept, tmp_path / "w", 2, "original", None).exists()
+
+
 def test_detector_feeds_the_head_the_tap_its_json_names(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``whisper_head.tap`` in the model's json picks the encoder output the head reads; a

@@ -170,12 +170,16 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
     are loaded for the head; for a caller that needs the waves no more (on the ~7,000 files
     of the shipped model the waves of five conditions hold 13-14 GB).
     """
+    from antifake.training import speech_whisper_head as swh
     from antifake.training.speech_model import authentic_threshold, operating_threshold
 
     conds = [c for c in (conditions or list(waves)) if c in waves and c in cnn_oof]
     if not conds:
         raise ValueError("no codec condition has both waves and CNN held-out scores")
-    head_tap = head_cfg.tap if head_cfg is not None else None
+    # resolved once: the frames cached, the heads trained and the tap the caller records
+    # must all be the same recipe's
+    head_cfg = head_cfg or swh.HeadConfig()
+    head_tap = head_cfg.tap
     feats = feature_matrices(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks,
                              frames_too=head, head_tap=head_tap)
     comps: dict[str, dict[str, np.ndarray]] = {
@@ -183,8 +187,6 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
         "whisper_probe": out_of_fold_logits(items, feats, folds, l2)}
     frames = None
     if head:
-        from antifake.training import speech_whisper_head as swh
-
         swh.fill_frame_cache(kept, {c: waves[c] for c in conds}, cache_dir, n_blocks,
                              tap=head_tap)
     if free_waves:
@@ -221,8 +223,6 @@ def whisper_stage(items: Sequence[AudioItem], kept: Sequence[str],
         save_probe(_fit(items, feats, range(len(items)), l2), out_dir / PROBE_FILE, l2, conds,
                    n_blocks)
         if frames is not None:
-            from antifake.training import speech_whisper_head as swh
-
             swh.export_head(swh.train_head(items, frames, range(len(items)), head_cfg),
                             out_dir / swh.HEAD_FILE)
     return result

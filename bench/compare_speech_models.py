@@ -22,15 +22,16 @@ import json
 import os
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from eval_speech_added import clip_probabilities  # noqa: E402
 
-from antifake.training.metrics import roc_auc  # noqa: E402
+from antifake import models  # noqa: E402
+from antifake.training.metrics import roc_auc, threshold_at_fpr, tpr_at_fpr  # noqa: E402
 
 CONDITIONS = ("original", "mp3_64k", "opus_32k", "aac_64k", "band8k")
 
@@ -49,13 +50,6 @@ def _score(manifests: list[Path], media_root: Path, cache: Path) -> dict[str, li
     return out
 
 
-def _line(real: np.ndarray, fpr: float) -> float:
-    """The lowest line with at most ``fpr`` of ``real`` strictly above it."""
-    ordered = np.sort(real)
-    allowed = int(np.floor(fpr * len(ordered)))
-    return float(ordered[len(ordered) - allowed - 1])
-
-
 def _real_sources_above(p: np.ndarray, t: float, sources: np.ndarray,
                         real: np.ndarray) -> list[tuple[str, int, int]]:
     """(source, flagged, real files) of every source with over 5 % of its real files at or
@@ -68,16 +62,13 @@ def _real_sources_above(p: np.ndarray, t: float, sources: np.ndarray,
     return out
 
 
-def _scores_key(model: str, manifests: list[Path]) -> str:
-    """Names a model's score dump after what decides the scores: the model's json (its
-    version, fusion weights and thresholds differ between trainings) and the manifests."""
-    package = "antifake.detectors.synthetic_speech"
-    config = resources.files(package).joinpath("synthetic_speech.json").read_bytes()
-    if model != "shipped":
-        selected = Path(model) / "selected"
-        name = selected.read_text().strip() if selected.is_file() else ""
-        if name and (Path(model) / name / "synthetic_speech.json").is_file():
-            config = (Path(model) / name / "synthetic_speech.json").read_bytes()
+def _scores_key(models_dir: str, manifests: list[Path]) -> str:
+    """Names a model's score dump after what decides the scores: the synthetic_speech.json
+    the detector reads with ``models_dir`` as its models dir (version, fusion weights and
+    thresholds differ between trainings) and the manifests."""
+    with mock.patch.dict(os.environ, {"ANTIFAKE_MODELS_DIR": models_dir}):
+        config = models.read_bytes("antifake.detectors.synthetic_speech",
+                                   "synthetic_speech.json")
     digest = hashlib.sha1(config)
     for m in manifests:
         digest.update(m.read_bytes())
@@ -110,7 +101,8 @@ def main() -> None:
             env["ANTIFAKE_MODELS_DIR"] = str(Path(args.cache).parent / "no-models")
         else:
             env["ANTIFAKE_MODELS_DIR"] = model
-        dump = args.cache.parent / f"compare-speech-{_scores_key(model, args.manifests)}.json"
+        key = _scores_key(env["ANTIFAKE_MODELS_DIR"], args.manifests)
+        dump = args.cache.parent / f"compare-speech-{key}.json"
         if args.reuse and dump.exists():
             print(f"{model}: scores reused from {dump}", file=sys.stderr)
             scores.append(json.loads(dump.read_text()))
@@ -129,8 +121,8 @@ def main() -> None:
     for c in CONDITIONS:
         ps = [np.array(s[c]) for s in scores]
         auc = " / ".join(f"{roc_auc(y, p):.3f}" for p in ps)
-        t5 = " / ".join(f"{float((p[y] > _line(p[~y], 0.05)).mean()):.3f}" for p in ps)
-        t0 = " / ".join(f"{float((p[y] > _line(p[~y], 0.0)).mean()):.3f}" for p in ps)
+        t5 = " / ".join(f"{tpr_at_fpr(y, p, 0.05):.3f}" for p in ps)
+        t0 = " / ".join(f"{tpr_at_fpr(y, p, 0.0):.3f}" for p in ps)
         print(f"| {c} | {auc} | {t5} | {t0} |")
     print("\nAt each model's own operating line (its ai_threshold: "
           + " / ".join(f"{s['ai_threshold'][0]:.3f}" for s in scores) + "):\n")
@@ -159,7 +151,7 @@ def main() -> None:
     print("\n| source (original condition) | synthetic files | caught at the 5 % line |")
     print("|---|---|---|")
     ps = [np.array(s["original"]) for s in scores]
-    lines = [_line(p[~y], 0.05) for p in ps]
+    lines = [threshold_at_fpr(p[~y], 0.05) for p in ps]
     for s in sorted(set(sources[y])):
         m = (sources == s) & y
         caught = " / ".join(str(int((p[m] > t).sum())) for p, t in zip(ps, lines, strict=True))
@@ -178,7 +170,7 @@ def by_length(scores: list[dict[str, list]], y: np.ndarray, cache: Path) -> None
           "| TPR at the 5 % line |\n|---|---|---|---|---|---|")
     for c in CONDITIONS:
         ps = [np.array(s[c]) for s in scores]
-        lines = [_line(p[~y], 0.05) for p in ps]
+        lines = [threshold_at_fpr(p[~y], 0.05) for p in ps]
         for name, m in (("under 2", secs[c] < 2.0), ("2 and more", secs[c] >= 2.0)):
             auc = " / ".join(f"{roc_auc(y[m], p[m]):.3f}" for p in ps)
             fp = " / ".join(str(int((p[m & ~y] > t).sum())) for p, t in zip(ps, lines,

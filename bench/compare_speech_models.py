@@ -12,6 +12,11 @@ points.
 
     PYTHONPATH=src python bench/compare_speech_models.py --media-root var/corpus \
         --model shipped --model var/models-cand08 data/manifests/speech-heldout-4.tsv
+
+``--model oof:<run>/evaluation.json`` stands for a training run's fused out-of-fold scores
+(each file scored by the models of the fold that held its source out) and its threshold:
+how a model trained *with* these manifests' sources, source-grouped, compares on them with a
+model that never saw them.
 """
 
 from __future__ import annotations
@@ -50,6 +55,24 @@ def _score(manifests: list[Path], media_root: Path, cache: Path) -> dict[str, li
     return out
 
 
+def _oof_scores(run_json: Path, files: list[str]) -> dict[str, list]:
+    """A training run's fused out-of-fold probabilities of ``files`` (in that order) under
+    every condition, and the run's threshold, shaped like :func:`_score`'s dump."""
+    run = json.loads(run_json.read_text())
+    if "whisper" not in run:
+        raise SystemExit(f"{run_json}: not a Whisper-fused run's evaluation.json")
+    index = {f: i for i, f in enumerate(run["files"])}
+    missing = [f for f in files if f not in index]
+    if missing:
+        raise SystemExit(f"{run_json}: {len(missing)} of these files were not in the run, "
+                         f"e.g. {missing[0]}")
+    rows = [index[f] for f in files]
+    out: dict[str, list] = {c: (1.0 / (1.0 + np.exp(-np.asarray(v)[rows]))).tolist()
+                            for c, v in run["whisper"]["fused_oof"].items()}
+    out["ai_threshold"] = [float(run["threshold"])]
+    return out
+
+
 def _real_sources_above(p: np.ndarray, t: float, sources: np.ndarray,
                         real: np.ndarray) -> list[tuple[str, int, int]]:
     """(source, flagged, real files) of every source with over 5 % of its real files at or
@@ -80,7 +103,8 @@ def main() -> None:
     ap.add_argument("--media-root", type=Path, required=True)
     ap.add_argument("--cache", type=Path, default=Path("var/cache/speech-waves"))
     ap.add_argument("--model", action="append", required=True,
-                    help="'shipped' or a models folder; give two")
+                    help="'shipped', a models folder, or oof:<a training run's "
+                         "evaluation.json> (listed after a model scored here); give two")
     ap.add_argument("--by-length", action="store_true",
                     help="also AUC and caught / flagged at the 5 %% lines for clips with "
                          "under 2 s of sound and for longer ones")
@@ -96,6 +120,12 @@ def main() -> None:
         return
     scores = []
     for model in args.model:
+        if model.startswith("oof:"):
+            if not scores:
+                raise SystemExit("list a scored model before an oof: one (it gives the files)")
+            scores.append({**{k: scores[0][k] for k in ("file", "label", "source", "is_ai")},
+                           **_oof_scores(Path(model[4:]), scores[0]["file"])})
+            continue
         env = dict(os.environ)
         if model == "shipped":
             env["ANTIFAKE_MODELS_DIR"] = str(Path(args.cache).parent / "no-models")

@@ -1001,14 +1001,17 @@ def test_packaging_a_reused_cnn_keeps_its_version(tmp_path: Path) -> None:
     meta_path = first / "synthetic_speech.json"
     meta = json.loads(meta_path.read_text())
     meta["version"] = "speech-lcnn-older"
+    meta["trained_on"] = {"files": 1234, "sources": 5}  # what the CNN's own run saw
     meta_path.write_text(json.dumps(meta))
 
     second = tmp_path / "second"
     run_speech_pipeline([manifest], root, cache, second, folds=2, cfg=cfg, workers=1,
                         reuse_oof=tmp_path / "run.json",
                         final_cnn=first / "synthetic_speech.onnx")
-    assert json.loads((second / "synthetic_speech.json").read_text())["version"] == \
-        "speech-lcnn-older"
+    second_meta = json.loads((second / "synthetic_speech.json").read_text())
+    assert second_meta["version"] == "speech-lcnn-older"
+    assert second_meta["cnn_trained_on"] == {"files": 1234, "sources": 5}
+    assert second_meta["trained_on"]["files"] != 1234  # the probe and fusion's files
     assert (second / "synthetic_speech.onnx").read_bytes() == \
         (first / "synthetic_speech.onnx").read_bytes()
 

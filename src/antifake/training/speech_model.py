@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 # What a model trained by this code is called (0.8 was a candidate, measured and not shipped).
 MODEL_VERSION = "speech-lcnn-0.9"
 # Appended (+) when the clip score is the fusion; whisper-0.2 was a candidate fitted with the
-# seventh and eighth batches, measured and not shipped.
-WHISPER_VERSION = "whisper-0.4"
+# seventh and eighth batches, measured and not shipped; whisper-0.5 is whisper-0.4's recipe
+# fitted on the nineteen speech manifests (the seven held out until then included).
+WHISPER_VERSION = "whisper-0.5"
 MIN_FAMILY_FILES = 20  # a family gets an attribution class from this many training files
 TARGET_FPR = 0.05
 
@@ -825,6 +826,11 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
                            "manifests": [Path(m).name for m in manifests]},
             "train_config": config_dict(cfg),
         }
+        if final_cnn is not None:
+            # the reused CNN was trained on its own run's files, not on these: say which
+            cnn_trained_on = cnn_meta.get("cnn_trained_on", cnn_meta.get("trained_on"))
+            if cnn_trained_on is not None:
+                meta["cnn_trained_on"] = cnn_trained_on
         if "evaluation" in result:
             meta["evaluation"] = {k: result["evaluation"][k] for k in
                                   ("n_files", "n_sources", "conditions", "families", "split")}

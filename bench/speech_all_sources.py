@@ -1,0 +1,149 @@
+"""A speech model fitted on every source, judged with each file scored by a model that did
+not see its source.
+
+Once the sources kept out of training are trained on too, no never-seen speech is left; what
+is left is the run's own out-of-fold scores (``antifake train ... --out DIR`` writes them to
+``DIR/evaluation.json``). This prints, from those:
+
+1. rates by seconds of sound (under 2 s, the detector's ``short_clip``, and longer) at the
+   run's line, and a line per clip length (cut at 1, 1.5, 2 and 3 s; each line fitted like
+   the shipped one, nested: without the judged file's source) against the one line;
+2. with ``--against OLD/evaluation.json --against-model MODELS_DIR --unseen <manifests>``,
+   the same files under an older model: its out-of-fold scores on the sources it was fitted
+   on, and on the ``--unseen`` manifests' sources (which it never saw) the scores
+   ``bench/compare_speech_models.py --model MODELS_DIR <unseen manifests>`` dumped for it.
+
+    PYTHONPATH=src python bench/speech_all_sources.py --media-root var/corpus \\
+        --run var/speech-model-all/evaluation.json \\
+        --against var/speech-model-t1s3/evaluation.json --against-model var/models-t1s3 \\
+        --unseen $U -- $M $U
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from compare_speech_models import _scores_key  # noqa: E402
+from eval_speech_duration import cached_seconds  # noqa: E402
+
+from antifake.training.audio import load_audio_items  # noqa: E402
+from antifake.training.metrics import roc_auc, sigmoid, tpr_at_fpr  # noqa: E402
+from antifake.training.speech_model import operating_threshold  # noqa: E402
+
+CUTS = (1.0, 1.5, 2.0, 3.0)
+
+
+def _fused(run: dict) -> dict[str, np.ndarray]:
+    return {c: sigmoid(np.asarray(v)) for c, v in run["whisper"]["fused_oof"].items()}
+
+
+def _rates(y: np.ndarray, src: np.ndarray, p: np.ndarray, t: np.ndarray | float) -> str:
+    """TPR / real FPR / real sources with over 5 % of their files at or above ``t``."""
+    flag = p >= t
+    over = sum(1 for s in set(src[~y]) if flag[(src == s) & ~y].mean() > 0.05)
+    return f"{flag[y].mean():.3f} / {100 * flag[~y].mean():.1f} % / {over}"
+
+
+def by_length(y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarray],
+              secs: dict[str, np.ndarray], thr: float) -> None:
+    print(f"By seconds of sound, at the run's line {thr:.3f}:\n\n| condition | seconds | real "
+          "| real FPR | synthetic | TPR | AUC |\n|---|---|---|---|---|---|---|")
+    for c, p in probs.items():
+        for name, m in (("under 2", secs[c] < 2.0), ("2 and more", secs[c] >= 2.0)):
+            print(f"| {c} | {name} | {int((m & ~y).sum())} | {100 * (p[m & ~y] >= thr).mean():.1f}"
+                  f" % | {int((m & y).sum())} | {(p[m & y] >= thr).mean():.3f} | "
+                  f"{roc_auc(y[m], p[m]):.3f} |")
+    print("\nOne line against a line per clip length, nested by source (TPR / real FPR / "
+          "real sources above 5 %):\n\n| cut (s) | " + " | ".join(probs) + " |\n|---|"
+          + "---|" * len(probs))
+    sources = sorted(set(src))
+
+    def lines(excl: str | None, cut: float | None) -> tuple[float, float]:
+        keep = src != excl
+        if cut is None:
+            t = operating_threshold({c: p[~y & keep] for c, p in probs.items()})
+            return t, t
+        return (operating_threshold({c: p[~y & keep & (secs[c] < cut)] for c, p in probs.items()}),
+                operating_threshold({c: p[~y & keep & (secs[c] >= cut)]
+                                     for c, p in probs.items()}))
+
+    for cut in (None, *CUTS):
+        nested = {s: lines(s, cut) for s in sources}
+        cells = []
+        for c, p in probs.items():
+            long_ = secs[c] >= (cut or 0.0)
+            t = np.array([nested[s][int(k)] for s, k in zip(src, long_, strict=True)])
+            cells.append(_rates(y, src, p, t))
+        print(f"| {'one line' if cut is None else f'{cut:g}'} | " + " | ".join(cells) + " |")
+
+
+def against(run: dict, y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarray],
+            old_json: Path, models_dir: str, unseen: list[Path], cache: Path) -> None:
+    old = json.loads(old_json.read_text())
+    # where compare_speech_models keeps a model's scores (beside its --cache)
+    dump = cache.parent / f"compare-speech-{_scores_key(models_dir, unseen)}.json"
+    if not dump.exists():
+        raise SystemExit(f"no scores of {models_dir} on the unseen manifests: run "
+                         "bench/compare_speech_models.py --model it on them first")
+    seen = json.loads(dump.read_text())
+    index = {f: i for i, f in enumerate(run["files"])}
+    rows = [index[f] for f in old["files"]] + [index[f] for f in seen["file"]]
+    if sorted(rows) != list(range(len(run["files"]))):
+        raise SystemExit("the older run and the unseen files do not make up this run's files")
+    yy, ss = y[rows], src[rows]
+    print(f"\nEvery file scored by a model that did not see its source ({len(rows)} files, "
+          f"{len(set(ss))} sources, {len(set(ss[~yy]))} with real speech): AUC / TPR at the "
+          "5 % line / TPR / real FPR / real sources above 5 % at each own line "
+          f"({old['threshold']:.3f} / {run['threshold']:.3f})\n\n| condition | {old_json} "
+          f"| {'this run'} |\n|---|---|---|")
+    olds = _fused(old)
+    for c, p in probs.items():
+        cells = []
+        for q, t in ((np.concatenate([olds[c], np.asarray(seen[c])]), old["threshold"]),
+                     (p[rows], run["threshold"])):
+            cells.append(f"{roc_auc(yy, q):.3f} / {tpr_at_fpr(yy, q, 0.05):.3f} / "
+                         + _rates(yy, ss, q, t))
+        print(f"| {c} | " + " | ".join(cells) + " |")
+    part = np.arange(len(old["files"]))
+    print(f"\nOn the older run's own {len(part)} files (AUC / TPR at the 5 % line):\n\n"
+          "| condition | older | this run |\n|---|---|---|")
+    for c, p in probs.items():
+        q, r = olds[c], p[rows][part]
+        print(f"| {c} | {roc_auc(yy[part], q):.3f} / {tpr_at_fpr(yy[part], q, 0.05):.3f} | "
+              f"{roc_auc(yy[part], r):.3f} / {tpr_at_fpr(yy[part], r, 0.05):.3f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--media-root", type=Path, required=True)
+    ap.add_argument("--cache", type=Path, default=Path("var/cache/speech-waves"))
+    ap.add_argument("--run", type=Path, required=True, help="the run's evaluation.json")
+    ap.add_argument("--against", type=Path, help="an older run's evaluation.json")
+    ap.add_argument("--against-model", help="the older run's models folder")
+    ap.add_argument("--unseen", type=Path, nargs="*", default=[],
+                    help="the manifests the older run did not train on")
+    ap.add_argument("manifests", type=Path, nargs="+", help="every manifest of the run")
+    args = ap.parse_args()
+    run = json.loads(args.run.read_text())
+    by_path = {str(it.path): it for it in load_audio_items(args.manifests, args.media_root)}
+    items = [by_path[k] for k in run["files"]]
+    y = np.array([it.is_ai for it in items])
+    src = np.array([it.source for it in items])
+    probs = _fused(run)
+    by_length(y, src, probs, cached_seconds(run["files"], args.cache, list(probs)),
+              float(run["threshold"]))
+    if args.against:
+        if not (args.against_model and args.unseen):
+            raise SystemExit("--against needs --against-model and --unseen")
+        against(run, y, src, probs, args.against, args.against_model, args.unseen,
+                args.cache)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,8 @@ is left is the run's own out-of-fold scores (``antifake train ... --out DIR`` wr
 2. with ``--against OLD/evaluation.json --against-model MODELS_DIR --unseen <manifests>``,
    the same files under an older model: its out-of-fold scores on the sources it was fitted
    on, and on the ``--unseen`` manifests' sources (which it never saw) the scores
-   ``bench/compare_speech_models.py --model MODELS_DIR <unseen manifests>`` dumped for it.
+   ``bench/compare_speech_models.py --model MODELS_DIR <unseen manifests>`` dumped for it;
+   with ``--against`` alone, an older run over the same files (its out-of-fold scores).
 
     PYTHONPATH=src python bench/speech_all_sources.py --media-root var/corpus \\
         --run var/speech-model-all/evaluation.json \\
@@ -84,15 +85,20 @@ def by_length(y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarray],
 
 
 def against(run: dict, y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarray],
-            old_json: Path, models_dir: str, unseen: list[Path], cache: Path) -> None:
+            old_json: Path, models_dir: str | None, unseen: list[Path], cache: Path) -> None:
     old = json.loads(old_json.read_text())
-    # where compare_speech_models keeps a model's scores (beside its --cache)
-    dump = cache.parent / f"compare-speech-{_scores_key(models_dir, unseen)}.json"
-    if not dump.exists():
-        raise SystemExit(f"no scores of {models_dir} on the unseen manifests: run "
-                         "bench/compare_speech_models.py --model it on them first")
-    seen = json.loads(dump.read_text())
+    seen: dict = {"file": []}
+    if unseen:
+        # where compare_speech_models keeps a model's scores (beside its --cache)
+        dump = cache.parent / f"compare-speech-{_scores_key(str(models_dir), unseen)}.json"
+        if not dump.exists():
+            raise SystemExit(f"no scores of {models_dir} on the unseen manifests: run "
+                             "bench/compare_speech_models.py --model it on them first")
+        seen = json.loads(dump.read_text())
     index = {f: i for i, f in enumerate(run["files"])}
+    missing = [f for f in old["files"] if f not in index]
+    if missing:
+        raise SystemExit(f"{old_json} scored files this run does not have, e.g. {missing[0]}")
     rows = [index[f] for f in old["files"]] + [index[f] for f in seen["file"]]
     if sorted(rows) != list(range(len(run["files"]))):
         raise SystemExit("the older run and the unseen files do not make up this run's files")
@@ -105,7 +111,8 @@ def against(run: dict, y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarr
     olds = _fused(old)
     for c, p in probs.items():
         cells = []
-        for q, t in ((np.concatenate([olds[c], np.asarray(seen[c])]), old["threshold"]),
+        unseen_scores = np.asarray(seen.get(c, []), dtype=float)
+        for q, t in ((np.concatenate([olds[c], unseen_scores]), old["threshold"]),
                      (p[rows], run["threshold"])):
             cells.append(f"{roc_auc(yy, q):.3f} / {tpr_at_fpr(yy, q, 0.05):.3f} / "
                          + _rates(yy, ss, q, t))
@@ -139,8 +146,8 @@ def main() -> None:
     by_length(y, src, probs, cached_seconds(run["files"], args.cache, list(probs)),
               float(run["threshold"]))
     if args.against:
-        if not (args.against_model and args.unseen):
-            raise SystemExit("--against needs --against-model and --unseen")
+        if bool(args.against_model) != bool(args.unseen):
+            raise SystemExit("--against-model and --unseen go together")
         against(run, y, src, probs, args.against, args.against_model, args.unseen,
                 args.cache)
 

@@ -36,7 +36,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from eval_speech_added import clip_probabilities  # noqa: E402
 
 from antifake import models  # noqa: E402
-from antifake.training.metrics import roc_auc, threshold_at_fpr, tpr_at_fpr  # noqa: E402
+from antifake.training.metrics import (  # noqa: E402
+    roc_auc,
+    sigmoid,
+    threshold_at_fpr,
+    tpr_at_fpr,
+)
 
 CONDITIONS = ("original", "mp3_64k", "opus_32k", "aac_64k", "band8k")
 
@@ -67,7 +72,7 @@ def _oof_scores(run_json: Path, files: list[str]) -> dict[str, list]:
         raise SystemExit(f"{run_json}: {len(missing)} of these files were not in the run, "
                          f"e.g. {missing[0]}")
     rows = [index[f] for f in files]
-    out: dict[str, list] = {c: (1.0 / (1.0 + np.exp(-np.asarray(v)[rows]))).tolist()
+    out: dict[str, list] = {c: sigmoid(np.asarray(v)[rows]).tolist()
                             for c, v in run["whisper"]["fused_oof"].items()}
     out["ai_threshold"] = [float(run["threshold"])]
     return out

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from compare_speech_models import _scores_key  # noqa: E402
-from eval_speech_duration import cached_seconds  # noqa: E402
+from eval_speech_duration import cached_seconds, two_lines  # noqa: E402
 
 from antifake.training.audio import load_audio_items  # noqa: E402
 from antifake.training.metrics import roc_auc, sigmoid, tpr_at_fpr  # noqa: E402
@@ -65,14 +65,12 @@ def by_length(y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarray],
           + "---|" * len(probs))
     sources = sorted(set(src))
 
-    def lines(excl: str | None, cut: float | None) -> tuple[float, float]:
-        keep = src != excl
+    def lines(excl: str, cut: float | None) -> tuple[float, float]:
+        """(short, long) lines fitted without source ``excl``; one line for no cut."""
         if cut is None:
-            t = operating_threshold({c: p[~y & keep] for c, p in probs.items()})
+            t = operating_threshold({c: p[~y & (src != excl)] for c, p in probs.items()})
             return t, t
-        return (operating_threshold({c: p[~y & keep & (secs[c] < cut)] for c, p in probs.items()}),
-                operating_threshold({c: p[~y & keep & (secs[c] >= cut)]
-                                     for c, p in probs.items()}))
+        return two_lines(y, src, probs, secs, cut, exclude=excl)
 
     for cut in (None, *CUTS):
         nested = {s: lines(s, cut) for s in sources}

@@ -8,6 +8,9 @@ is left is the run's own out-of-fold scores (``antifake train ... --out DIR`` wr
 1. rates by seconds of sound (under 2 s, the detector's ``short_clip``, and longer) at the
    run's line, and a line per clip length (cut at 1, 1.5, 2 and 3 s; each line fitted like
    the shipped one, nested: without the judged file's source) against the one line;
+   then what abstaining on clips under 0.5 / 0.75 / 1 / 1.5 s of sound would buy: the share
+   of files not judged, real FPR over the judged ones, TPR over every synthetic file (a
+   clip not judged is a clip not caught), and real sources above 5 % among judged files;
 2. with ``--against OLD/evaluation.json --against-model MODELS_DIR --unseen <manifests>``,
    the same files under an older model: its out-of-fold scores on the sources it was fitted
    on, and on the ``--unseen`` manifests' sources (which it never saw) the scores
@@ -38,6 +41,7 @@ from antifake.training.metrics import roc_auc, sigmoid, tpr_at_fpr  # noqa: E402
 from antifake.training.speech_model import operating_threshold  # noqa: E402
 
 CUTS = (1.0, 1.5, 2.0, 3.0)
+ABSTAIN_CUTS = (0.5, 0.75, 1.0, 1.5)
 
 
 def _fused(run: dict) -> dict[str, np.ndarray]:
@@ -80,6 +84,26 @@ def by_length(y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarray],
             t = np.array([nested[s][int(k)] for s, k in zip(src, long_, strict=True)])
             cells.append(_rates(y, src, p, t))
         print(f"| {'one line' if cut is None else f'{cut:g}'} | " + " | ".join(cells) + " |")
+
+
+def abstaining(y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarray],
+               secs: dict[str, np.ndarray], thr: float) -> None:
+    """What refusing to judge clips shorter than a cut would buy at the run's line."""
+    print("\nAbstaining on short clips at the run's line (not judged: real / synthetic; real "
+          "FPR of judged; TPR of all synthetic; real sources above 5 % of judged):\n\n"
+          "| under (s) | " + " | ".join(probs) + " |\n|---|" + "---|" * len(probs))
+    for cut in (0.0, *ABSTAIN_CUTS):
+        cells = []
+        for c, p in probs.items():
+            judged = secs[c] >= cut
+            flag = (p >= thr) & judged
+            real_sources = sorted(set(src[~y & judged]))
+            over = sum(1 for s in real_sources if flag[(src == s) & ~y & judged].mean() > 0.05)
+            cells.append(f"{100 * (~judged & ~y).sum() / (~y).sum():.1f} % / "
+                         f"{100 * (~judged & y).sum() / y.sum():.1f} %; "
+                         f"{100 * flag[~y & judged].mean():.1f} %; {flag[y].mean():.3f}; "
+                         f"{over} of {len(real_sources)}")
+        print(f"| {'none' if cut == 0.0 else f'{cut:g}'} | " + " | ".join(cells) + " |")
 
 
 def against(run: dict, y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarray],
@@ -141,8 +165,9 @@ def main() -> None:
     y = np.array([it.is_ai for it in items])
     src = np.array([it.source for it in items])
     probs = _fused(run)
-    by_length(y, src, probs, cached_seconds(run["files"], args.cache, list(probs)),
-              float(run["threshold"]))
+    secs = cached_seconds(run["files"], args.cache, list(probs))
+    by_length(y, src, probs, secs, float(run["threshold"]))
+    abstaining(y, src, probs, secs, float(run["threshold"]))
     if args.against:
         if bool(args.against_model) != bool(args.unseen):
             raise SystemExit("--against-model and --unseen go together")

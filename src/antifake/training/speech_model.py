@@ -41,8 +41,9 @@ from antifake.training.metrics import roc_auc, sigmoid, threshold_at_fpr
 
 log = logging.getLogger(__name__)
 
-# What a model trained by this code is called (0.8 was a candidate, measured and not shipped).
-MODEL_VERSION = "speech-lcnn-0.9"
+# What a model trained by this code is called (0.8 and 0.9 were candidates, measured and not
+# shipped: docs/benchmarks.md).
+MODEL_VERSION = "speech-lcnn-1.0"
 # Appended (+) when the clip score is the fusion; whisper-0.2 was a candidate fitted with the
 # seventh and eighth batches, measured and not shipped; whisper-0.5 is whisper-0.4's recipe
 # fitted on the nineteen speech manifests (the seven held out until then included).

@@ -44,6 +44,16 @@ CUTS = (1.0, 1.5, 2.0, 3.0)
 ABSTAIN_CUTS = (0.5, 0.75, 1.0, 1.5)
 
 
+def load_run(run_json: Path, manifests: list[Path], media_root: Path
+             ) -> tuple[dict, np.ndarray, np.ndarray]:
+    """A run's ``evaluation.json``, and its files' labels (True: synthetic) and sources."""
+    run = json.loads(run_json.read_text())
+    by_path = {str(it.path): it for it in load_audio_items(manifests, media_root)}
+    items = [by_path[k] for k in run["files"]]
+    return (run, np.array([it.is_ai for it in items]),
+            np.array([it.source for it in items]))
+
+
 def _fused(run: dict) -> dict[str, np.ndarray]:
     return {c: sigmoid(np.asarray(v)) for c, v in run["whisper"]["fused_oof"].items()}
 
@@ -159,11 +169,7 @@ def main() -> None:
                     help="the manifests the older run did not train on")
     ap.add_argument("manifests", type=Path, nargs="+", help="every manifest of the run")
     args = ap.parse_args()
-    run = json.loads(args.run.read_text())
-    by_path = {str(it.path): it for it in load_audio_items(args.manifests, args.media_root)}
-    items = [by_path[k] for k in run["files"]]
-    y = np.array([it.is_ai for it in items])
-    src = np.array([it.source for it in items])
+    run, y, src = load_run(args.run, args.manifests, args.media_root)
     probs = _fused(run)
     secs = cached_seconds(run["files"], args.cache, list(probs))
     by_length(y, src, probs, secs, float(run["threshold"]))

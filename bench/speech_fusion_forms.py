@@ -14,17 +14,19 @@ TPR / real FPR / real sources above 5 % at the nested lines, per codec condition
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from antifake.training.audio import load_audio_items
-from antifake.training.metrics import roc_auc, sigmoid, tpr_at_fpr
-from antifake.training.probe import fit_probe
-from antifake.training.speech_model import operating_threshold
-from antifake.training.speech_whisper import balanced_weights
+sys.path.insert(0, str(Path(__file__).parent))
+from speech_all_sources import load_run  # noqa: E402
+
+from antifake.training.metrics import roc_auc, sigmoid, tpr_at_fpr  # noqa: E402
+from antifake.training.probe import fit_probe  # noqa: E402
+from antifake.training.speech_model import operating_threshold  # noqa: E402
+from antifake.training.speech_whisper import balanced_weights  # noqa: E402
 
 COMPONENTS = ("cnn", "whisper_probe", "whisper_head")
 FOLDS = 4
@@ -50,11 +52,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True, help="the run's evaluation.json")
     ap.add_argument("manifests", type=Path, nargs="+", help="every manifest of the run")
     args = ap.parse_args()
-    run = json.loads(args.run.read_text())
-    by_path = {str(it.path): it for it in load_audio_items(args.manifests, args.media_root)}
-    items = [by_path[k] for k in run["files"]]
-    y = np.array([it.is_ai for it in items])
-    src = np.array([it.source for it in items])
+    run, y, src = load_run(args.run, args.manifests, args.media_root)
     comp = run["whisper"]["component_oof"]
     conds = list(comp["cnn"])
     fold = np.array([zlib.crc32(s.encode()) % FOLDS for s in src])

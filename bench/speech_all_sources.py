@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compare_speech_models import _scores_key  # noqa: E402
 from eval_speech_duration import cached_seconds, two_lines  # noqa: E402
 
-from antifake.training.audio import load_audio_items  # noqa: E402
+from antifake.training.audio import AudioItem, load_audio_items  # noqa: E402
 from antifake.training.metrics import roc_auc, sigmoid, tpr_at_fpr  # noqa: E402
 from antifake.training.speech_model import operating_threshold  # noqa: E402
 
@@ -45,13 +45,19 @@ ABSTAIN_CUTS = (0.5, 0.75, 1.0, 1.5)
 
 
 def load_run(run_json: Path, manifests: list[Path], media_root: Path
-             ) -> tuple[dict, np.ndarray, np.ndarray]:
-    """A run's ``evaluation.json``, and its files' labels (True: synthetic) and sources."""
+             ) -> tuple[dict, list[AudioItem], np.ndarray, np.ndarray]:
+    """A run's ``evaluation.json``, its files' items in the run's order, and their labels
+    (True: synthetic) and sources."""
     run = json.loads(run_json.read_text())
     by_path = {str(it.path): it for it in load_audio_items(manifests, media_root)}
     items = [by_path[k] for k in run["files"]]
-    return (run, np.array([it.is_ai for it in items]),
+    return (run, items, np.array([it.is_ai for it in items]),
             np.array([it.source for it in items]))
+
+
+def real_sources_above(flag: np.ndarray, src: np.ndarray, real: np.ndarray) -> int:
+    """How many sources have over 5 % of their ``real`` files flagged."""
+    return sum(1 for s in set(src[real]) if flag[(src == s) & real].mean() > 0.05)
 
 
 def _fused(run: dict) -> dict[str, np.ndarray]:
@@ -61,8 +67,8 @@ def _fused(run: dict) -> dict[str, np.ndarray]:
 def _rates(y: np.ndarray, src: np.ndarray, p: np.ndarray, t: np.ndarray | float) -> str:
     """TPR / real FPR / real sources with over 5 % of their files at or above ``t``."""
     flag = p >= t
-    over = sum(1 for s in set(src[~y]) if flag[(src == s) & ~y].mean() > 0.05)
-    return f"{flag[y].mean():.3f} / {100 * flag[~y].mean():.1f} % / {over}"
+    return (f"{flag[y].mean():.3f} / {100 * flag[~y].mean():.1f} % / "
+            f"{real_sources_above(flag, src, ~y)}")
 
 
 def by_length(y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarray],
@@ -107,12 +113,11 @@ def abstaining(y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarray],
         for c, p in probs.items():
             judged = secs[c] >= cut
             flag = (p >= thr) & judged
-            real_sources = sorted(set(src[~y & judged]))
-            over = sum(1 for s in real_sources if flag[(src == s) & ~y & judged].mean() > 0.05)
+            over = real_sources_above(flag, src, ~y & judged)
             cells.append(f"{100 * (~judged & ~y).sum() / (~y).sum():.1f} % / "
                          f"{100 * (~judged & y).sum() / y.sum():.1f} %; "
                          f"{100 * flag[~y & judged].mean():.1f} %; {flag[y].mean():.3f}; "
-                         f"{over} of {len(real_sources)}")
+                         f"{over} of {len(set(src[~y & judged]))}")
         print(f"| {'none' if cut == 0.0 else f'{cut:g}'} | " + " | ".join(cells) + " |")
 
 
@@ -169,7 +174,7 @@ def main() -> None:
                     help="the manifests the older run did not train on")
     ap.add_argument("manifests", type=Path, nargs="+", help="every manifest of the run")
     args = ap.parse_args()
-    run, y, src = load_run(args.run, args.manifests, args.media_root)
+    run, _, y, src = load_run(args.run, args.manifests, args.media_root)
     probs = _fused(run)
     secs = cached_seconds(run["files"], args.cache, list(probs))
     by_length(y, src, probs, secs, float(run["threshold"]))

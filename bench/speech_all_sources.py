@@ -15,7 +15,11 @@ is left is the run's own out-of-fold scores (``antifake train ... --out DIR`` wr
    the same files under an older model: its out-of-fold scores on the sources it was fitted
    on, and on the ``--unseen`` manifests' sources (which it never saw) the scores
    ``bench/compare_speech_models.py --model MODELS_DIR <unseen manifests>`` dumped for it;
-   with ``--against`` alone, an older run over the same files (its out-of-fold scores).
+   with ``--against`` alone, an older run over the same files (its out-of-fold scores);
+3. with ``--against`` and ``--split-at OTHER/evaluation.json`` (two runs over the same
+   files), AUC / TPR at the 5 % line of both runs' fused scores, of their CNNs' held-out
+   scores alone and of the mean of the two CNNs' logits, on the files OTHER scored, on the
+   rest and on all (e.g. the sources an older CNN was trained on, and those it never saw).
 
     PYTHONPATH=src python bench/speech_all_sources.py --media-root var/corpus \\
         --run var/speech-model-all/evaluation.json \\
@@ -163,6 +167,29 @@ def against(run: dict, y: np.ndarray, src: np.ndarray, probs: dict[str, np.ndarr
               f"{roc_auc(yy[part], r):.3f} / {tpr_at_fpr(yy[part], r, 0.05):.3f} |")
 
 
+def split_at(run: dict, probs: dict[str, np.ndarray], old_json: Path, split_json: Path,
+             y: np.ndarray) -> None:
+    """Both runs' fused and CNN scores on ``split_json``'s files, on the rest, and on all."""
+    old = json.loads(old_json.read_text())
+    if old["files"] != run["files"]:
+        raise SystemExit("--split-at compares two runs over the same files in the same order")
+    inside = set(json.loads(split_json.read_text())["files"])
+    part = np.array([f in inside for f in run["files"]])
+    cnn_new, cnn_old = (r["whisper"]["component_oof"]["cnn"] for r in (run, old))
+    print(f"\nSplit at {split_json} (AUC / TPR at the 5 % line; its {int(part.sum())} files, "
+          f"then the other {int((~part).sum())}, then all):\n\n| condition | scores | its files "
+          "| the rest | all |\n|---|---|---|---|---|")
+    olds = _fused(old)
+    for c, p in probs.items():
+        rows = {"fused, this run": p, "fused, older run": olds[c],
+                "CNN, this run": np.asarray(cnn_new[c]), "CNN, older run": np.asarray(cnn_old[c]),
+                "mean of both CNNs": (np.asarray(cnn_new[c]) + np.asarray(cnn_old[c])) / 2}
+        for name, q in rows.items():
+            cells = [f"{roc_auc(y[m], q[m]):.3f} / {tpr_at_fpr(y[m], q[m], 0.05):.3f}"
+                     for m in (part, ~part, np.ones_like(part))]
+            print(f"| {c} | {name} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--media-root", type=Path, required=True)
@@ -172,6 +199,8 @@ def main() -> None:
     ap.add_argument("--against-model", help="the older run's models folder")
     ap.add_argument("--unseen", type=Path, nargs="*", default=[],
                     help="the manifests the older run did not train on")
+    ap.add_argument("--split-at", type=Path,
+                    help="a run's evaluation.json: compare both runs on its files and the rest")
     ap.add_argument("manifests", type=Path, nargs="+", help="every manifest of the run")
     args = ap.parse_args()
     run, _, y, src = load_run(args.run, args.manifests, args.media_root)
@@ -184,6 +213,10 @@ def main() -> None:
             raise SystemExit("--against-model and --unseen go together")
         against(run, y, src, probs, args.against, args.against_model, args.unseen,
                 args.cache)
+        if args.split_at:
+            split_at(run, probs, args.against, args.split_at, y)
+    elif args.split_at:
+        raise SystemExit("--split-at needs --against")
 
 
 if __name__ == "__main__":

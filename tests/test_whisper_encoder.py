@@ -32,8 +32,10 @@ def _write_ct2(path: Path, variables: dict[str, np.ndarray]) -> None:
     path.write_bytes(out)
 
 
-def _random_encoder_weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    d, f = we.WIDTH, 4 * we.WIDTH
+def _random_encoder_weights(rng: np.random.Generator, width: int = we.WIDTH,
+                            heads: int = we.N_HEADS,
+                            blocks: int = we.N_BLOCKS) -> dict[str, np.ndarray]:
+    d, f = width, 4 * width
 
     def r(*shape: int, scale: float = 0.05) -> np.ndarray:
         return (rng.standard_normal(shape) * scale).astype(np.float16)
@@ -42,8 +44,8 @@ def _random_encoder_weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
          "encoder/conv2/weight": r(d, d, 3, scale=0.02), "encoder/conv2/bias": r(d),
          "encoder/position_encodings/encodings": r(we.MAX_POSITIONS, d, scale=0.5),
          "encoder/layer_norm/gamma": (1 + r(d)), "encoder/layer_norm/beta": r(d),
-         "encoder/num_heads": np.array(we.N_HEADS, np.int16)}
-    for i in range(we.N_BLOCKS):
+         "encoder/num_heads": np.array(heads, np.int16)}
+    for i in range(blocks):
         p = f"encoder/layer_{i}/"
         v.update({p + "self_attention/layer_norm/gamma": 1 + r(d),
                   p + "self_attention/layer_norm/beta": r(d),
@@ -57,7 +59,8 @@ def _random_encoder_weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return v
 
 
-def _numpy_forward(v: dict[str, np.ndarray], mel: np.ndarray) -> list[np.ndarray]:
+def _numpy_forward(v: dict[str, np.ndarray], mel: np.ndarray, n_heads: int = we.N_HEADS,
+                   blocks: int = we.N_BLOCKS) -> list[np.ndarray]:
     """Whisper's encoder written plainly in numpy (float64): the reference."""
     from math import erf
 
@@ -83,13 +86,13 @@ def _numpy_forward(v: dict[str, np.ndarray], mel: np.ndarray) -> list[np.ndarray
     x = gelu(conv(x, g[e + "conv2/weight"], g[e + "conv2/bias"], 2)).T
     x = x + g[e + "position_encodings/encodings"][: x.shape[0]]
     taps = [x]
-    hd = we.WIDTH // we.N_HEADS
-    for i in range(we.N_BLOCKS):
+    hd = x.shape[1] // n_heads
+    for i in range(blocks):
         p = f"{e}layer_{i}/"
         q, k, val = np.split(lin(ln(x, p + "self_attention/layer_norm"),
                                  p + "self_attention/linear_0"), 3, axis=-1)
         heads = []
-        for h in range(we.N_HEADS):
+        for h in range(n_heads):
             s = slice(h * hd, (h + 1) * hd)
             a = q[:, s] @ k[:, s].T / np.sqrt(hd)
             a = np.exp(a - a.max(-1, keepdims=True))
@@ -135,6 +138,35 @@ def test_onnx_encoder_matches_a_plain_numpy_forward_pass(tmp_path: Path) -> None
     for got, want in zip(outs, ref, strict=True):
         assert got.shape == (1, 20, we.WIDTH)
         np.testing.assert_allclose(got[0], want, rtol=1e-3, atol=2e-3)
+
+
+def test_encoder_of_another_whisper_size_reads_its_dimensions_from_the_weights(
+        tmp_path: Path) -> None:
+    """Whisper base is 512 wide with 8 heads and 6 blocks: the builder must take width,
+    heads and depth from the checkpoint, not from tiny's constants (a smaller stand-in
+    here: 64 wide, 4 heads, 3 blocks), whole and cut."""
+    from antifake.onnx_runtime import cpu_session
+
+    rng = np.random.default_rng(8)
+    weights = _random_encoder_weights(rng, width=64, heads=4, blocks=3)
+    _write_ct2(tmp_path / "model.bin", weights)
+    read = we.read_ct2(tmp_path / "model.bin")
+    assert we.encoder_dims(read) == (64, 4, 3)
+    mel = rng.standard_normal((we.N_MELS, 30)).astype(np.float32)
+    ref = _numpy_forward(weights, mel, n_heads=4, blocks=3)
+    for n_blocks, n_out in ((3, 5), (1, 2)):
+        session = cpu_session(we.encoder_model(read, n_blocks).SerializeToString(), threads=1)
+        outs = session.run(None, {"mel": mel[None]})
+        assert len(outs) == n_out
+        for got, want in zip(outs, ref[:n_out], strict=True):
+            assert got.shape == (1, 15, 64)
+            np.testing.assert_allclose(got[0], want, rtol=1e-3, atol=2e-3)
+    with pytest.raises(ValueError, match="0..3"):
+        we.encoder_model(read, 4)
+    # the same file through the public path: taps_of with weights_file
+    taps = we.taps_of(rng.standard_normal(8000).astype(np.float32) * 0.1, n_blocks=2,
+                      weights_file=tmp_path / "model.bin")
+    assert [t.shape[1] for t in taps] == [64, 64, 64]
 
 
 def test_log_mel_puts_a_tone_in_its_band_and_scales_like_whisper() -> None:

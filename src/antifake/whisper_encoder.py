@@ -196,6 +196,16 @@ def n_taps(n_blocks: int = N_BLOCKS) -> int:
     return 1 + n_blocks + (n_blocks == N_BLOCKS)
 
 
+def encoder_dims(weights: dict[str, np.ndarray]) -> tuple[int, int, int]:
+    """(width, heads, blocks) of the Whisper encoder whose CTranslate2 variables are
+    ``weights`` (tiny: 384, 6, 4; base: 512, 8, 6)."""
+    width = int(weights["encoder/conv1/bias"].shape[0])
+    heads = int(np.asarray(weights.get("encoder/num_heads", N_HEADS)).reshape(-1)[0])
+    blocks = sum(1 for k in weights if k.startswith("encoder/layer_")
+                 and k.endswith("/ffn/layer_norm/gamma"))
+    return width, heads, blocks
+
+
 def encoder_model(weights: dict[str, np.ndarray], n_blocks: int = N_BLOCKS) -> Any:
     """The encoder as an ONNX ``ModelProto``: input ``mel`` (batch, 80, frames), outputs
     ``tap0`` .. ``tap5`` (batch, frames // 2, 384): the stem, each block, the final norm.
@@ -205,9 +215,16 @@ def encoder_model(weights: dict[str, np.ndarray], n_blocks: int = N_BLOCKS) -> A
 
     ``weights`` are CTranslate2's ``encoder/...`` variables (:func:`read_ct2`); attention
     is Whisper's pre-norm multi-head attention with CTranslate2's fused q/k/v projection.
+    The widths, head count and depth are read from ``weights`` (:func:`encoder_dims`), so
+    the same builder serves other Whisper sizes (``bench/eval_speech_encoder.py
+    --whisper-weights``); the shipped detector uses tiny.en.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
+
+    width, n_heads, total_blocks = encoder_dims(weights)
+    if not 0 <= n_blocks <= total_blocks:
+        raise ValueError(f"n_blocks must be 0..{total_blocks}, got {n_blocks}")
 
     inits: list[Any] = []
     nodes: list[Any] = []
@@ -242,10 +259,10 @@ def encoder_model(weights: dict[str, np.ndarray], n_blocks: int = N_BLOCKS) -> A
     const("inv_sqrt2", np.array(1 / np.sqrt(2), np.float32))
     const("half", np.array(0.5, np.float32))
     const("one", np.array(1.0, np.float32))
-    const("scale", np.array(1 / np.sqrt(WIDTH // N_HEADS), np.float32))
-    const("heads_shape", np.array([0, 0, N_HEADS, WIDTH // N_HEADS], np.int64))
-    const("merged_shape", np.array([0, 0, WIDTH], np.int64))
-    const("qkv_split", np.array([WIDTH] * 3, np.int64))
+    const("scale", np.array(1 / np.sqrt(width // n_heads), np.float32))
+    const("heads_shape", np.array([0, 0, n_heads, width // n_heads], np.int64))
+    const("merged_shape", np.array([0, 0, width], np.int64))
+    const("qkv_split", np.array([width] * 3, np.int64))
     const("zero", np.array([0], np.int64))
     const("one_i", np.array([1], np.int64))
     const("axis0", np.array([0], np.int64))
@@ -257,7 +274,6 @@ def encoder_model(weights: dict[str, np.ndarray], n_blocks: int = N_BLOCKS) -> A
     pos = node("Slice", [w("position_encodings/encodings"), "zero", length, "axis0"])
     x = node("Add", [x, pos])
     taps = [x]
-    n_taps(n_blocks)  # validates
     for i in range(n_blocks):
         p = f"layer_{i}/"
         h = norm(x, p + "self_attention/layer_norm")
@@ -274,14 +290,14 @@ def encoder_model(weights: dict[str, np.ndarray], n_blocks: int = N_BLOCKS) -> A
         h = norm(x, p + "ffn/layer_norm")
         x = node("Add", [x, linear(gelu(linear(h, p + "ffn/linear_0")), p + "ffn/linear_1")])
         taps.append(x)
-    if n_blocks == N_BLOCKS:
+    if n_blocks == total_blocks:
         taps.append(norm(x, "layer_norm"))
     for i, t in enumerate(taps):
         nodes.append(helper.make_node("Identity", [t], [f"tap{i}"]))
     graph = helper.make_graph(
         nodes, "whisper_tiny_en_encoder",
         [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["batch", N_MELS, "frames"])],
-        [helper.make_tensor_value_info(f"tap{i}", TensorProto.FLOAT, ["batch", "steps", WIDTH])
+        [helper.make_tensor_value_info(f"tap{i}", TensorProto.FLOAT, ["batch", "steps", width])
          for i in range(len(taps))],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
@@ -290,34 +306,40 @@ def encoder_model(weights: dict[str, np.ndarray], n_blocks: int = N_BLOCKS) -> A
     return model
 
 
-_SESSIONS: dict[int, SessionCache] = {}
+_SESSIONS: dict[tuple[int, Path | None], SessionCache] = {}
 
 
-def _sessions(n_blocks: int) -> SessionCache:
-    if n_blocks not in _SESSIONS:
-        _SESSIONS[n_blocks] = SessionCache(
-            lambda: bytes(encoder_model(read_ct2(weights_path()), n_blocks).SerializeToString()))
-    return _SESSIONS[n_blocks]
+def _sessions(n_blocks: int, weights_file: Path | None = None) -> SessionCache:
+    key = (n_blocks, weights_file)
+    if key not in _SESSIONS:
+        _SESSIONS[key] = SessionCache(
+            lambda: bytes(encoder_model(read_ct2(weights_file or weights_path()),
+                                        n_blocks).SerializeToString()))
+    return _SESSIONS[key]
 
 
-def encode(mel: np.ndarray, threads: int = 1, n_blocks: int = N_BLOCKS) -> list[np.ndarray]:
+def encode(mel: np.ndarray, threads: int = 1, n_blocks: int = N_BLOCKS,
+           weights_file: Path | None = None) -> list[np.ndarray]:
     """The :func:`n_taps` hidden sequences, each (frames // 2, 384), of one (80, frames)
-    log-mel (frames even, at most 3,000)."""
+    log-mel (frames even, at most 3,000); ``weights_file``: another Whisper checkpoint's
+    CTranslate2 ``model.bin`` (default: the shipped tiny.en)."""
     if mel.shape[1] > 2 * MAX_POSITIONS:
         raise ValueError(f"at most {2 * MAX_POSITIONS} mel frames (30 s), got {mel.shape[1]}")
-    outs = _sessions(n_blocks).get(threads).run(None, {"mel": mel[None].astype(np.float32)})
+    outs = _sessions(n_blocks, weights_file).get(threads).run(
+        None, {"mel": mel[None].astype(np.float32)})
     return [o[0] for o in outs]
 
 
 def taps_of(wave: np.ndarray, max_seconds: float = MAX_SECONDS,
-            threads: int = 1, n_blocks: int = N_BLOCKS) -> list[np.ndarray]:
+            threads: int = 1, n_blocks: int = N_BLOCKS,
+            weights_file: Path | None = None) -> list[np.ndarray]:
     """Encoder taps of the first ``max_seconds`` of a 16 kHz wave (peak-limited to 1)."""
     w = np.asarray(wave, np.float32)[: int(max_seconds * SAMPLE_RATE)]
     peak = float(np.max(np.abs(w))) if w.size else 0.0
     if peak > 1.0:
         w = w / peak
     mel = log_mel(w)
-    return encode(mel[:, : max(2, 2 * (mel.shape[1] // 2))], threads, n_blocks)
+    return encode(mel[:, : max(2, 2 * (mel.shape[1] // 2))], threads, n_blocks, weights_file)
 
 
 def tap_statistics(taps: list[np.ndarray]) -> np.ndarray:

@@ -51,7 +51,8 @@ DEFAULT_N_BLOCKS = 2
 def feature_matrices(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]],
                      cache_dir: Path, n_blocks: int = DEFAULT_N_BLOCKS,
                      threads: int = 2, frames_too: bool = False,
-                     head_tap: int | None = None) -> dict[str, np.ndarray]:
+                     head_tap: int | None = None,
+                     weights_file: Path | None = None) -> dict[str, np.ndarray]:
     """condition -> (n_files, n_features(n_blocks)) Whisper statistics of each wave after
     the detector's own preparation (:func:`~antifake.detectors.synthetic_speech.features.
     prepare`: silence trimmed, a fixed noise floor added, so that digital silence at the
@@ -63,26 +64,40 @@ def feature_matrices(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]]
     (:func:`~antifake.training.speech_whisper_head.fill_frame_cache`; of tap ``head_tap``,
     None: the last block kept) if it is missing, so training with the head runs the encoder
     once per file and condition, not twice.
+
+    ``weights_file``: another Whisper checkpoint (CTranslate2 ``model.bin``) for
+    comparisons (``bench/eval_speech_encoder.py --whisper-weights``); its caches are named
+    by the file's name and size, and it fills no frame cache.
     """
     from antifake.detectors.synthetic_speech.features import prepare
     from antifake.training import speech_whisper_head as swh
     from antifake.whisper_encoder import n_features, tap_statistics, taps_of
 
     key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
+    model_tag, n_feats = "", n_features(n_blocks)
+    if weights_file is not None:
+        from antifake.whisper_encoder import encoder_dims, read_ct2
+
+        width, _, total = encoder_dims(read_ct2(weights_file))
+        n_feats = (1 + n_blocks + (n_blocks == total)) * 2 * width  # as n_taps counts
+        model_tag = "-" + hashlib.sha1(
+            f"{weights_file.name}:{weights_file.stat().st_size}".encode()).hexdigest()[:8]
     cache_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, np.ndarray] = {}
     t0 = time.time()
     for cond, ws in waves.items():
-        path = cache_dir / f"speech-whisper-b{n_blocks}p-{key}-{cond}.npy"
+        path = cache_dir / f"speech-whisper{model_tag}-b{n_blocks}p-{key}-{cond}.npy"
         if path.exists():
             out[cond] = np.load(path)
-            if out[cond].shape == (len(ws), n_features(n_blocks)):
+            if out[cond].shape == (len(ws), n_feats):
                 continue
         frames_path = swh.frames_cache_path(kept, cache_dir, n_blocks, cond, head_tap)
-        keep_frames = frames_too and not swh.frame_cache_holds(frames_path, len(ws))
+        keep_frames = (frames_too and weights_file is None
+                       and not swh.frame_cache_holds(frames_path, len(ws)))
         rows, seqs = [], []
         for w in ws:
-            taps = taps_of(prepare(w), threads=threads, n_blocks=n_blocks)
+            taps = taps_of(prepare(w), threads=threads, n_blocks=n_blocks,
+                           weights_file=weights_file)
             rows.append(tap_statistics(taps))
             if keep_frames:
                 # float16: half the memory while listing

@@ -217,3 +217,32 @@ def test_cut_encoder_gives_the_first_columns_of_the_whole_one() -> None:
     assert we.n_features() == we.N_FEATURES
     with pytest.raises(ValueError, match="n_blocks"):
         we.n_taps(5)
+
+
+def test_feature_matrices_of_another_checkpoint_cache_apart_from_the_shipped_ones(
+        tmp_path: Path) -> None:
+    """``feature_matrices(weights_file=...)``: widths and depths of the other checkpoint
+    (here deeper than tiny.en's four blocks), caches named apart from tiny.en's, and a
+    second call served from the cache."""
+    from antifake.training.speech_whisper import feature_matrices
+
+    rng = np.random.default_rng(11)
+    _write_ct2(tmp_path / "model.bin",
+               _random_encoder_weights(rng, width=32, heads=2, blocks=5))
+    waves = {"original": [rng.standard_normal(n).astype(np.float32) * 0.1
+                          for n in (8000, 12000)]}
+    kept = ["a.wav", "b.wav"]
+    feats = feature_matrices(kept, waves, tmp_path / "cache", n_blocks=5,
+                             weights_file=tmp_path / "model.bin")
+    assert feats["original"].shape == (2, (1 + 5 + 1) * 2 * 32)  # stem, 5 blocks, norm
+    cut = feature_matrices(kept, waves, tmp_path / "cache", n_blocks=2,
+                           weights_file=tmp_path / "model.bin")
+    np.testing.assert_allclose(cut["original"], feats["original"][:, :3 * 2 * 32],
+                               rtol=1e-5, atol=1e-5)
+    names = sorted(p.name for p in (tmp_path / "cache").glob("*.npy"))
+    assert len(names) == 2 and all(n.startswith("speech-whisper-") for n in names)
+    assert not any(n.startswith("speech-whisper-b") for n in names)  # not tiny.en's names
+    again = feature_matrices(kept, {"original": [np.zeros(1, np.float32)] * 2},
+                             tmp_path / "cache", n_blocks=5,
+                             weights_file=tmp_path / "model.bin")
+    np.testing.assert_array_equal(again["original"], feats["original"])  # from the cache

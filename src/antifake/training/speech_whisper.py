@@ -74,8 +74,9 @@ def feature_matrices(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]]
     from antifake.whisper_encoder import n_features, tap_statistics, taps_of
 
     key = hashlib.sha1("\n".join(kept).encode()).hexdigest()[:12]
-    model_tag, n_feats = "", n_features(n_blocks)
-    if weights_file is not None:
+    if weights_file is None:
+        model_tag, n_feats = "", n_features(n_blocks)
+    else:
         from antifake.whisper_encoder import encoder_dims, read_ct2
 
         width, _, total = encoder_dims(read_ct2(weights_file))

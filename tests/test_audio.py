@@ -1016,6 +1016,27 @@ def test_packaging_a_reused_cnn_keeps_its_version(tmp_path: Path) -> None:
         (first / "synthetic_speech.onnx").read_bytes()
 
 
+def test_reused_held_out_scores_may_come_gzip_compressed(tmp_path: Path) -> None:
+    """``--reuse-oof run.json.gz`` (the form kept in data/speech-oof/) is read as the plain
+    json is: the same held-out scores, no fold retrained; a corrupt file is refused."""
+    import gzip
+
+    pytest.importorskip("torch")
+    from antifake.training.speech_model import run_speech_pipeline
+
+    manifest, root, cache, _, cfg, result = _packaged_toy_run(tmp_path)
+    packed = tmp_path / "run.json.gz"
+    packed.write_bytes(gzip.compress((tmp_path / "run.json").read_bytes()))
+    again = run_speech_pipeline([manifest], root, cache, None, folds=2, cfg=cfg, workers=1,
+                                reuse_oof=packed)
+    assert again["oof"] == result["oof"]
+    assert again["evaluation"]["conditions"] == result["evaluation"]["conditions"]
+    packed.write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="not a readable run json"):
+        run_speech_pipeline([manifest], root, cache, None, folds=2, cfg=cfg, workers=1,
+                            reuse_oof=packed)
+
+
 def test_reused_held_out_scores_follow_a_corrected_label(tmp_path: Path) -> None:
     """A relabelled file moves to its new label's folder; scripts/rename_run_files.py
     carries the run's held-out scores over to the new path, and reusing them evaluates and

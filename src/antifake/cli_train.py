@@ -60,7 +60,9 @@ def _speech_whisper_options(func: Any) -> Any:
                           "with the same files, folds and epochs; its CNN held-out scores "
                           "are reused instead of training the folds again. With "
                           "--speech-cnn (that run's final CNN), the manifests may add files "
-                          "from new sources: that CNN, which never saw them, scores them."),
+                          "from new sources: that CNN, which never saw them, scores them. "
+                          "A name ending in .gz is read gzip-compressed "
+                          "(data/speech-oof/)."),
     ]
     for option in reversed(options):
         func = option(func)

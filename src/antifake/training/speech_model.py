@@ -644,6 +644,20 @@ def _check_cnn(path: Path, n_families: int, n_bands: int) -> None:
         raise ValueError(f"{path} names {fam.shape[1]} families, these files {n_families}")
 
 
+def read_json(path: Path) -> Any:
+    """A run's json (``--json-out``), gzip-compressed when its name ends in ``.gz`` (as the
+    held-out CNN scores kept under ``data/speech-oof/`` are)."""
+    import gzip
+
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                return json.load(fh)
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable run json: {exc}") from exc
+
+
 def write_json(obj: Any, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=1, default=float) + "\n", "utf-8")
 
@@ -729,8 +743,7 @@ def run_speech_pipeline(manifests: Sequence[Path], media_root: Path, cache_dir: 
     threshold = authentic = None
     final_model: Any = None
     if evaluate:
-        previous: dict[str, Any] | None = (json.loads(reuse_oof.read_text())
-                                           if reuse_oof else None)
+        previous: dict[str, Any] | None = read_json(reuse_oof) if reuse_oof else None
         if previous is not None and (previous.get("config") != config_dict(cfg)
                                      or previous.get("folds") != folds):
             raise ValueError(f"{reuse_oof} was made with another config or folds")

@@ -29,28 +29,23 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from antifake.training.audio import build_wave_cache, load_audio_items, load_wave_cache
-from antifake.training.metrics import roc_auc
+from antifake.training.metrics import roc_auc, tpr_at_fpr
 from antifake.training.probe import LinearProbe, balanced_weights, fit_probe
 
 
 def load(manifests: list[Path], media_root: Path, cache_dir: Path,
-         conditions: list[str]) -> tuple[list, list[str], dict[str, object]]:
+         conditions: list[str]) -> tuple[list, list[str], dict[str, Sequence[np.ndarray]]]:
     """(items, kept paths, condition -> waves) of the listed files that decode."""
     items = load_audio_items(manifests, media_root)
     kept, waves = load_wave_cache(build_wave_cache(items, cache_dir / "speech-waves"))
     by_path = {str(it.path): it for it in items}
     return [by_path[k] for k in kept], kept, {c: waves[c] for c in conditions}
-
-
-def tpr_at_real_fpr(scores: np.ndarray, y: np.ndarray, fpr: float = 0.05) -> float:
-    """Share of synthetic files above the line that flags ``fpr`` of the real ones."""
-    line = float(np.quantile(scores[~y], 1 - fpr))
-    return float((scores[y] > line).mean())
 
 
 def main() -> None:
@@ -72,9 +67,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from antifake.training.speech_whisper import feature_matrices
-    from antifake.whisper_encoder import WIDTH, encoder_dims, read_ct2
+    from antifake.whisper_encoder import WIDTH, checkpoint_dims
 
-    base_width = encoder_dims(read_ct2(args.base_weights))[0]
+    base_width = checkpoint_dims(args.base_weights)[0]
     tr_items, tr_kept, tr_waves = load(args.train, args.media_root, args.cache_dir,
                                        args.conditions)
     un_items, un_kept, un_waves = load(args.unseen, args.media_root, args.cache_dir,
@@ -145,7 +140,7 @@ def main() -> None:
             for m in manifests:
                 k = un_manifest == m
                 per.append(roc_auc(yun[k], s[k]))
-            row = {"auc": roc_auc(yun, s), "tpr": tpr_at_real_fpr(s, yun),
+            row = {"auc": roc_auc(yun, s), "tpr": tpr_at_fpr(yun, s, 0.05),
                    "l2": l2, "oof_auc_by_l2": oof_auc, "features": n_cols,
                    "per_manifest": dict(zip(manifests, per, strict=True))}
             report[f"{name}|{c}"] = row

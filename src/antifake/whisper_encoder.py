@@ -183,17 +183,18 @@ def log_mel(wave: np.ndarray, pad_to: int | None = None) -> np.ndarray:
     return ((logs + 4.0) / 4.0).T.astype(np.float32)
 
 
-def n_features(n_blocks: int = N_BLOCKS) -> int:
-    """Length of :func:`clip_features` for an encoder cut after ``n_blocks`` blocks."""
-    return n_taps(n_blocks) * 2 * WIDTH
+def n_features(n_blocks: int = N_BLOCKS, width: int = WIDTH, total: int = N_BLOCKS) -> int:
+    """Length of :func:`clip_features` for an encoder cut after ``n_blocks`` blocks (of
+    another checkpoint: its ``width`` and ``total`` blocks, :func:`checkpoint_dims`)."""
+    return n_taps(n_blocks, total) * 2 * width
 
 
-def n_taps(n_blocks: int = N_BLOCKS) -> int:
-    """Taps of an encoder cut after ``n_blocks`` blocks: the stem, each block kept and,
-    for the whole encoder only, the final layer norm."""
-    if not 0 <= n_blocks <= N_BLOCKS:
-        raise ValueError(f"n_blocks must be 0..{N_BLOCKS}, got {n_blocks}")
-    return 1 + n_blocks + (n_blocks == N_BLOCKS)
+def n_taps(n_blocks: int = N_BLOCKS, total: int = N_BLOCKS) -> int:
+    """Taps of an encoder of ``total`` blocks cut after ``n_blocks``: the stem, each block
+    kept and, for the whole encoder only, the final layer norm."""
+    if not 0 <= n_blocks <= total:
+        raise ValueError(f"n_blocks must be 0..{total}, got {n_blocks}")
+    return 1 + n_blocks + (n_blocks == total)
 
 
 def encoder_dims(weights: dict[str, np.ndarray]) -> tuple[int, int, int]:
@@ -204,6 +205,12 @@ def encoder_dims(weights: dict[str, np.ndarray]) -> tuple[int, int, int]:
     blocks = sum(1 for k in weights if k.startswith("encoder/layer_")
                  and k.endswith("/ffn/layer_norm/gamma"))
     return width, heads, blocks
+
+
+@lru_cache(maxsize=4)
+def checkpoint_dims(path: Path) -> tuple[int, int, int]:
+    """:func:`encoder_dims` of the checkpoint at ``path``, read once per process."""
+    return encoder_dims(read_ct2(path))
 
 
 def encoder_model(weights: dict[str, np.ndarray], n_blocks: int = N_BLOCKS) -> Any:
@@ -223,8 +230,7 @@ def encoder_model(weights: dict[str, np.ndarray], n_blocks: int = N_BLOCKS) -> A
     from onnx import TensorProto, helper, numpy_helper
 
     width, n_heads, total_blocks = encoder_dims(weights)
-    if not 0 <= n_blocks <= total_blocks:
-        raise ValueError(f"n_blocks must be 0..{total_blocks}, got {n_blocks}")
+    n_taps(n_blocks, total_blocks)  # validates
 
     inits: list[Any] = []
     nodes: list[Any] = []

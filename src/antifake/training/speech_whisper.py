@@ -77,10 +77,10 @@ def feature_matrices(kept: Sequence[str], waves: dict[str, Sequence[np.ndarray]]
     if weights_file is None:
         model_tag, n_feats = "", n_features(n_blocks)
     else:
-        from antifake.whisper_encoder import encoder_dims, read_ct2
+        from antifake.whisper_encoder import checkpoint_dims
 
-        width, _, total = encoder_dims(read_ct2(weights_file))
-        n_feats = (1 + n_blocks + (n_blocks == total)) * 2 * width  # as n_taps counts
+        width, _, total = checkpoint_dims(weights_file)
+        n_feats = n_features(n_blocks, width, total)
         model_tag = "-" + hashlib.sha1(
             f"{weights_file.name}:{weights_file.stat().st_size}".encode()).hexdigest()[:8]
     cache_dir.mkdir(parents=True, exist_ok=True)
